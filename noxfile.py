@@ -1,0 +1,70 @@
+"""Sessions for developers and CI: ``nox -s tests``, ``lint``, ``typecheck``, ``serve``.
+
+Every session installs what it needs into its own virtualenv; ``tests`` and
+``serve`` also start a local Elasticsearch through the project's CLI unless
+``TRIO_BOOKS_ES_URLS`` points at one. Arguments after ``--`` go to the tool
+(pytest for ``tests``), for example ``nox -s tests -- -k search``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import nox
+
+nox.needs_version = ">=2024.4"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+# The test session's node runs apart from a developer's usual 9200.
+TEST_ES_PORT = 9250
+SERVE_ES_PORT = 9200
+
+
+def install(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+
+
+@contextmanager
+def elasticsearch(session: nox.Session, port: int) -> Iterator[str]:
+    """The Elasticsearch URLs to use: ``TRIO_BOOKS_ES_URLS``, or a local node we start and stop."""
+    if configured := os.environ.get("TRIO_BOOKS_ES_URLS"):
+        session.log(f"using TRIO_BOOKS_ES_URLS={configured}")
+        yield configured
+        return
+    cli = ["python", "-m", "trio_books", "es"]
+    status = session.run(*cli, "status", "--port", str(port), success_codes=[0, 1], silent=True)
+    already_running = isinstance(status, str) and "not running" not in status
+    session.run(*cli, "start", "--port", str(port))
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if not already_running:
+            session.run(*cli, "stop", "--port", str(port))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite against a real Elasticsearch."""
+    install(session)
+    with elasticsearch(session, TEST_ES_PORT) as urls:
+        session.run("pytest", *session.posargs, env={"TRIO_BOOKS_ES_URLS": urls})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint rules (with the async checks) and formatting."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".", *session.posargs)
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package and this noxfile."""
+    install(session)
+    session.run("mypy", "--strict", "trio_books", *session.posargs)
+    session.run("mypy", "--strict", "noxfile.py")

@@ -1,0 +1,84 @@
+"""Shared fixtures.
+
+Testing policy (after trio-websocket's): everything on loopback; servers bind
+port 0 and report their address through ``nursery.start``; every async test
+runs under a deadline; tests of search behaviour use the real Elasticsearch of
+the test session, each in indices named for that test alone, deleted after it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import trio
+
+from trio_books.es import local
+from trio_books.es.client import Elasticsearch, open_http_client
+
+# The port of the test session's own node, apart from a developer's 9200.
+TEST_ES_PORT = 9250
+TEST_DEADLINE = 120.0
+
+
+@pytest.fixture(scope="session")
+def es_url() -> Iterator[str]:
+    """The Elasticsearch of this test session: ``TRIO_BOOKS_ES_URLS``, else one we start."""
+    if configured := os.environ.get("TRIO_BOOKS_ES_URLS"):
+        yield configured.split(",")[0].strip().rstrip("/")
+        return
+    layout = local.NodeLayout(local.default_cache_dir(), port=TEST_ES_PORT)
+    already_running = trio.run(local.probe, layout.url) is local.PortState.ELASTICSEARCH
+    url = trio.run(local.start, layout)
+    yield url
+    if not already_running:
+        trio.run(local.stop, layout)
+
+
+@pytest.fixture
+async def es(es_url: str) -> AsyncIterator[Elasticsearch]:
+    async with open_http_client(timeout=30, max_connections=16) as http:
+        yield Elasticsearch(http, [es_url])
+
+
+@pytest.fixture
+async def index_name(request: pytest.FixtureRequest, es: Elasticsearch) -> AsyncIterator[str]:
+    """A name no other test uses; every index starting with it is deleted afterwards."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
+    name = f"test-{slug}-{uuid.uuid4().hex[:8]}"
+    yield name
+    with trio.CancelScope(shield=True):
+        found = await es.request(
+            "GET", f"/{name}*", params={"expand_wildcards": "all", "filter_path": "*.settings"}
+        )
+        for index in found or {}:
+            await es.delete_index(index)
+
+
+@pytest.fixture
+async def deadline(nursery: trio.Nursery) -> None:
+    """Fail the test if it runs longer than ``TEST_DEADLINE`` seconds."""
+
+    async def watchdog() -> None:
+        await trio.sleep(TEST_DEADLINE)
+        raise TimeoutError(f"test ran longer than its {TEST_DEADLINE:.0f} s deadline")
+
+    nursery.start_soon(watchdog)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every async test gets the deadline, except those on a virtual clock,
+    # where a watchdog's sleep would be jumped over at once.
+    for item in items:
+        function = getattr(item, "function", None)
+        fixtures: list[str] = getattr(item, "fixturenames", [])
+        if (
+            inspect.iscoroutinefunction(function)
+            and "autojump_clock" not in fixtures
+            and "deadline" not in fixtures
+        ):
+            fixtures.append("deadline")

@@ -1,0 +1,53 @@
+"""The book index: its settings, its mapping, and the document a book becomes.
+
+Only core Elasticsearch features are used (the standard analyser, keyword,
+nested, numeric types): the local test distribution has no ``analysis-common``,
+so there is no lowercase normaliser; the sort key for titles is computed here
+instead (``title_sort``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BOOK_MAPPING: dict[str, Any] = {
+    "dynamic": "strict",
+    "properties": {
+        "book_id": {"type": "long"},
+        "title": {"type": "text"},
+        "original_title": {"type": "text"},
+        "title_sort": {"type": "keyword"},
+        "isbn": {"type": "keyword"},
+        "isbn13": {"type": "keyword"},
+        "authors": {
+            "type": "nested",
+            "properties": {"name": {"type": "text"}},
+        },
+        "tags": {
+            "type": "nested",
+            "properties": {
+                "title": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
+                # Slugs are exact keywords: "between-film" never matches "film".
+                "slug": {"type": "keyword"},
+            },
+        },
+        "original_publication_year": {"type": "integer"},
+        "language_code": {"type": "keyword"},
+        "average_rating": {"type": "float"},
+        "ratings_count": {"type": "long"},
+        "small_image_url": {"type": "keyword", "index": False},
+    },
+}
+
+
+def index_body(*, shards: int = 1, replicas: int = 0) -> dict[str, Any]:
+    """The body of ``PUT /<index>`` for a books index."""
+    return {
+        "settings": {"number_of_shards": shards, "number_of_replicas": replicas},
+        "mappings": BOOK_MAPPING,
+    }
+
+
+def title_sort_key(title: str) -> str:
+    """A case- and space-insensitive sort key for a title."""
+    return " ".join(title.casefold().split())[:256]

@@ -1,0 +1,98 @@
+"""Every error trio_books raises on purpose, each knowing the HTTP status it maps to.
+
+Hierarchy::
+
+    TrioBooksError                      500  base class
+    ├── InvalidParameter                422  a request parameter breaks a rule
+    ├── NotFound                        404  an unknown book or route
+    ├── CorsRefused                     403  a preflight from an origin not allowed
+    ├── ElasticsearchError              502  Elasticsearch answered, but not as expected
+    │   └── IndexMissing                503  the index (or alias) does not exist yet
+    ├── ElasticsearchUnavailable        503  Elasticsearch could not be reached in time
+    ├── ResponseShapeError              502  an Elasticsearch answer did not parse
+    └── UsageError                      (CLI exit code 2) bad command-line use or environment
+        └── LocalElasticsearchError     the local Elasticsearch could not be provisioned
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One broken rule: which field, which rule, and a sentence for people."""
+
+    field: str
+    rule: str
+    message: str
+
+
+class TrioBooksError(Exception):
+    """Base class; ``status`` is the HTTP status and ``code`` a stable machine-readable name."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error asks for."""
+        return {}
+
+
+class InvalidParameter(TrioBooksError):
+    status = 422
+    code = "invalid_parameter"
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+class NotFound(TrioBooksError):
+    status = 404
+    code = "not_found"
+
+
+class CorsRefused(TrioBooksError):
+    status = 403
+    code = "cors_refused"
+
+
+class ElasticsearchError(TrioBooksError):
+    status = 502
+    code = "elasticsearch_error"
+
+
+class IndexMissing(ElasticsearchError):
+    status = 503
+    code = "index_missing"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
+
+class ElasticsearchUnavailable(TrioBooksError):
+    status = 503
+    code = "elasticsearch_unavailable"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
+
+class ResponseShapeError(TrioBooksError):
+    status = 502
+    code = "bad_elasticsearch_response"
+
+
+class UsageError(TrioBooksError):
+    """A command-line problem: printed as one line, exit code 2."""
+
+    code = "usage"
+
+
+class LocalElasticsearchError(UsageError):
+    code = "local_elasticsearch"

@@ -1,0 +1,157 @@
+"""The Elasticsearch calls trio_books makes, over one shared ``httpx.AsyncClient``.
+
+This module is loop-neutral: httpx runs on Trio and on asyncio alike, so the
+Trio build, the asyncio build and the loader all call Elasticsearch through it.
+It owns no client: whoever serves owns the ``httpx.AsyncClient`` (one per app
+lifetime) and hands it in. Failures become the errors of
+:mod:`trio_books.errors`, each with its HTTP status.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from trio_books.errors import ElasticsearchError, ElasticsearchUnavailable, IndexMissing
+
+JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
+NDJSON_HEADERS = {"content-type": "application/x-ndjson", "accept": "application/json"}
+
+
+def http_limits(max_connections: int) -> httpx.Limits:
+    """Connection limits for the shared client.
+
+    ``max_keepalive_connections`` equals ``max_connections``: a smaller value
+    makes httpcore close and reopen connections under fan-out load.
+    """
+    return httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=30.0,
+    )
+
+
+def http_timeout(seconds: float) -> httpx.Timeout:
+    return httpx.Timeout(seconds)
+
+
+def open_http_client(
+    *,
+    timeout: float,
+    max_connections: int,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """The one ``httpx.AsyncClient`` of an app's lifetime (use it with ``async with``)."""
+    return httpx.AsyncClient(
+        timeout=http_timeout(timeout),
+        limits=http_limits(max_connections),
+        transport=transport,
+    )
+
+
+class Elasticsearch:
+    """Calls to an Elasticsearch cluster through a client someone else owns.
+
+    Args:
+        http: the shared client.
+        urls: node URLs; requests rotate over them.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, urls: Sequence[str]) -> None:
+        if not urls:
+            raise ValueError("at least one Elasticsearch URL is needed")
+        self.http = http
+        self.urls = list(urls)
+        self._next_url = itertools.cycle(self.urls)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        content: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] = JSON_HEADERS,
+        allow_404: bool = False,
+    ) -> Any:
+        """One call; returns the decoded JSON answer (``None`` for an allowed 404)."""
+        url = f"{next(self._next_url)}{path}"
+        if body is not None:
+            content = orjson.dumps(body)
+        try:
+            response = await self.http.request(
+                method, url, content=content, params=params, headers=headers
+            )
+        except httpx.TimeoutException as error:
+            raise ElasticsearchUnavailable(
+                f"Elasticsearch did not answer in time ({type(error).__name__})"
+            ) from error
+        except httpx.TransportError as error:
+            raise ElasticsearchUnavailable(
+                f"Elasticsearch is unreachable ({type(error).__name__})"
+            ) from error
+        if response.status_code == 404 and allow_404:
+            return None
+        if response.status_code >= 400:
+            raise error_from_response(response.status_code, response.content)
+        return orjson.loads(response.content) if response.content else None
+
+    async def search(self, index: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("POST", f"/{index}/_search", body=body)
+        return result
+
+    async def get_source(self, index: str, doc_id: str) -> dict[str, Any] | None:
+        found = await self.request("GET", f"/{index}/_doc/{doc_id}", allow_404=True)
+        if found is None or not found.get("found"):
+            return None
+        source: dict[str, Any] = found["_source"]
+        return source
+
+    async def create_index(self, index: str, body: Mapping[str, Any]) -> None:
+        await self.request("PUT", f"/{index}", body=body)
+
+    async def index_exists(self, index: str) -> bool:
+        try:
+            response = await self.http.head(f"{self.urls[0]}/{index}")
+        except httpx.TransportError as error:
+            raise ElasticsearchUnavailable(
+                f"Elasticsearch is unreachable ({type(error).__name__})"
+            ) from error
+        return response.status_code == 200
+
+    async def delete_index(self, index: str) -> None:
+        await self.request("DELETE", f"/{index}", allow_404=True)
+
+    async def refresh(self, index: str) -> None:
+        await self.request("POST", f"/{index}/_refresh")
+
+    async def bulk(self, body: bytes, *, refresh: bool = False) -> dict[str, Any]:
+        params = {"refresh": "true"} if refresh else None
+        result: dict[str, Any] = await self.request(
+            "POST", "/_bulk", content=body, params=params, headers=NDJSON_HEADERS
+        )
+        return result
+
+    async def cluster_health(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", "/_cluster/health")
+        return result
+
+
+def error_from_response(status: int, content: bytes) -> ElasticsearchError:
+    """Turn an Elasticsearch error answer into our error."""
+    error_type, reason = "unknown", content[:200].decode(errors="replace")
+    try:
+        decoded = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        decoded = None
+    if isinstance(decoded, dict) and isinstance(decoded.get("error"), dict):
+        error_type = str(decoded["error"].get("type", error_type))
+        reason = str(decoded["error"].get("reason", reason))
+    if error_type == "index_not_found_exception":
+        return IndexMissing(f"the index does not exist yet: {reason}")
+    return ElasticsearchError(f"Elasticsearch answered {status} ({error_type}): {reason}")

@@ -1,0 +1,428 @@
+"""A real Elasticsearch on this machine, provisioned by the project itself.
+
+The distribution is the one Elastic publishes to Maven Central for test
+clusters (``org.elasticsearch.distribution.integ-test-zip:elasticsearch``),
+fetched once with ``mvn`` into a cache folder, unpacked once, and started bound
+to 127.0.0.1 with single-node discovery, a 512 MB heap and security off.
+
+That distribution carries only the core server (no ``analysis-common``, no
+painless, no reindex, no ``GET /`` route on 8.9+), so readiness is read from
+``/_cluster/health`` and the book mapping uses only core features.
+
+Elasticsearch refuses to run as root: when we are root, the server runs as a
+dedicated system user, created once.
+
+The server outlives the command that starts it (``es start`` returns, the node
+keeps serving), so it is started with the launcher's own ``-d``; everything that
+waits on it (the download, the launcher, health polling) is awaited inside
+Trio with a deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import httpx
+import trio
+
+from trio_books.errors import LocalElasticsearchError
+from trio_books.es.distribution import ARTIFACT_ID, Say, download, say_to_stderr, unpack
+from trio_books.es.java import find_java_home
+
+DEFAULT_VERSION = "8.19.21"
+DEFAULT_PORT = 9200
+ES_USER = "trio-books-es"
+HEAP = "512m"
+START_TIMEOUT = 180.0
+STOP_TIMEOUT = 60.0
+
+
+def default_cache_dir() -> Path:
+    """``TRIO_BOOKS_CACHE_DIR``, else the user's cache directory.
+
+    For root that is ``/var/cache/trio_books``: root's home is closed to other
+    users, and the server runs as its own user.
+    """
+    if configured := os.environ.get("TRIO_BOOKS_CACHE_DIR"):
+        return Path(configured).expanduser().resolve()
+    if os.geteuid() == 0:
+        return Path("/var/cache/trio_books")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "trio_books"
+
+
+@dataclass(frozen=True)
+class NodeLayout:
+    """Where one local node's distribution, data, logs and pid file live."""
+
+    cache_dir: Path
+    version: str = DEFAULT_VERSION
+    port: int = DEFAULT_PORT
+
+    @property
+    def dist_dir(self) -> Path:
+        return self.cache_dir / "dist"
+
+    @property
+    def dist_zip(self) -> Path:
+        return self.dist_dir / f"{ARTIFACT_ID}-{self.version}.zip"
+
+    @property
+    def dist_home(self) -> Path:
+        return self.dist_dir / f"{ARTIFACT_ID}-{self.version}"
+
+    @property
+    def node_dir(self) -> Path:
+        return self.cache_dir / "nodes" / str(self.port)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.node_dir / "data"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.node_dir / "logs"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.node_dir / "config"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.node_dir / "elasticsearch.pid"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def server_log(self) -> Path:
+        return self.logs_dir / "trio-books.log"
+
+
+# ---------------------------------------------------------------- the server's user
+
+
+@dataclass(frozen=True)
+class Owner:
+    uid: int
+    gid: int
+    name: str
+
+
+def server_owner() -> Owner | None:
+    """The user the server runs as: ``None`` (ourselves) unless we are root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(ES_USER)
+    except KeyError:
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        done = subprocess.run(
+            [
+                useradd,
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                ES_USER,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise LocalElasticsearchError(
+                f"cannot create the system user {ES_USER} to run Elasticsearch: {done.stderr.strip()}"
+            ) from None
+        entry = pwd.getpwnam(ES_USER)
+    return Owner(entry.pw_uid, entry.pw_gid, entry.pw_name)
+
+
+def _check_reachable(path: Path) -> None:
+    """The server's user must be able to walk down to *path*."""
+    for parent in [*reversed(path.parents), path]:
+        if parent.exists() and not parent.stat().st_mode & stat.S_IXOTH:
+            raise LocalElasticsearchError(
+                f"{parent} is closed to other users, so Elasticsearch (user {ES_USER}) cannot "
+                "reach its files: set TRIO_BOOKS_CACHE_DIR to a folder outside it"
+            )
+
+
+def _chown_tree(root: Path, owner: Owner) -> None:
+    for folder, dirs, files in os.walk(root):
+        os.chown(folder, owner.uid, owner.gid)
+        for name in dirs + files:
+            os.chown(os.path.join(folder, name), owner.uid, owner.gid, follow_symlinks=False)
+
+
+def prepare_node(layout: NodeLayout, owner: Owner | None) -> None:
+    """Create the node's folders and its own copy of the configuration."""
+    for folder in (layout.data_dir, layout.logs_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    if not layout.config_dir.exists():
+        shutil.copytree(layout.dist_home / "config", layout.config_dir)
+    if owner is not None:
+        for folder in (layout.cache_dir, layout.dist_dir, layout.node_dir.parent):
+            folder.chmod(0o755)
+        _check_reachable(layout.dist_home)
+        _chown_tree(layout.node_dir, owner)
+
+
+# ---------------------------------------------------------------- probing
+
+
+class PortState(Enum):
+    FREE = "free"
+    ELASTICSEARCH = "elasticsearch"
+    OTHER = "other"
+
+
+async def probe(url: str, http_timeout: float = 2.0) -> PortState:
+    """What answers at *url*: nothing, Elasticsearch, or something else."""
+    try:
+        async with httpx.AsyncClient(timeout=http_timeout) as client:
+            response = await client.get(f"{url}/_cluster/health")
+    except httpx.ConnectError:
+        return PortState.FREE
+    except httpx.HTTPError:
+        return PortState.OTHER
+    try:
+        body = response.json()
+    except ValueError:
+        return PortState.OTHER
+    if isinstance(body, dict) and "cluster_name" in body and "status" in body:
+        return PortState.ELASTICSEARCH
+    return PortState.OTHER
+
+
+async def cluster_health(url: str, http_timeout: float = 2.0) -> dict[str, object]:
+    async with httpx.AsyncClient(timeout=http_timeout) as client:
+        response = await client.get(f"{url}/_cluster/health")
+        response.raise_for_status()
+        body: dict[str, object] = response.json()
+        return body
+
+
+async def server_version(url: str, http_timeout: float = 2.0) -> str:
+    """The version of the node at *url* (there is no ``GET /`` on this distribution)."""
+    async with httpx.AsyncClient(timeout=http_timeout) as client:
+        response = await client.get(
+            f"{url}/_nodes/_local", params={"filter_path": "nodes.*.version"}
+        )
+        response.raise_for_status()
+        nodes = response.json().get("nodes", {})
+    versions = {node.get("version", "?") for node in nodes.values()}
+    return ", ".join(sorted(versions)) or "?"
+
+
+def read_pid(layout: NodeLayout) -> int | None:
+    """The pid in the node's pid file, if that process still runs."""
+    try:
+        pid = int(layout.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def log_tail(layout: NodeLayout, lines: int = 20) -> str:
+    for path in (layout.server_log(), layout.logs_dir / "console.log"):
+        if path.exists():
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return "(no server log was written)"
+
+
+# ---------------------------------------------------------------- start and stop
+
+
+def server_command(layout: NodeLayout) -> list[str]:
+    settings = {
+        "cluster.name": "trio-books",
+        "node.name": f"trio-books-{layout.port}",
+        "discovery.type": "single-node",
+        "network.host": "127.0.0.1",
+        "http.port": str(layout.port),
+        "xpack.security.enabled": "false",
+        "cluster.routing.allocation.disk.threshold_enabled": "false",
+        "path.data": str(layout.data_dir),
+        "path.logs": str(layout.logs_dir),
+    }
+    return [
+        str(layout.dist_home / "bin" / "elasticsearch"),
+        "-d",
+        "-p",
+        str(layout.pid_file),
+        *(f"-E{key}={value}" for key, value in settings.items()),
+    ]
+
+
+def server_environment(layout: NodeLayout, java_home: Path) -> dict[str, str]:
+    env = {
+        key: value for key, value in os.environ.items() if key in {"PATH", "LANG", "LC_ALL", "TZ"}
+    }
+    env.update(
+        ES_JAVA_HOME=str(java_home),
+        ES_PATH_CONF=str(layout.config_dir),
+        ES_JAVA_OPTS=f"-Xms{HEAP} -Xmx{HEAP}",
+        HOME=str(layout.node_dir),
+    )
+    return env
+
+
+async def _wait_healthy(layout: NodeLayout, pid_required: bool) -> None:
+    while True:
+        if pid_required and read_pid(layout) is None and layout.pid_file.exists():
+            raise LocalElasticsearchError(
+                f"Elasticsearch on port {layout.port} exited while starting; last log lines:\n"
+                + log_tail(layout)
+            )
+        try:
+            health = await cluster_health(layout.url)
+        except httpx.HTTPError:
+            health = {}
+        if health.get("status") in {"yellow", "green"}:
+            return
+        await trio.sleep(0.5)
+
+
+async def start(
+    layout: NodeLayout,
+    *,
+    say: Say = say_to_stderr,
+    health_wait: float = START_TIMEOUT,
+) -> str:
+    """Make sure an Elasticsearch answers at ``layout.url``; return that URL.
+
+    Downloads and unpacks the distribution on first use. Returns at once when an
+    Elasticsearch already answers there.
+
+    Raises:
+        LocalElasticsearchError: Java or Maven missing, port taken by something
+            else, download failed, or the server did not become healthy in time.
+    """
+    state = await probe(layout.url)
+    if state is PortState.ELASTICSEARCH:
+        say(f"Elasticsearch already answers at {layout.url}")
+        return layout.url
+    if state is PortState.OTHER:
+        raise LocalElasticsearchError(
+            f"port {layout.port} is taken by something that is not Elasticsearch"
+        )
+    java_home = find_java_home()
+    await download(layout, say)
+    await trio.to_thread.run_sync(unpack, layout)
+    owner = server_owner()
+    prepare_node(layout, owner)
+    layout.pid_file.unlink(missing_ok=True)
+    say(f"starting Elasticsearch {layout.version} on {layout.url} (Java: {java_home})")
+    started = trio.current_time()
+    with trio.move_on_after(health_wait) as scope:
+        # The launcher (-d) returns once the node has started, leaving the
+        # server running on its own; then we wait for the cluster to be usable.
+        launched = await trio.run_process(
+            server_command(layout),
+            env=server_environment(layout, java_home),
+            cwd=str(layout.node_dir),
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+            user=owner.uid if owner else None,
+            group=owner.gid if owner else None,
+            extra_groups=[] if owner else None,
+        )
+        if launched.returncode != 0:
+            output = (launched.stdout + launched.stderr).decode(errors="replace").strip()
+            raise LocalElasticsearchError(
+                f"Elasticsearch on port {layout.port} failed to start (exit {launched.returncode}); "
+                "last lines:\n" + ("\n".join(output.splitlines()[-20:]) or log_tail(layout))
+            )
+        await _wait_healthy(layout, pid_required=True)
+    if scope.cancelled_caught:
+        raise LocalElasticsearchError(
+            f"Elasticsearch on port {layout.port} was not healthy after {health_wait:.0f} s; "
+            "last log lines:\n" + log_tail(layout)
+        )
+    say(f"Elasticsearch is up at {layout.url} after {trio.current_time() - started:.1f} s")
+    return layout.url
+
+
+async def stop(layout: NodeLayout, *, say: Say = say_to_stderr) -> bool:
+    """Stop the node this project started on ``layout.port`` and wait for it to exit.
+
+    Returns False when no such node was running.
+    """
+    pid = read_pid(layout)
+    if pid is None:
+        layout.pid_file.unlink(missing_ok=True)
+        return False
+    say(f"stopping Elasticsearch on port {layout.port} (pid {pid})")
+    os.kill(pid, signal.SIGTERM)
+    with trio.move_on_after(STOP_TIMEOUT):
+        await _wait_exit(pid)
+    if _alive(pid):
+        say(f"Elasticsearch (pid {pid}) ignored SIGTERM for {STOP_TIMEOUT:.0f} s; killing it")
+        os.kill(pid, signal.SIGKILL)
+        await _wait_exit(pid)
+    layout.pid_file.unlink(missing_ok=True)
+    return True
+
+
+async def _wait_exit(pid: int) -> None:
+    # The server is not our child (its launcher daemonised it), so there is no
+    # exit event to wait on: poll, under the caller's deadline.
+    while _alive(pid):  # noqa: ASYNC110
+        await trio.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wipe(layout: NodeLayout) -> None:
+    """Delete the node's data and logs; refuses while it runs."""
+    if read_pid(layout) is not None:
+        raise LocalElasticsearchError(
+            f"Elasticsearch on port {layout.port} is running: stop it first (es stop)"
+        )
+    shutil.rmtree(layout.node_dir, ignore_errors=True)
+
+
+async def serve_local_elasticsearch(
+    layout: NodeLayout,
+    *,
+    say: Say = say_to_stderr,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a local node for as long as this task lives; report its URL once healthy.
+
+    Start it with ``url = await nursery.start(serve_local_elasticsearch, layout)``.
+    A node that was already running is left running on exit; one we started is
+    stopped, even when the surrounding nursery is being cancelled.
+    """
+    already = await probe(layout.url) is PortState.ELASTICSEARCH
+    url = await start(layout, say=say)
+    try:
+        task_status.started(url)
+        await trio.sleep_forever()
+    finally:
+        if not already:
+            with trio.CancelScope(shield=True):
+                await stop(layout, say=say)
