@@ -16,9 +16,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import trio
+from quart.typing import TestClientProtocol as Client
 
 from trio_books.es import local
 from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.settings import Settings
+from trio_books.trio.app import create_app
 
 # The port of the test session's own node, apart from a developer's 9200.
 TEST_ES_PORT = 9250
@@ -82,3 +85,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             and "deadline" not in fixtures
         ):
             fixtures.append("deadline")
+
+
+# ---------------------------------------------------------------- the search API
+
+
+@pytest.fixture
+async def catalogue_index(es: Elasticsearch, index_name: str) -> str:
+    """A fresh index holding the test catalogue (see ``catalogue.py``)."""
+    from catalogue import BOOKS
+
+    from trio_books.core.bulk import bulk_body
+    from trio_books.core.mapping import index_body
+
+    await es.create_index(index_name, index_body())
+    result = await es.bulk(bulk_body(index_name, BOOKS), refresh=True)
+    assert result["errors"] is False
+    return index_name
+
+
+@pytest.fixture
+def api_settings(es_url: str, catalogue_index: str) -> Settings:
+    """Settings pointing at the test catalogue; facets wide enough to hold every value."""
+    return Settings(es_urls=[es_url], index=catalogue_index, facet_size=100)
+
+
+@pytest.fixture
+async def client(api_settings: Settings) -> AsyncIterator[Client]:
+    """A test client of the Trio app, serving (its lifespan run) for the test's duration."""
+    app = create_app(api_settings)
+    async with app.test_app() as test_app:
+        yield test_app.test_client()

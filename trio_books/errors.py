@@ -17,6 +17,7 @@ Hierarchy::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -96,3 +97,34 @@ class UsageError(TrioBooksError):
 
 class LocalElasticsearchError(UsageError):
     code = "local_elasticsearch"
+
+
+def most_severe(group: BaseExceptionGroup[BaseException]) -> TrioBooksError | None:
+    """The error to answer with when concurrent branches failed together.
+
+    Returns ``None`` unless every leaf of *group* is one of ours (a
+    ``Cancelled`` or a bug must propagate as it is). Among ours, the highest
+    status wins: "unreachable" (503) says more than the 502 a sibling saw.
+    """
+    ours, rest = group.split(TrioBooksError)
+    if rest is not None or ours is None:
+        return None
+    leaves: list[TrioBooksError] = []
+    pending: list[BaseException] = [ours]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(reversed(current.exceptions))
+        elif isinstance(current, TrioBooksError):
+            leaves.append(current)
+    return max(leaves, key=lambda error: error.status, default=None)
+
+
+def error_body(error: TrioBooksError) -> dict[str, Any]:
+    """The JSON body every error response carries."""
+    body: dict[str, Any] = {"error": error.code, "message": error.message}
+    if isinstance(error, InvalidParameter):
+        body["details"] = [
+            {"field": p.field, "rule": p.rule, "message": p.message} for p in error.problems
+        ]
+    return body

@@ -78,14 +78,29 @@ class Elasticsearch:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] = JSON_HEADERS,
         allow_404: bool = False,
+        time_limit: float | None = None,
     ) -> Any:
-        """One call; returns the decoded JSON answer (``None`` for an allowed 404)."""
+        """One call; returns the decoded JSON answer.
+
+        Args:
+            allow_404: return a 404's body (or ``None``) instead of raising.
+            time_limit: seconds for this call instead of the client's timeout.
+
+        Raises:
+            ElasticsearchUnavailable: no connection, or no answer in time.
+            ElasticsearchError: an error status (``IndexMissing`` for a missing index).
+        """
         url = f"{next(self._next_url)}{path}"
         if body is not None:
             content = orjson.dumps(body)
         try:
             response = await self.http.request(
-                method, url, content=content, params=params, headers=headers
+                method,
+                url,
+                content=content,
+                params=params,
+                headers=headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if time_limit is None else time_limit,
             )
         except httpx.TimeoutException as error:
             raise ElasticsearchUnavailable(
@@ -96,7 +111,7 @@ class Elasticsearch:
                 f"Elasticsearch is unreachable ({type(error).__name__})"
             ) from error
         if response.status_code == 404 and allow_404:
-            return None
+            return orjson.loads(response.content) if response.content else None
         if response.status_code >= 400:
             raise error_from_response(response.status_code, response.content)
         return orjson.loads(response.content) if response.content else None
@@ -107,7 +122,9 @@ class Elasticsearch:
 
     async def get_source(self, index: str, doc_id: str) -> dict[str, Any] | None:
         found = await self.request("GET", f"/{index}/_doc/{doc_id}", allow_404=True)
-        if found is None or not found.get("found"):
+        if isinstance(found, dict) and isinstance(found.get("error"), dict):
+            raise error_from_response(404, orjson.dumps(found))
+        if not isinstance(found, dict) or not found.get("found"):
             return None
         source: dict[str, Any] = found["_source"]
         return source
@@ -137,8 +154,10 @@ class Elasticsearch:
         )
         return result
 
-    async def cluster_health(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request("GET", "/_cluster/health")
+    async def cluster_health(self, time_limit: float | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(
+            "GET", "/_cluster/health", time_limit=time_limit
+        )
         return result
 
 

@@ -1,0 +1,88 @@
+"""The routes: ping, health, readiness, search and book, identical in both builds."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Quart, current_app, g
+from quart_schema import (
+    document_response,
+    validate_querystring,
+    validate_response,
+)
+
+from trio_books.api.schemas import ErrorResponse, Health, Ping
+from trio_books.api.service import SearchService
+from trio_books.core.books import Book
+from trio_books.core.query import SearchQuery
+from trio_books.core.results import SearchResponse
+from trio_books.errors import TrioBooksError, error_body
+from trio_books.settings import Settings
+
+SERVICE_KEY = "trio_books.service"
+
+
+def install_service(app: Quart, service: SearchService | None) -> None:
+    """Make *service* the one the routes use (``None`` when the app stops serving)."""
+    app.extensions[SERVICE_KEY] = service
+
+
+def service() -> SearchService:
+    found: SearchService | None = current_app.extensions.get(SERVICE_KEY)
+    if found is None:
+        raise RuntimeError("the app is not serving: its Elasticsearch client is closed")
+    return found
+
+
+def register_routes(app: Quart, settings: Settings) -> None:
+    """Add every route to *app*; the API routes go under ``settings.api_prefix``."""
+
+    @app.get("/")
+    @validate_response(Ping)
+    async def ping() -> Ping:
+        """Ping: a canary for load balancers."""
+        return Ping(message="Ping")
+
+    @app.get("/healthz")
+    @validate_response(Health)
+    async def healthz() -> Health:
+        """Liveness: 200 while the process runs."""
+        return Health(status="ok")
+
+    @app.get("/readyz")
+    @validate_response(Health)
+    @document_response(ErrorResponse, 503)
+    async def readyz() -> Health | tuple[dict[str, object], int]:
+        """Readiness: 200 when Elasticsearch answers, 503 with the reason when it does not."""
+        try:
+            status = await service().ready()
+        except TrioBooksError as error:
+            return error_body(error), 503
+        return Health(status=status)
+
+    api = Blueprint("api", __name__, url_prefix=settings.api_prefix or None)
+
+    @api.get("/search/")
+    @validate_querystring(SearchQuery)
+    @validate_response(SearchResponse)
+    @document_response(ErrorResponse, 422)
+    @document_response(ErrorResponse, 502)
+    @document_response(ErrorResponse, 503)
+    async def search(query_args: SearchQuery) -> SearchResponse:
+        """Search books by text, tags, year and language, with disjunctive facet counts.
+
+        The hits and each facet are separate Elasticsearch requests run
+        concurrently; ``Server-Timing`` shows each one's duration.
+        """
+        response, durations = await service().search(query_args)
+        g.es_durations = durations
+        return response
+
+    @api.get("/books/<int:book_id>")
+    @validate_response(Book)
+    @document_response(ErrorResponse, 404)
+    @document_response(ErrorResponse, 502)
+    @document_response(ErrorResponse, 503)
+    async def book(book_id: int) -> Book:
+        """One book by its id."""
+        return await service().book(book_id)
+
+    app.register_blueprint(api)

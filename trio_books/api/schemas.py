@@ -1,0 +1,27 @@
+"""Response bodies of the routes other than search, for validation and the OpenAPI document."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Ping(BaseModel):
+    message: str = Field(examples=["Ping"])
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class Problem(BaseModel):
+    field: str = Field(description="The parameter at fault.", examples=["size"])
+    rule: str = Field(description="The rule it broke.", examples=["less_than_equal"])
+    message: str = Field(examples=["Input should be less than or equal to 100"])
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer: a stable code, a sentence, and for 422 the broken rules."""
+
+    error: str = Field(description="Machine-readable error code.", examples=["invalid_parameter"])
+    message: str = Field(examples=["size: Input should be less than or equal to 100"])
+    details: list[Problem] | None = Field(default=None, description="For 422: each broken rule.")

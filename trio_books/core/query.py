@@ -1,0 +1,249 @@
+"""What a search asks for, and the Elasticsearch request bodies that answer it.
+
+One search is several independent requests: the hits, and one request per
+facet. Facets are disjunctive: each facet's counts apply every filter except its
+own, so choosing one tag still shows how many books each other tag would give.
+Those requests share nothing, which is why the service runs them concurrently.
+
+User text only ever reaches ``match`` queries (analysed as plain words), never
+a Lucene query-syntax parser such as ``query_string``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+MAX_RESULT_WINDOW = 10_000
+"""Elasticsearch's default ``index.max_result_window``: page × size may not pass it."""
+
+MAX_QUERY_LENGTH = 500
+MAX_TAGS = 20
+
+SortOrder = Literal["relevance", "year", "-year", "title", "rating"]
+TagsMode = Literal["any", "all"]
+Facet = Literal["tags", "years", "languages"]
+
+FACETS: tuple[Facet, ...] = ("tags", "years", "languages")
+HITS_BRANCH = "hits"
+
+
+def facet_branch(facet: Facet) -> str:
+    """The branch name of a facet's request, as in ``Server-Timing``: ``facet-tags``."""
+    return f"facet-{facet}"
+
+
+class SearchQuery(BaseModel):
+    """The query string of ``GET /search/``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    q: str | None = Field(
+        default=None,
+        max_length=MAX_QUERY_LENGTH,
+        description="Free text over titles, original titles and author names.",
+        examples=["hunger games"],
+    )
+    tags: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_TAGS,
+        description="Tag slugs (repeat the parameter for several); exact match.",
+        examples=[["young-adult"]],
+    )
+    tags_mode: TagsMode = Field(
+        default="any", description="`any`: a book has any of the tags; `all`: it has all of them."
+    )
+    year: int | None = Field(
+        default=None, description="Exact original publication year (negative: BCE)."
+    )
+    year_from: int | None = Field(default=None, description="Earliest publication year, inclusive.")
+    year_to: int | None = Field(default=None, description="Latest publication year, inclusive.")
+    language: str | None = Field(
+        default=None, max_length=16, description="Language code, e.g. `eng`.", examples=["eng"]
+    )
+    size: int = Field(default=20, ge=1, le=100, description="Results per page, 1-100.")
+    page: int = Field(default=1, ge=1, description="Page number from 1; page × size ≤ 10,000.")
+    sort: SortOrder = Field(default="relevance", description="Result order.")
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        # A single ?tags=x arrives as a string, several as a list.
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("tags")
+    @classmethod
+    def _no_empty_tags(cls, tags: list[str]) -> list[str]:
+        cleaned = [tag.strip() for tag in tags]
+        if any(not tag for tag in cleaned):
+            raise PydanticCustomError("empty_tag", "tags may not be empty")
+        return list(dict.fromkeys(cleaned))
+
+    @field_validator("q", "language")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("page")
+    @classmethod
+    def _within_result_window(cls, page: int, info: ValidationInfo) -> int:
+        size = info.data.get("size")
+        if isinstance(size, int) and page * size > MAX_RESULT_WINDOW:
+            raise PydanticCustomError(
+                "result_window",
+                "page × size must be at most {limit} (here {page} × {size})",
+                {"limit": MAX_RESULT_WINDOW, "page": page, "size": size},
+            )
+        return page
+
+    @field_validator("year_to")
+    @classmethod
+    def _range_in_order(cls, year_to: int | None, info: ValidationInfo) -> int | None:
+        year_from = info.data.get("year_from")
+        if year_to is not None and isinstance(year_from, int) and year_to < year_from:
+            raise PydanticCustomError(
+                "year_range",
+                "year_to ({year_to}) is before year_from ({year_from})",
+                {"year_to": year_to, "year_from": year_from},
+            )
+        return year_to
+
+
+# ---------------------------------------------------------------- query parts
+
+
+def text_query(text: str) -> dict[str, Any]:
+    """Free text over titles and author names; any word may match."""
+    return {
+        "bool": {
+            "should": [
+                {
+                    "multi_match": {
+                        "query": text,
+                        "fields": ["title^2", "original_title"],
+                        "type": "best_fields",
+                    }
+                },
+                {
+                    "nested": {
+                        "path": "authors",
+                        "score_mode": "max",
+                        "query": {"match": {"authors.name": {"query": text}}},
+                    }
+                },
+            ],
+            "minimum_should_match": 1,
+        }
+    }
+
+
+def _tags_filter(tags: list[str], mode: TagsMode) -> list[dict[str, Any]]:
+    if not tags:
+        return []
+    if mode == "any":
+        return [{"nested": {"path": "tags", "query": {"terms": {"tags.slug": tags}}}}]
+    return [{"nested": {"path": "tags", "query": {"term": {"tags.slug": tag}}}} for tag in tags]
+
+
+def _years_filter(query: SearchQuery) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    if query.year is not None:
+        found.append({"term": {"original_publication_year": query.year}})
+    bounds = {}
+    if query.year_from is not None:
+        bounds["gte"] = query.year_from
+    if query.year_to is not None:
+        bounds["lte"] = query.year_to
+    if bounds:
+        found.append({"range": {"original_publication_year": bounds}})
+    return found
+
+
+def filters(query: SearchQuery, *, except_facet: Facet | None = None) -> list[dict[str, Any]]:
+    """The filter clauses of *query*, leaving out one facet's own filter if asked."""
+    found: list[dict[str, Any]] = []
+    if except_facet != "tags":
+        found += _tags_filter(query.tags, query.tags_mode)
+    if except_facet != "years":
+        found += _years_filter(query)
+    if except_facet != "languages" and query.language is not None:
+        found.append({"term": {"language_code": query.language}})
+    return found
+
+
+def bool_query(query: SearchQuery, *, except_facet: Facet | None = None) -> dict[str, Any]:
+    must = [text_query(query.q)] if query.q else [{"match_all": {}}]
+    return {"bool": {"must": must, "filter": filters(query, except_facet=except_facet)}}
+
+
+SORTS: dict[SortOrder, list[Any]] = {
+    "relevance": ["_score", {"book_id": "asc"}],
+    "year": [
+        {"original_publication_year": {"order": "asc", "missing": "_last"}},
+        {"book_id": "asc"},
+    ],
+    "-year": [
+        {"original_publication_year": {"order": "desc", "missing": "_last"}},
+        {"book_id": "asc"},
+    ],
+    "title": [{"title_sort": "asc"}, {"book_id": "asc"}],
+    "rating": [
+        {"average_rating": {"order": "desc", "missing": "_last"}},
+        {"ratings_count": {"order": "desc", "missing": "_last"}},
+        {"book_id": "asc"},
+    ],
+}
+
+
+# ---------------------------------------------------------------- request bodies
+
+
+def hits_body(query: SearchQuery) -> dict[str, Any]:
+    """The request for one page of matching books and their total count."""
+    return {
+        "query": bool_query(query),
+        "from": (query.page - 1) * query.size,
+        "size": query.size,
+        "sort": SORTS[query.sort],
+        "track_total_hits": True,
+        "_source": {"excludes": ["title_sort"]},
+    }
+
+
+def facet_aggregation(facet: Facet, size: int) -> dict[str, Any]:
+    if facet == "tags":
+        return {
+            "nested": {"path": "tags"},
+            "aggs": {
+                "slugs": {
+                    "terms": {"field": "tags.slug", "size": size},
+                    "aggs": {
+                        "title": {"terms": {"field": "tags.title.raw", "size": 1}},
+                        # Count books, not tag entries.
+                        "books": {"reverse_nested": {}},
+                    },
+                }
+            },
+        }
+    field = "original_publication_year" if facet == "years" else "language_code"
+    return {"terms": {"field": field, "size": size, "order": [{"_count": "desc"}, {"_key": "asc"}]}}
+
+
+def facet_body(query: SearchQuery, facet: Facet, size: int) -> dict[str, Any]:
+    """The request for one facet's counts, with every filter but the facet's own."""
+    return {
+        "query": bool_query(query, except_facet=facet),
+        "size": 0,
+        "track_total_hits": False,
+        "aggs": {facet: facet_aggregation(facet, size)},
+    }
+
+
+def search_requests(query: SearchQuery, facet_size: int) -> dict[str, dict[str, Any]]:
+    """Every request one search makes, by branch name: ``hits`` and ``facet-*``."""
+    requests = {HITS_BRANCH: hits_body(query)}
+    for facet in FACETS:
+        requests[facet_branch(facet)] = facet_body(query, facet, facet_size)
+    return requests

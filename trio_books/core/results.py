@@ -1,0 +1,105 @@
+"""Elasticsearch answers turned into the API's response models.
+
+Anything that does not have the expected shape raises
+:class:`~trio_books.errors.ResponseShapeError`, never a ``KeyError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from trio_books.core.books import Book, document_to_book
+from trio_books.core.query import FACETS, HITS_BRANCH, Facet, facet_branch
+from trio_books.errors import ResponseShapeError
+
+
+class TagCount(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    slug: str
+    title: str
+    count: int = Field(ge=0)
+
+
+class YearCount(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    year: int
+    count: int = Field(ge=0)
+
+
+class LanguageCount(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    count: int = Field(ge=0)
+
+
+class Facets(BaseModel):
+    """Counts per facet value; each facet ignores its own filter (disjunctive facets)."""
+
+    tags: list[TagCount] = Field(default_factory=list)
+    years: list[YearCount] = Field(default_factory=list)
+    languages: list[LanguageCount] = Field(default_factory=list)
+
+
+class SearchResponse(BaseModel):
+    """One page of results, the total count, and the facets."""
+
+    results: list[Book]
+    count: int = Field(ge=0, description="Total number of matching books.")
+    facets: Facets
+
+
+T = TypeVar("T")
+
+
+def _shaped(what: str, parse: Callable[[], T]) -> T:
+    try:
+        return parse()
+    except (KeyError, TypeError, IndexError, ValueError, ValidationError) as error:
+        raise ResponseShapeError(
+            f"unexpected Elasticsearch answer for {what}: {error!r:.200}"
+        ) from error
+
+
+def parse_hits(answer: Mapping[str, Any]) -> tuple[list[Book], int]:
+    """The books of a hits answer and the total number of matches."""
+
+    def parse() -> tuple[list[Book], int]:
+        hits = answer["hits"]
+        books = [document_to_book(hit["_source"]) for hit in hits["hits"]]
+        return books, int(hits["total"]["value"])
+
+    return _shaped("hits", parse)
+
+
+def parse_facet(facet: Facet, answer: Mapping[str, Any]) -> list[Any]:
+    """The counts of one facet's answer."""
+
+    def parse() -> list[Any]:
+        aggregation = answer["aggregations"][facet]
+        if facet == "tags":
+            return [
+                TagCount(
+                    slug=bucket["key"],
+                    title=(bucket["title"]["buckets"] or [{"key": bucket["key"]}])[0]["key"],
+                    count=bucket["books"]["doc_count"],
+                )
+                for bucket in aggregation["slugs"]["buckets"]
+            ]
+        if facet == "years":
+            return [YearCount(year=b["key"], count=b["doc_count"]) for b in aggregation["buckets"]]
+        return [LanguageCount(code=b["key"], count=b["doc_count"]) for b in aggregation["buckets"]]
+
+    return _shaped(f"the {facet} facet", parse)
+
+
+def parse_search(answers: Mapping[str, Mapping[str, Any]]) -> SearchResponse:
+    """The response to a search, from the answers of its branches (by branch name)."""
+    books, count = parse_hits(answers[HITS_BRANCH])
+    facets = Facets(**{facet: parse_facet(facet, answers[facet_branch(facet)]) for facet in FACETS})
+    return SearchResponse(results=books, count=count, facets=facets)

@@ -1,0 +1,1 @@
+"""The Trio build: Quart-Trio on Hypercorn's trio worker, fan-out in a nursery."""
