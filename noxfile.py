@@ -55,6 +55,28 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def serve(session: nox.Session) -> None:
+    """Start a local Elasticsearch (left running afterwards), prepare the index, serve on port 5000.
+
+    Arguments after ``--`` go to ``python -m trio_books serve`` (e.g. ``-- --workers 2``).
+    """
+    install(session)
+    urls = os.environ.get("TRIO_BOOKS_ES_URLS")
+    if not urls:
+        session.run("python", "-m", "trio_books", "es", "start", "--port", str(SERVE_ES_PORT))
+        urls = f"http://127.0.0.1:{SERVE_ES_PORT}"
+    session.run(
+        "python",
+        "-m",
+        "trio_books",
+        "serve",
+        "--ensure-index",
+        *session.posargs,
+        env={"TRIO_BOOKS_ES_URLS": urls},
+    )
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint rules (with the async checks) and formatting."""
     session.install("ruff>=0.6")
