@@ -42,8 +42,10 @@ async def test_openapi_documents_every_route(client: Client) -> None:
         "size",
         "page",
         "sort",
+        "timeout",
+        "trace",
     }
-    assert {"200", "422", "502", "503"} <= set(search["responses"])
+    assert {"200", "422", "502", "503", "504"} <= set(search["responses"])
     assert {"200", "404"} <= set(spec["paths"]["/api/v1/books/{book_id}"]["get"]["responses"])
 
 
@@ -60,7 +62,8 @@ async def test_timing_headers_name_every_branch(client: Client) -> None:
     response = await client.get(f"{SEARCH}?q=dune")
     assert float(response.headers["X-Process-Time"]) > 0
     timings = parse_server_timing(response.headers["Server-Timing"])
-    assert list(timings) == [*BRANCHES, "total"]
+    # "dune" finds one book, so a suggestion branch joins the four.
+    assert set(timings) == {*BRANCHES, "es-suggest", "total"}
     assert all(value >= 0 for value in timings.values())
     # Branches run side by side, so none takes longer than the whole request.
     assert max(timings[name] for name in BRANCHES) <= timings["total"]
@@ -140,7 +143,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 async def test_search_branches_overlap_in_time(api_settings: Settings) -> None:
     transport = RecordingTransport()
     async with create_app(api_settings, transport=transport).test_app() as test_app:
-        response = await test_app.test_client().get(f"{SEARCH}?q=war&tags=classics")
+        response = await test_app.test_client().get(f"{SEARCH}?q=the&tags=classics")
     assert response.status_code == 200
     searches = [call for call in transport.calls if call[0].endswith("/_search")]
     assert len(searches) == 4
@@ -163,6 +166,6 @@ async def test_end_to_end_through_hypercorn(nursery: trio.Nursery, api_settings:
     assert ping.json() == {"message": "Ping"}
     assert found.status_code == 200
     assert [book["book_id"] for book in found.json()["results"]] == [7, 6]
-    assert list(parse_server_timing(found.headers["server-timing"])) == [*BRANCHES, "total"]
+    assert set(parse_server_timing(found.headers["server-timing"])) >= {*BRANCHES, "total"}
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/json"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from trio_books.api.cors import allowed_origin, cors_headers, preflight_headers
-from trio_books.core.timing import parse_server_timing, server_timing
+from trio_books.core.timeline import Span
+from trio_books.core.timing import parse_server_timing, parse_timing_entries, server_timing
 from trio_books.errors import (
     ElasticsearchError,
     ElasticsearchUnavailable,
@@ -40,9 +41,18 @@ def test_error_body_names_field_and_rule() -> None:
 
 
 def test_server_timing_round_trip() -> None:
-    header = server_timing({"hits": 0.0123, "facet-tags": 0.004}, 0.02)
-    assert header == "es-hits;dur=12.3, es-facet-tags;dur=4.0, total;dur=20.0"
+    spans = [
+        Span("hits", start=0.0004, end=0.0127, outcome="ok"),
+        Span("facet-tags", start=0.001, end=0.005, outcome="timed out"),
+    ]
+    header = server_timing(spans, 0.02)
+    assert header == (
+        'es-hits;dur=12.3;desc="start=0.4", '
+        'es-facet-tags;dur=4.0;desc="start=1.0 outcome=timed-out", total;dur=20.0'
+    )
     assert parse_server_timing(header) == {"es-hits": 12.3, "es-facet-tags": 4.0, "total": 20.0}
+    entries = parse_timing_entries(header)
+    assert [(e.start_ms, e.outcome) for e in entries] == [(0.4, None), (1.0, "timed out"), (None, None)]
 
 
 def test_cors_rules() -> None:

@@ -8,7 +8,9 @@ Hierarchy::
     ├── CorsRefused                     403  a preflight from an origin not allowed
     ├── ElasticsearchError              502  Elasticsearch answered, but not as expected
     │   └── IndexMissing                503  the index (or alias) does not exist yet
-    ├── ElasticsearchUnavailable        503  Elasticsearch could not be reached in time
+    ├── ElasticsearchUnavailable        503  Elasticsearch could not be reached
+    ├── DeadlineExceeded                504  the search's deadline passed first
+    │   └── ElasticsearchTimeout        504  an Elasticsearch call timed out
     ├── ResponseShapeError              502  an Elasticsearch answer did not parse
     └── UsageError                      (CLI exit code 2) bad command-line use or environment
         └── LocalElasticsearchError     the local Elasticsearch could not be provisioned
@@ -82,6 +84,15 @@ class ElasticsearchUnavailable(TrioBooksError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "5"}
+
+
+class DeadlineExceeded(TrioBooksError):
+    status = 504
+    code = "deadline_exceeded"
+
+
+class ElasticsearchTimeout(DeadlineExceeded):
+    code = "elasticsearch_timeout"
 
 
 class ResponseShapeError(TrioBooksError):

@@ -86,10 +86,10 @@ def run(args: argparse.Namespace) -> int:
 async def _ensure_index(settings: Settings) -> None:
     from trio_books.api.service import SearchService
     from trio_books.es.client import Elasticsearch, open_http_client
-    from trio_books.trio.fanout import fan_out
+    from trio_books.trio.fanout import CONCURRENCY
 
     async with open_http_client(timeout=settings.es_timeout, max_connections=2) as http:
-        service = SearchService(Elasticsearch(http, settings.es_urls), settings, fan_out)
+        service = SearchService(Elasticsearch(http, settings.es_urls), settings, CONCURRENCY)
         try:
             created = await service.ensure_index()
         except TrioBooksError as error:

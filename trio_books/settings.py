@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     es_max_connections: int = Field(default=64, ge=1, le=10_000)
     # How many buckets each facet returns.
     facet_size: int = Field(default=20, ge=1, le=1000)
+    # Seconds one search may take in all; a client's ?timeout= may only shorten it.
+    search_deadline: float = Field(default=2.0, gt=0, le=60)
+    # A free-text search finding fewer books than this also asks for suggestions.
+    suggest_below: int = Field(default=3, ge=0, le=10_000)
+    # Whether ?trace=1 may add the task timeline to answers.
+    allow_trace: bool = True
 
     @field_validator("es_urls", "cors_origins", mode="before")
     @classmethod

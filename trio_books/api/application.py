@@ -125,7 +125,10 @@ def _register_headers(app: Quart, settings: Settings) -> None:
     async def add_headers(response: Response) -> Response:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         response.headers["X-Process-Time"] = f"{elapsed:.6f}"
-        response.headers["Server-Timing"] = server_timing(g.get("es_durations", {}), elapsed)
+        timeline = g.get("timeline")
+        response.headers["Server-Timing"] = server_timing(
+            timeline.spans if timeline else (), elapsed
+        )
         origin = request.headers.get("Origin")
         if origin and request.method != "OPTIONS":
             response.headers.update(cors_headers(origin, settings.cors_origins))

@@ -66,15 +66,19 @@ def register_routes(app: Quart, settings: Settings) -> None:
     @document_response(ErrorResponse, 422)
     @document_response(ErrorResponse, 502)
     @document_response(ErrorResponse, 503)
+    @document_response(ErrorResponse, 504)
     async def search(query_args: SearchQuery) -> SearchResponse:
         """Search books by text, tags, year and language, with disjunctive facet counts.
 
         The hits and each facet are separate Elasticsearch requests run
-        concurrently; ``Server-Timing`` shows each one's duration.
+        concurrently under one deadline; ``Server-Timing`` shows each one's
+        start and duration. A facet that fails or runs out of time leaves the
+        answer ``partial`` (200); the hits failing fails the request (502, 503,
+        or 504 when the deadline passes).
         """
-        response, durations = await service().search(query_args)
-        g.es_durations = durations
-        return response
+        search_service = service()
+        g.timeline = search_service.new_timeline(g.get("started"))
+        return await search_service.search(query_args, g.timeline)
 
     @api.get("/books/<int:book_id>")
     @validate_response(Book)

@@ -1,60 +1,93 @@
 """What the routes ask of Elasticsearch, independent of the event loop.
 
 The one loop-specific piece, running a search's branches together, comes in as
-a :class:`FanOut`: the Trio build passes a nursery, the asyncio build a
-``TaskGroup``.
+a :class:`~trio_books.api.branches.Concurrency`: the Trio build passes a
+nursery-based fan-out, the asyncio build a ``TaskGroup``-based one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
+from trio_books.api.branches import Answer, Branch, Call, Concurrency
 from trio_books.core.books import Book, document_to_book
 from trio_books.core.mapping import index_body
-from trio_books.core.query import SearchQuery, search_requests
+from trio_books.core.query import (
+    HITS_BRANCH,
+    SearchQuery,
+    effective_deadline,
+    search_requests,
+    with_time_limit,
+)
 from trio_books.core.results import SearchResponse, parse_search
-from trio_books.errors import ElasticsearchUnavailable, NotFound
+from trio_books.core.suggest import parse_suggestions, suggest_body
+from trio_books.core.timeline import Timeline, trace_of
+from trio_books.errors import ElasticsearchUnavailable, FieldProblem, InvalidParameter, NotFound
 from trio_books.es.client import Elasticsearch
 from trio_books.settings import Settings
 
-Answer = dict[str, Any]
-Branch = Callable[[], Awaitable[Answer]]
-Durations = dict[str, float]
-
 READY_TIME_LIMIT = 2.0
-
-
-class FanOut(Protocol):
-    """Run every branch concurrently; return their answers and durations (seconds) by name.
-
-    If any branch fails, the others are cancelled and the most telling of our
-    errors is raised (see :func:`trio_books.errors.most_severe`).
-    """
-
-    def __call__(
-        self, branches: Mapping[str, Branch]
-    ) -> Awaitable[tuple[dict[str, Answer], Durations]]: ...
+SUGGEST_BRANCH = "suggest"
 
 
 class SearchService:
     """The service's operations over one Elasticsearch client."""
 
-    def __init__(self, es: Elasticsearch, settings: Settings, fan_out: FanOut) -> None:
+    def __init__(self, es: Elasticsearch, settings: Settings, concurrency: Concurrency) -> None:
         self.es = es
         self.settings = settings
-        self.fan_out = fan_out
+        self.concurrency = concurrency
 
-    async def search(self, query: SearchQuery) -> tuple[SearchResponse, Durations]:
-        """One search: the hits and every facet, fetched concurrently."""
+    def new_timeline(self, started: float | None = None) -> Timeline:
+        """A timeline for one request that started at *started* (``time.perf_counter``)."""
+        return Timeline(cancelled=self.concurrency.cancelled, origin=started)
+
+    def _search_call(self, body: dict[str, Any]) -> Call:
+        async def call(seconds_left: float) -> Answer:
+            # The time left is both the client's timeout and Elasticsearch's own.
+            return await self.es.search(
+                self.settings.index, with_time_limit(body, seconds_left), time_limit=seconds_left
+            )
+
+        return call
+
+    async def search(self, query: SearchQuery, timeline: Timeline) -> SearchResponse:
+        """One search: the hits (required), each facet and maybe suggestions (optional), concurrently."""
+        if query.trace and not self.settings.allow_trace:
+            raise InvalidParameter(
+                [FieldProblem("trace", "disabled", "tracing is turned off on this service")]
+            )
         requests = search_requests(query, self.settings.facet_size)
-        branches = {
-            name: partial(self.es.search, self.settings.index, body)
+
+        def after_hits(answer: Answer) -> list[Branch]:
+            total = answer.get("hits", {}).get("total", {}).get("value", 0)
+            if query.q and isinstance(total, int) and total < self.settings.suggest_below:
+                return [Branch(SUGGEST_BRANCH, self._search_call(suggest_body(query.q)))]
+            return []
+
+        branches = [
+            Branch(
+                name,
+                self._search_call(body),
+                required=name == HITS_BRANCH,
+                then=after_hits if name == HITS_BRANCH else None,
+            )
             for name, body in requests.items()
-        }
-        answers, durations = await self.fan_out(branches)
-        return parse_search(answers), durations
+        ]
+        result = await self.concurrency.fan_out(
+            branches,
+            deadline=effective_deadline(self.settings.search_deadline, query.timeout),
+            timeline=timeline,
+        )
+        suggestions = (
+            parse_suggestions(result.answers[SUGGEST_BRANCH], query.q)
+            if query.q and SUGGEST_BRANCH in result.answers
+            else []
+        )
+        response = parse_search(result.answers, result.failures, suggestions)
+        if query.trace:
+            response.trace = trace_of(timeline)
+        return response
 
     async def book(self, book_id: int) -> Book:
         source = await self.es.get_source(self.settings.index, str(book_id))

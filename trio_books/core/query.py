@@ -66,6 +66,14 @@ class SearchQuery(BaseModel):
     size: int = Field(default=20, ge=1, le=100, description="Results per page, 1-100.")
     page: int = Field(default=1, ge=1, description="Page number from 1; page × size ≤ 10,000.")
     sort: SortOrder = Field(default="relevance", description="Result order.")
+    timeout: int | None = Field(
+        default=None,
+        ge=1,
+        description="Milliseconds the search may take; shortens the service's deadline, never lengthens it.",
+    )
+    trace: bool = Field(
+        default=False, description="Add the request's task timeline (`trace`) to the answer."
+    )
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -109,6 +117,18 @@ class SearchQuery(BaseModel):
                 {"year_to": year_to, "year_from": year_from},
             )
         return year_to
+
+
+def effective_deadline(service_deadline: float, timeout_ms: int | None) -> float:
+    """Seconds a search may take: the service's deadline, or less if the client asks."""
+    if timeout_ms is None:
+        return service_deadline
+    return min(service_deadline, timeout_ms / 1000)
+
+
+def with_time_limit(body: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """*body* with Elasticsearch's own ``timeout``, so the server stops when we stop waiting."""
+    return {**body, "timeout": f"{max(1, int(seconds * 1000))}ms"}
 
 
 # ---------------------------------------------------------------- query parts

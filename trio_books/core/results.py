@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trio_books.core.books import Book, document_to_book
 from trio_books.core.query import FACETS, HITS_BRANCH, Facet, facet_branch
+from trio_books.core.timeline import Trace
 from trio_books.errors import ResponseShapeError
 
 
@@ -46,12 +47,33 @@ class Facets(BaseModel):
     languages: list[LanguageCount] = Field(default_factory=list)
 
 
+class BranchError(BaseModel):
+    """An optional part of the answer that is missing, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    branch: str = Field(examples=["facet-tags"])
+    reason: str = Field(examples=["timed out"])
+
+
 class SearchResponse(BaseModel):
-    """One page of results, the total count, and the facets."""
+    """One page of results, the total count, and the facets.
+
+    ``partial`` is true when an optional part (a facet, the suggestions) failed
+    or ran out of time; ``errors`` then says which and why.
+    """
 
     results: list[Book]
     count: int = Field(ge=0, description="Total number of matching books.")
     facets: Facets
+    partial: bool = False
+    errors: list[BranchError] = Field(default_factory=list)
+    suggestions: list[str] = Field(
+        default_factory=list, description="Corrected queries, when the text found few books."
+    )
+    trace: Trace | None = Field(
+        default=None, description="With `trace=1`: the request's task timeline."
+    )
 
 
 T = TypeVar("T")
@@ -98,8 +120,37 @@ def parse_facet(facet: Facet, answer: Mapping[str, Any]) -> list[Any]:
     return _shaped(f"the {facet} facet", parse)
 
 
-def parse_search(answers: Mapping[str, Mapping[str, Any]]) -> SearchResponse:
-    """The response to a search, from the answers of its branches (by branch name)."""
+def parse_search(
+    answers: Mapping[str, Mapping[str, Any]],
+    failures: Mapping[str, str] | None = None,
+    suggestions: list[str] | None = None,
+) -> SearchResponse:
+    """The response to a search, from the answers of its branches (by branch name).
+
+    The hits answer is required; a facet without an answer is left empty and
+    its failure reported (*failures*: reason by branch name).
+    """
     books, count = parse_hits(answers[HITS_BRANCH])
-    facets = Facets(**{facet: parse_facet(facet, answers[facet_branch(facet)]) for facet in FACETS})
-    return SearchResponse(results=books, count=count, facets=facets)
+    errors = [BranchError(branch=name, reason=reason) for name, reason in (failures or {}).items()]
+    if answers[HITS_BRANCH].get("timed_out") is True:
+        errors.insert(
+            0,
+            BranchError(
+                branch=HITS_BRANCH, reason="Elasticsearch timed out; results may be incomplete"
+            ),
+        )
+    facets = Facets(
+        **{
+            facet: parse_facet(facet, answers[facet_branch(facet)])
+            for facet in FACETS
+            if facet_branch(facet) in answers
+        }
+    )
+    return SearchResponse(
+        results=books,
+        count=count,
+        facets=facets,
+        partial=bool(errors),
+        errors=errors,
+        suggestions=suggestions or [],
+    )

@@ -16,7 +16,13 @@ from typing import Any
 import httpx
 import orjson
 
-from trio_books.errors import ElasticsearchError, ElasticsearchUnavailable, IndexMissing
+from trio_books.core.timeline import current_span
+from trio_books.errors import (
+    ElasticsearchError,
+    ElasticsearchTimeout,
+    ElasticsearchUnavailable,
+    IndexMissing,
+)
 
 JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
 NDJSON_HEADERS = {"content-type": "application/x-ndjson", "accept": "application/json"}
@@ -67,6 +73,8 @@ class Elasticsearch:
         self.http = http
         self.urls = list(urls)
         self._next_url = itertools.cycle(self.urls)
+        # Calls under way now: a cancelled request must bring this back down.
+        self.in_flight = 0
 
     async def request(
         self,
@@ -87,12 +95,17 @@ class Elasticsearch:
             time_limit: seconds for this call instead of the client's timeout.
 
         Raises:
-            ElasticsearchUnavailable: no connection, or no answer in time.
+            ElasticsearchUnavailable: no connection.
+            ElasticsearchTimeout: no answer in time.
             ElasticsearchError: an error status (``IndexMissing`` for a missing index).
         """
-        url = f"{next(self._next_url)}{path}"
+        node = next(self._next_url)
+        url = f"{node}{path}"
+        if (span := current_span.get()) is not None:
+            span.node = node
         if body is not None:
             content = orjson.dumps(body)
+        self.in_flight += 1
         try:
             response = await self.http.request(
                 method,
@@ -103,21 +116,27 @@ class Elasticsearch:
                 timeout=httpx.USE_CLIENT_DEFAULT if time_limit is None else time_limit,
             )
         except httpx.TimeoutException as error:
-            raise ElasticsearchUnavailable(
+            raise ElasticsearchTimeout(
                 f"Elasticsearch did not answer in time ({type(error).__name__})"
             ) from error
         except httpx.TransportError as error:
             raise ElasticsearchUnavailable(
                 f"Elasticsearch is unreachable ({type(error).__name__})"
             ) from error
+        finally:
+            self.in_flight -= 1
         if response.status_code == 404 and allow_404:
             return orjson.loads(response.content) if response.content else None
         if response.status_code >= 400:
             raise error_from_response(response.status_code, response.content)
         return orjson.loads(response.content) if response.content else None
 
-    async def search(self, index: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request("POST", f"/{index}/_search", body=body)
+    async def search(
+        self, index: str, body: Mapping[str, Any], *, time_limit: float | None = None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(
+            "POST", f"/{index}/_search", body=body, time_limit=time_limit
+        )
         return result
 
     async def get_source(self, index: str, doc_id: str) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ from trio_books.api.routes import install_service
 from trio_books.api.service import SearchService
 from trio_books.es.client import Elasticsearch, open_http_client
 from trio_books.settings import Settings, load_settings
-from trio_books.trio.fanout import fan_out
+from trio_books.trio.fanout import CONCURRENCY
 
 
 def create_app(
@@ -41,7 +41,7 @@ def create_app(
             transport=transport,
         ) as http:
             install_service(
-                app, SearchService(Elasticsearch(http, settings.es_urls), settings, fan_out)
+                app, SearchService(Elasticsearch(http, settings.es_urls), settings, CONCURRENCY)
             )
             try:
                 yield

@@ -1,40 +1,65 @@
-"""A search's branches, run together in one Trio nursery.
+"""A search's branches, run together in one Trio nursery under one deadline.
 
 The nursery is the owner: the request handler waits in ``async with`` until
-every branch is done, so no Elasticsearch call outlives the request. If one
-branch raises, Trio cancels its siblings at once and the nursery raises an
-exception group, which is turned into one HTTP error here, in one place.
+every branch is done, so no Elasticsearch call outlives the request (a client
+that disconnects cancels the handler, and with it every branch). The deadline
+is an absolute time shared by all branches; each branch's own cancel scope
+tells "my time ran out" apart from "a sibling failed and I was cancelled".
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
+from collections.abc import Sequence
 
 import trio
 
-from trio_books.api.service import Answer, Branch, Durations
-from trio_books.errors import most_severe
+from trio_books.api.branches import Branch, Concurrency, FanOutResult
+from trio_books.core.timeline import Timeline
+from trio_books.errors import DeadlineExceeded, TrioBooksError, most_severe
 
 
-async def fan_out(branches: Mapping[str, Branch]) -> tuple[dict[str, Answer], Durations]:
-    """Run every branch concurrently; return answers and durations (seconds) by name."""
-    answers: dict[str, Answer] = {}
-    durations: Durations = {}
+async def fan_out(
+    branches: Sequence[Branch], *, deadline: float, timeline: Timeline
+) -> FanOutResult:
+    """Run *branches* concurrently within *deadline* seconds (see :mod:`trio_books.api.branches`)."""
+    deadline_at = trio.current_time() + deadline
+    result = FanOutResult()
 
-    async def run(name: str, branch: Branch) -> None:
-        started = time.perf_counter()
-        answers[name] = await branch()
-        durations[name] = time.perf_counter() - started
+    async def run(branch: Branch, nursery: trio.Nursery) -> None:
+        with timeline.span(branch.name) as span:
+            with trio.move_on_at(deadline_at) as own_deadline:
+                try:
+                    answer = await branch.call(deadline_at - trio.current_time())
+                except TrioBooksError as error:
+                    span.outcome = "timed out" if isinstance(error, DeadlineExceeded) else "error"
+                    span.detail = error.message
+                    if branch.required:
+                        raise
+                    result.failures[branch.name] = error.message
+                    return
+            if own_deadline.cancelled_caught:
+                span.outcome = "timed out"
+                if branch.required:
+                    raise DeadlineExceeded(
+                        f"no answer within the deadline of {deadline * 1000:.0f} ms"
+                    )
+                result.failures[branch.name] = f"timed out after {deadline * 1000:.0f} ms"
+                return
+            result.answers[branch.name] = answer
+            for follower in branch.then(answer) if branch.then else ():
+                # Same nursery: the follower runs beside the branches still in flight.
+                nursery.start_soon(run, follower, nursery, name=f"es-{follower.name}")
 
     try:
         async with trio.open_nursery() as nursery:
-            for name, branch in branches.items():
-                nursery.start_soon(run, name, branch, name=f"es-{name}")
+            for branch in branches:
+                nursery.start_soon(run, branch, nursery, name=f"es-{branch.name}")
     except BaseExceptionGroup as group:
         error = most_severe(group)
         if error is None:
             raise
         raise error from None
-    # In the order the branches were given, not the order they finished.
-    return answers, {name: durations[name] for name in branches}
+    return result
+
+
+CONCURRENCY = Concurrency(fan_out=fan_out, cancelled=trio.Cancelled)

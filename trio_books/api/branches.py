@@ -1,0 +1,54 @@
+"""What a fan-out runs: named branches, each required or optional, under one deadline.
+
+The builds differ only in how they run branches together (a Trio nursery, an
+asyncio ``TaskGroup``); both follow the contract of :class:`FanOut`:
+
+- every branch starts at once and gets the seconds left before the deadline;
+- a branch's ``then`` may add branches once it has answered (suggestions after
+  a thin hits answer), which run beside those still in flight;
+- an optional branch that fails or runs out of time is recorded in
+  ``failures`` and the rest go on;
+- a required branch that fails cancels every other branch at once and its
+  error is raised (``DeadlineExceeded`` when the deadline passed first);
+- every branch is recorded as a span of the request's timeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from trio_books.core.timeline import Timeline
+
+Answer = dict[str, Any]
+Call = Callable[[float], Awaitable[Answer]]
+"""An Elasticsearch call, given the seconds it may take."""
+
+
+@dataclass(frozen=True)
+class Branch:
+    name: str
+    call: Call
+    required: bool = False
+    then: Callable[[Answer], Sequence[Branch]] | None = None
+
+
+@dataclass
+class FanOutResult:
+    answers: dict[str, Answer] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+class FanOut(Protocol):
+    def __call__(
+        self, branches: Sequence[Branch], *, deadline: float, timeline: Timeline
+    ) -> Awaitable[FanOutResult]: ...
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """A build's concurrency shell: how it fans out, and what "cancelled" is in it."""
+
+    fan_out: FanOut
+    cancelled: type[BaseException]
