@@ -8,9 +8,11 @@ the test session, each in indices named for that test alone, deleted after it.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import re
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -18,6 +20,7 @@ import pytest
 import trio
 from quart.typing import TestClientProtocol as Client
 
+from trio_books.errors import TrioBooksError
 from trio_books.es import local
 from trio_books.es.client import Elasticsearch, open_http_client
 from trio_books.settings import Settings
@@ -116,3 +119,80 @@ async def client(api_settings: Settings) -> AsyncIterator[Client]:
     app = create_app(api_settings)
     async with app.test_app() as test_app:
         yield test_app.test_client()
+
+
+# ---------------------------------------------------------------- a node we may pause, stop and start
+
+
+PAUSABLE_ES_PORT = 9251
+
+
+class PausableNode:
+    """A second local Elasticsearch node of the test session's own, for real slowness and outages.
+
+    ``pause()`` sends SIGSTOP to the server (it accepts connections but answers
+    nothing), ``resume()`` SIGCONT; ``stop()``/``start()`` take it down and up.
+    """
+
+    def __init__(self, layout: local.NodeLayout) -> None:
+        self.layout = layout
+        self.url = layout.url
+        self.paused = False
+
+    def _pid(self) -> int:
+        pid = local.read_pid(self.layout)
+        assert pid is not None, "the pausable node is not running"
+        return pid
+
+    def pause(self) -> None:
+        os.kill(self._pid(), signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        if self.paused:
+            os.kill(self._pid(), signal.SIGCONT)
+            self.paused = False
+
+    async def stop(self) -> None:
+        self.resume()
+        await local.stop(self.layout)
+
+    async def start(self) -> None:
+        await local.start(self.layout)
+
+
+@pytest.fixture(scope="session")
+def pausable_node() -> Iterator[PausableNode]:
+    layout = local.NodeLayout(local.default_cache_dir(), port=PAUSABLE_ES_PORT)
+    if (
+        trio.run(local.probe, layout.url) is local.PortState.ELASTICSEARCH
+        and local.read_pid(layout) is None
+    ):
+        pytest.fail(f"port {PAUSABLE_ES_PORT} runs an Elasticsearch this suite cannot pause")
+    trio.run(local.start, layout)
+    node = PausableNode(layout)
+    yield node
+    node.resume()
+    trio.run(local.stop, layout)
+
+
+@pytest.fixture
+async def paused_catalogue(pausable_node: PausableNode, index_name: str) -> AsyncIterator[str]:
+    """The test catalogue in *index_name* on the pausable node; the node is resumed afterwards."""
+    from catalogue import BOOKS
+
+    from trio_books.core.bulk import bulk_body
+    from trio_books.core.mapping import index_body
+
+    async with open_http_client(timeout=30, max_connections=4) as http:
+        node_es = Elasticsearch(http, [pausable_node.url])
+        await node_es.create_index(index_name, index_body())
+        await node_es.bulk(bulk_body(index_name, BOOKS), refresh=True)
+        try:
+            yield index_name
+        finally:
+            pausable_node.resume()
+            with trio.CancelScope(shield=True):
+                # A test may have taken the node down; its data goes with the session.
+                with contextlib.suppress(TrioBooksError):
+                    await node_es.delete_index(index_name)

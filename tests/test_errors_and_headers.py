@@ -52,7 +52,11 @@ def test_server_timing_round_trip() -> None:
     )
     assert parse_server_timing(header) == {"es-hits": 12.3, "es-facet-tags": 4.0, "total": 20.0}
     entries = parse_timing_entries(header)
-    assert [(e.start_ms, e.outcome) for e in entries] == [(0.4, None), (1.0, "timed out"), (None, None)]
+    assert [(e.start_ms, e.outcome) for e in entries] == [
+        (0.4, None),
+        (1.0, "timed out"),
+        (None, None),
+    ]
 
 
 def test_cors_rules() -> None:

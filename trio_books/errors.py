@@ -110,6 +110,11 @@ class LocalElasticsearchError(UsageError):
     code = "local_elasticsearch"
 
 
+def missed_deadline(seconds: float) -> str:
+    """The message of a search that ran out of time."""
+    return f"no answer within the deadline of {seconds * 1000:.0f} ms"
+
+
 def most_severe(group: BaseExceptionGroup[BaseException]) -> TrioBooksError | None:
     """The error to answer with when concurrent branches failed together.
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from quart import Quart, Response, g, request
+from quart import Quart, Response, current_app, g, request
 from quart_schema import Info, QuartSchema, RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
 from trio_books import __version__
 from trio_books.api.cors import cors_headers, preflight_headers
 from trio_books.api.routes import register_routes
+from trio_books.core.timeline import trace_of
 from trio_books.core.timing import server_timing
 from trio_books.errors import (
     CorsRefused,
@@ -50,9 +52,11 @@ def configure_app(app: Quart, settings: Settings) -> None:
     _register_headers(app, settings)
 
 
-def json_error(error: TrioBooksError) -> Response:
+def json_error(error: TrioBooksError, extra: dict[str, Any] | None = None) -> Response:
     response = Response(
-        orjson.dumps(error_body(error)), status=error.status, content_type="application/json"
+        orjson.dumps({**error_body(error), **(extra or {})}),
+        status=error.status,
+        content_type="application/json",
     )
     response.headers.update(error.headers())
     return response
@@ -77,6 +81,12 @@ def _register_error_handlers(app: Quart) -> None:
     async def ours(error: TrioBooksError) -> Response:
         if error.status >= 500:
             log.warning("answered %s: %s", error.status, error.message)
+        # A failed search's timeline is the most telling one: return it when asked.
+        timeline = g.get("timeline")
+        settings: Settings = current_app.config["TRIO_BOOKS_SETTINGS"]
+        wants_trace = request.args.get("trace", "").lower() in {"1", "true", "yes", "on"}
+        if timeline is not None and wants_trace and settings.allow_trace:
+            return json_error(error, {"trace": trace_of(timeline).model_dump(mode="json")})
         return json_error(error)
 
     @app.errorhandler(RequestSchemaValidationError)

@@ -15,7 +15,7 @@ import trio
 
 from trio_books.api.branches import Branch, Concurrency, FanOutResult
 from trio_books.core.timeline import Timeline
-from trio_books.errors import DeadlineExceeded, TrioBooksError, most_severe
+from trio_books.errors import DeadlineExceeded, TrioBooksError, missed_deadline, most_severe
 
 
 async def fan_out(
@@ -31,8 +31,11 @@ async def fan_out(
                 try:
                     answer = await branch.call(deadline_at - trio.current_time())
                 except TrioBooksError as error:
-                    span.outcome = "timed out" if isinstance(error, DeadlineExceeded) else "error"
+                    timed_out = isinstance(error, DeadlineExceeded)
+                    span.outcome = "timed out" if timed_out else "error"
                     span.detail = error.message
+                    if branch.required and timed_out:
+                        raise DeadlineExceeded(missed_deadline(deadline)) from error
                     if branch.required:
                         raise
                     result.failures[branch.name] = error.message

@@ -1,0 +1,233 @@
+"""Deadlines, partial answers, suggestions and traces, with slowness made for real.
+
+Slowness comes from pausing a real Elasticsearch node (SIGSTOP: it accepts
+connections and answers nothing) and outages from stopping it. Where a test
+needs the hits answered before the node pauses, a transport wrapper holds the
+facet requests until the real hits answer has arrived, then pauses the node
+and lets them go: they reach a genuinely frozen server.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import trio
+from conftest import PausableNode
+from hypercorn.trio import serve
+from quart.typing import TestClientProtocol as Client
+
+from trio_books.api.routes import SERVICE_KEY
+from trio_books.core.mapping import index_body
+from trio_books.core.timing import parse_timing_entries
+from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.serving import hypercorn_config
+from trio_books.settings import Settings
+from trio_books.trio.app import create_app
+
+SEARCH = "/api/v1/search/"
+FACETS = {"facet-tags", "facet-years", "facet-languages"}
+
+
+class PauseAfterHits(httpx.AsyncBaseTransport):
+    """The real transport; facet requests wait for the real hits answer, which pauses the node."""
+
+    def __init__(self, pause: Callable[[], None]) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.pause = pause
+        self.hits_answered = trio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body: dict[str, Any] = json.loads(request.content) if request.content else {}
+        is_hits = body.get("track_total_hits") is True
+        if "aggs" in body:
+            await self.hits_answered.wait()
+        response = await self.inner.handle_async_request(request)
+        if is_hits:
+            await response.aread()
+            self.pause()
+            self.hits_answered.set()
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def node_settings(node: PausableNode, index: str, **overrides: Any) -> Settings:
+    return Settings(es_urls=[node.url], index=index, facet_size=100, **overrides)
+
+
+async def test_facets_past_the_deadline_give_a_partial_answer(
+    pausable_node: PausableNode, paused_catalogue: str
+) -> None:
+    transport = PauseAfterHits(pausable_node.pause)
+    app = create_app(
+        node_settings(pausable_node, paused_catalogue, search_deadline=1.0), transport=transport
+    )
+    async with app.test_app() as test_app:
+        response = await test_app.test_client().get(f"{SEARCH}?q=the&trace=1")
+    assert response.status_code == 200
+    body = await response.get_json()
+    assert body["partial"] is True
+    assert body["count"] > 0
+    assert body["results"]
+    assert {error["branch"] for error in body["errors"]} == FACETS
+    assert all(error["reason"] == "timed out after 1000 ms" for error in body["errors"])
+    outcomes = {task["name"]: task["outcome"] for task in body["trace"]["tasks"]}
+    assert outcomes == {"es-hits": "ok", **{f"es-{name}": "timed out" for name in FACETS}}
+
+
+async def test_required_failure_cancels_the_facets_at_once(
+    pausable_node: PausableNode, index_name: str
+) -> None:
+    # A real Elasticsearch error: title_sort mapped as text cannot be sorted on.
+    body = index_body()
+    body["mappings"]["properties"] = {
+        **body["mappings"]["properties"],
+        "title_sort": {"type": "text"},
+    }
+    async with open_http_client(timeout=10, max_connections=2) as http:
+        node_es = Elasticsearch(http, [pausable_node.url])
+        await node_es.create_index(index_name, body)
+        try:
+            transport = PauseAfterHits(pausable_node.pause)
+            settings = node_settings(pausable_node, index_name, search_deadline=30.0)
+            async with create_app(settings, transport=transport).test_app() as test_app:
+                response = await test_app.test_client().get(f"{SEARCH}?sort=title&trace=1")
+        finally:
+            pausable_node.resume()
+            await node_es.delete_index(index_name)
+    assert response.status_code == 502
+    failure = await response.get_json()
+    assert failure["error"] == "elasticsearch_error"
+    outcomes = {task["name"]: task["outcome"] for task in failure["trace"]["tasks"]}
+    # Cancelled, not timed out: they were stopped when the hits failed, long before the deadline.
+    assert outcomes == {"es-hits": "error", **{f"es-{name}": "cancelled" for name in FACETS}}
+    header = {
+        entry.name: entry.outcome
+        for entry in parse_timing_entries(response.headers["Server-Timing"])
+    }
+    assert header["es-facet-tags"] == "cancelled"
+
+
+async def test_timeout_parameter_shortens_but_never_lengthens(
+    pausable_node: PausableNode, paused_catalogue: str
+) -> None:
+    app = create_app(node_settings(pausable_node, paused_catalogue, search_deadline=1.0))
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        assert (await client.get(f"{SEARCH}?q=the")).status_code == 200
+        pausable_node.pause()
+        shorter = await client.get(f"{SEARCH}?q=the&timeout=300")
+        longer = await client.get(f"{SEARCH}?q=the&timeout=60000")
+    for response, deadline_ms in ((shorter, 300), (longer, 1000)):
+        assert response.status_code == 504
+        failure = await response.get_json()
+        assert failure["error"] == "deadline_exceeded"
+        assert failure["message"] == f"no answer within the deadline of {deadline_ms} ms"
+
+
+async def test_client_disconnect_cancels_every_elasticsearch_call(
+    nursery: trio.Nursery, pausable_node: PausableNode, paused_catalogue: str
+) -> None:
+    app = create_app(node_settings(pausable_node, paused_catalogue, search_deadline=30.0))
+    settings = node_settings(pausable_node, paused_catalogue)
+    config = hypercorn_config(settings, host="127.0.0.1", port=0)
+    binds = await nursery.start(functools.partial(serve, app, config))
+    async with httpx.AsyncClient(base_url=binds[0]) as http:
+        assert (await http.get("/")).status_code == 200  # serving, so the service exists
+        es: Elasticsearch = app.extensions[SERVICE_KEY].es
+        pausable_node.pause()
+
+        async def search_then_hang_up() -> None:
+            with trio.move_on_after(30):
+                await http.get(SEARCH, params={"q": "the"}, timeout=30)
+
+        async with trio.open_nursery() as clients:
+            clients.start_soon(search_then_hang_up)
+            with trio.fail_after(10):
+                while es.in_flight < 4:
+                    await trio.sleep(0.01)
+            # The client gives up: its connection closes with four calls in flight.
+            clients.cancel_scope.cancel()
+        with trio.fail_after(5):  # far inside the 30 s deadline the calls would otherwise wait for
+            while es.in_flight:
+                await trio.sleep(0.01)
+    assert es.in_flight == 0
+
+
+async def test_misspelt_query_gets_suggestions(client: Client) -> None:
+    body = await (await client.get(f"{SEARCH}?q=hobit")).get_json()
+    assert body["count"] == 0
+    assert "hobbit" in body["suggestions"]
+
+
+async def test_good_query_gets_no_suggestions(client: Client) -> None:
+    thin = await (await client.get(f"{SEARCH}?q=hobbit&trace=1")).get_json()
+    assert thin["count"] == 1
+    assert thin["suggestions"] == []
+    # Few hits, so the suggestion branch did run, and found nothing to correct.
+    assert "es-suggest" in {task["name"] for task in thin["trace"]["tasks"]}
+    plenty = await (await client.get(f"{SEARCH}?q=the&trace=1")).get_json()
+    assert plenty["count"] >= 3
+    assert "es-suggest" not in {task["name"] for task in plenty["trace"]["tasks"]}
+
+
+async def test_trace_is_well_formed_and_nests_inside_the_request(
+    client: Client, es_url: str
+) -> None:
+    response = await client.get(f"{SEARCH}?q=potter&trace=1")
+    trace = (await response.get_json())["trace"]
+    names = [task["name"] for task in trace["tasks"]]
+    assert {"es-hits", *(f"es-{name}" for name in FACETS)} <= set(names)
+    assert len(names) == len(set(names))
+    for task in trace["tasks"]:
+        assert 0 <= task["start_ms"] <= task["end_ms"] <= trace["end_ms"]
+        assert task["node"] == es_url
+        assert task["outcome"] == "ok"
+    total = next(
+        e for e in parse_timing_entries(response.headers["Server-Timing"]) if e.name == "total"
+    )
+    assert trace["end_ms"] <= total.duration_ms + 0.1
+
+
+async def test_trace_can_be_turned_off(api_settings: Settings) -> None:
+    settings = api_settings.model_copy(update={"allow_trace": False})
+    async with create_app(settings).test_app() as test_app:
+        response = await test_app.test_client().get(f"{SEARCH}?trace=1")
+    assert response.status_code == 422
+    assert (await response.get_json())["details"][0] == {
+        "field": "trace",
+        "rule": "disabled",
+        "message": "tracing is turned off on this service",
+    }
+
+
+async def test_every_node_down_then_back(
+    pausable_node: PausableNode, paused_catalogue: str
+) -> None:
+    app = create_app(node_settings(pausable_node, paused_catalogue, search_deadline=2.0))
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        await pausable_node.stop()
+        try:
+            down = await client.get(f"{SEARCH}?q=the")
+            not_ready = await client.get("/readyz")
+        finally:
+            await pausable_node.start()
+        back_at = trio.current_time()
+        recovered_after = None
+        with trio.move_on_after(10):
+            while recovered_after is None:
+                if (await client.get(f"{SEARCH}?q=the")).status_code == 200:
+                    recovered_after = trio.current_time() - back_at
+                else:
+                    await trio.sleep(0.1)
+    assert down.status_code == 503
+    assert (await down.get_json())["error"] == "elasticsearch_unavailable"
+    assert not_ready.status_code == 503
+    assert recovered_after is not None
+    assert recovered_after < 5.0
