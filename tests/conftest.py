@@ -192,7 +192,6 @@ async def paused_catalogue(pausable_node: PausableNode, index_name: str) -> Asyn
             yield index_name
         finally:
             pausable_node.resume()
-            with trio.CancelScope(shield=True):
-                # A test may have taken the node down; its data goes with the session.
-                with contextlib.suppress(TrioBooksError):
-                    await node_es.delete_index(index_name)
+            # A test may have taken the node down; its data goes with the session.
+            with trio.CancelScope(shield=True), contextlib.suppress(TrioBooksError):
+                await node_es.delete_index(index_name)
