@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -128,9 +129,12 @@ class RecordingTransport(httpx.AsyncBaseTransport):
     def __init__(self) -> None:
         self.inner = httpx.AsyncHTTPTransport()
         self.calls: list[tuple[str, float, float]] = []
+        self.bodies: list[dict[str, object]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         started = trio.current_time()
+        if request.content:
+            self.bodies.append(json.loads(request.content))
         response = await self.inner.handle_async_request(request)
         await response.aread()
         self.calls.append((request.url.path, started, trio.current_time()))
@@ -149,6 +153,11 @@ async def test_search_branches_overlap_in_time(api_settings: Settings) -> None:
     assert len(searches) == 4
     # Every branch started before any branch finished: they were in flight together.
     assert max(start for _, start, _ in searches) < min(end for _, _, end in searches)
+    # Each call carries the time left as Elasticsearch's own timeout, within the deadline.
+    for body in transport.bodies:
+        timeout = str(body["timeout"])
+        assert timeout.endswith("ms")
+        assert 0 < int(timeout.removesuffix("ms")) <= api_settings.search_deadline * 1000
 
 
 # ---------------------------------------------------------------- end to end
