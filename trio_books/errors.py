@@ -3,6 +3,7 @@
 Hierarchy::
 
     TrioBooksError                      500  base class
+    ├── HttpProblem                     4xx  routing: an unknown route, a wrong method
     ├── InvalidParameter                422  a request parameter breaks a rule
     ├── NotFound                        404  an unknown book or route
     ├── CorsRefused                     403  a preflight from an origin not allowed
@@ -44,6 +45,15 @@ class TrioBooksError(Exception):
     def headers(self) -> dict[str, str]:
         """Extra response headers this error asks for."""
         return {}
+
+
+class HttpProblem(TrioBooksError):
+    """A plain HTTP error from routing (unknown route, wrong method…), keeping its status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 class InvalidParameter(TrioBooksError):

@@ -20,6 +20,7 @@ from trio_books.core.timing import server_timing
 from trio_books.errors import (
     CorsRefused,
     FieldProblem,
+    HttpProblem,
     InvalidParameter,
     TrioBooksError,
     error_body,
@@ -95,10 +96,13 @@ def _register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
-        code = (error.name or "error").lower().replace(" ", "_")
-        failure = TrioBooksError(error.description or error.name or "error")
-        failure.status, failure.code = error.code or 500, code
-        response = json_error(failure)
+        response = json_error(
+            HttpProblem(
+                error.code or 500,
+                (error.name or "error").lower().replace(" ", "_"),
+                error.description or error.name or "error",
+            )
+        )
         if error.code == 405 and (allow := error.get_headers()):
             response.headers.update({k: v for k, v in allow if k.lower() == "allow"})
         return response
