@@ -137,6 +137,33 @@ class Elasticsearch:
         )
         return result
 
+    async def post_bulk(
+        self, index: str, body: bytes, *, filter_path: str | None = None
+    ) -> tuple[int, bytes]:
+        """``POST /<index>/_bulk``; the HTTP status and body as they came.
+
+        Unlike :meth:`request`, an error status is returned, not raised: the
+        loader decides what a 429 or a 5xx means for each item.
+
+        Raises:
+            ElasticsearchUnavailable: no answer (connection refused or reset, timeout).
+        """
+        url = f"{next(self._next_url)}/{index}/_bulk"
+        params = {"filter_path": filter_path} if filter_path else None
+        try:
+            response = await self.http.post(
+                url, content=body, params=params, headers=NDJSON_HEADERS
+            )
+        except httpx.TimeoutException as error:
+            raise ElasticsearchUnavailable(
+                f"Elasticsearch did not answer in time ({type(error).__name__})"
+            ) from error
+        except httpx.TransportError as error:
+            raise ElasticsearchUnavailable(
+                f"Elasticsearch is unreachable ({type(error).__name__})"
+            ) from error
+        return response.status_code, response.content
+
     async def cluster_health(self) -> dict[str, Any]:
         result: dict[str, Any] = await self.request("GET", "/_cluster/health")
         return result
