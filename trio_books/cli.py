@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from trio_books.errors import UsageError
 from trio_books.es import commands as es_commands
+from trio_books.load import bench as load_bench
 from trio_books.load import commands as load_commands
 
 
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     es_commands.add_parser(commands)
     load_commands.add_parser(commands)
+    load_bench.add_parser(commands)
     return parser
 
 
