@@ -90,3 +90,21 @@ def typecheck(session: nox.Session) -> None:
     install(session)
     session.run("mypy", "--strict", "trio_books", *session.posargs)
     session.run("mypy", "--strict", "noxfile.py")
+
+
+@nox.session
+def bench_load(session: nox.Session) -> None:
+    """The loader's books/s against the same _bulk bodies posted by parallel curl (not a test).
+
+    Arguments go to ``python -m trio_books bench-load``, e.g. ``nox -s bench_load -- --count 100000``.
+    """
+    install(session)
+    with elasticsearch(session, SERVE_ES_PORT) as urls:
+        session.run(
+            "python",
+            "-m",
+            "trio_books",
+            "bench-load",
+            *session.posargs,
+            env={"TRIO_BOOKS_ES_URLS": urls},
+        )

@@ -109,8 +109,12 @@ async def catalogue_index(es: Elasticsearch, index_name: str) -> str:
 
 @pytest.fixture
 def api_settings(es_url: str, catalogue_index: str) -> Settings:
-    """Settings pointing at the test catalogue; facets wide enough to hold every value."""
-    return Settings(es_urls=[es_url], index=catalogue_index, facet_size=100)
+    """Settings pointing at the test catalogue; facets wide enough to hold every value.
+
+    The deadline is generous: on a loaded CI machine a search may take seconds,
+    and the tests that are about deadlines set their own.
+    """
+    return Settings(es_urls=[es_url], index=catalogue_index, facet_size=100, search_deadline=30.0)
 
 
 @pytest.fixture

@@ -98,7 +98,7 @@ async def test_unreachable_elasticsearch_is_503_with_retry_after(
 
 
 async def test_missing_index_is_503_index_missing(es_url: str, index_name: str) -> None:
-    app = create_app(Settings(es_urls=[es_url], index=index_name))
+    app = create_app(Settings(es_urls=[es_url], index=index_name, search_deadline=30.0))
     async with app.test_app() as test_app:
         response = await test_app.test_client().get(SEARCH)
     assert response.status_code == 503
@@ -116,7 +116,7 @@ async def test_unexpected_elasticsearch_error_is_502(
         "properties": {**body["mappings"]["properties"], "title_sort": {"type": "text"}},
     }
     await es.create_index(index_name, body)
-    app = create_app(Settings(es_urls=[es_url], index=index_name))
+    app = create_app(Settings(es_urls=[es_url], index=index_name, search_deadline=30.0))
     async with app.test_app() as test_app:
         client = test_app.test_client()
         failed = await client.get(f"{SEARCH}?sort=title")

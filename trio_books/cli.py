@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from trio_books import serving, tracing
 from trio_books.errors import UsageError
 from trio_books.es import commands as es_commands
+from trio_books.load import bench as load_bench
+from trio_books.load import commands as load_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     es_commands.add_parser(commands)
     serving.add_parser(commands)
     tracing.add_parser(commands)
+    load_commands.add_parser(commands)
+    load_bench.add_parser(commands)
     return parser
 
 

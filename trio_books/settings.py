@@ -55,6 +55,17 @@ class Settings(BaseSettings):
     # Whether ?trace=1 may add the task timeline to answers.
     allow_trace: bool = True
 
+    # The loader: how many _bulk requests are in flight at once, and how big each grows.
+    load_senders: int = Field(default=4, ge=1, le=64)
+    load_chunk_docs: int = Field(default=1000, ge=1, le=100_000)
+    load_chunk_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    # Retries of work Elasticsearch pushed back (429) or failed (5xx, no answer).
+    load_max_retries: int = Field(default=8, ge=0, le=100)
+    load_backoff_first: float = Field(default=0.1, gt=0, le=60)
+    load_backoff_cap: float = Field(default=10.0, gt=0, le=600)
+    # Seconds for one _bulk request: a big chunk on a busy node takes a while.
+    load_timeout: float = Field(default=120.0, gt=0, le=3600)
+
     @field_validator("es_urls", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

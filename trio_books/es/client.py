@@ -91,7 +91,7 @@ class Elasticsearch:
         """One call; returns the decoded JSON answer.
 
         Args:
-            allow_404: return a 404's body (or ``None``) instead of raising.
+            allow_404: return ``None`` for a 404 instead of raising.
             time_limit: seconds for this call instead of the client's timeout.
 
         Raises:
@@ -99,17 +99,36 @@ class Elasticsearch:
             ElasticsearchTimeout: no answer in time.
             ElasticsearchError: an error status (``IndexMissing`` for a missing index).
         """
-        node = next(self._next_url)
-        url = f"{node}{path}"
-        if (span := current_span.get()) is not None:
-            span.node = node
         if body is not None:
             content = orjson.dumps(body)
+        response = await self._send(
+            method, path, content=content, params=params, headers=headers, time_limit=time_limit
+        )
+        if response.status_code == 404 and allow_404:
+            return None
+        if response.status_code >= 400:
+            raise error_from_response(response.status_code, response.content)
+        return orjson.loads(response.content) if response.content else None
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str],
+        time_limit: float | None = None,
+    ) -> httpx.Response:
+        """Send one call to the next node; transport failures become our errors."""
+        node = next(self._next_url)
+        if (span := current_span.get()) is not None:
+            span.node = node
         self.in_flight += 1
         try:
-            response = await self.http.request(
+            return await self.http.request(
                 method,
-                url,
+                f"{node}{path}",
                 content=content,
                 params=params,
                 headers=headers,
@@ -125,11 +144,6 @@ class Elasticsearch:
             ) from error
         finally:
             self.in_flight -= 1
-        if response.status_code == 404 and allow_404:
-            return orjson.loads(response.content) if response.content else None
-        if response.status_code >= 400:
-            raise error_from_response(response.status_code, response.content)
-        return orjson.loads(response.content) if response.content else None
 
     async def search(
         self, index: str, body: Mapping[str, Any], *, time_limit: float | None = None
@@ -140,10 +154,16 @@ class Elasticsearch:
         return result
 
     async def get_source(self, index: str, doc_id: str) -> dict[str, Any] | None:
-        found = await self.request("GET", f"/{index}/_doc/{doc_id}", allow_404=True)
-        if isinstance(found, dict) and isinstance(found.get("error"), dict):
-            raise error_from_response(404, orjson.dumps(found))
-        if not isinstance(found, dict) or not found.get("found"):
+        response = await self._send(
+            "GET", f"/{index}/_doc/{doc_id}", content=None, params=None, headers=JSON_HEADERS
+        )
+        # A missing book is a 404 with found=false; a missing index, a 404 with an error.
+        if response.status_code >= 400 and response.status_code != 404:
+            raise error_from_response(response.status_code, response.content)
+        found = orjson.loads(response.content) if response.content else {}
+        if isinstance(found.get("error"), dict):
+            raise error_from_response(response.status_code, response.content)
+        if not found.get("found"):
             return None
         source: dict[str, Any] = found["_source"]
         return source
@@ -172,6 +192,24 @@ class Elasticsearch:
             "POST", "/_bulk", content=body, params=params, headers=NDJSON_HEADERS
         )
         return result
+
+    async def post_bulk(
+        self, index: str, body: bytes, *, filter_path: str | None = None
+    ) -> tuple[int, bytes]:
+        """``POST /<index>/_bulk``; the HTTP status and body as they came.
+
+        Unlike :meth:`request`, an error status is returned, not raised: the
+        loader decides what a 429 or a 5xx means for each item.
+
+        Raises:
+            ElasticsearchUnavailable: no connection (refused or reset).
+            ElasticsearchTimeout: no answer in time.
+        """
+        params = {"filter_path": filter_path} if filter_path else None
+        response = await self._send(
+            "POST", f"/{index}/_bulk", content=body, params=params, headers=NDJSON_HEADERS
+        )
+        return response.status_code, response.content
 
     async def cluster_health(self, time_limit: float | None = None) -> dict[str, Any]:
         result: dict[str, Any] = await self.request(

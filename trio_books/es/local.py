@@ -26,6 +26,7 @@ import shutil
 import signal
 import stat
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -249,7 +250,10 @@ def log_tail(layout: NodeLayout, lines: int = 20) -> str:
 # ---------------------------------------------------------------- start and stop
 
 
-def server_command(layout: NodeLayout) -> list[str]:
+def server_command(
+    layout: NodeLayout, extra_settings: Mapping[str, str] | None = None
+) -> list[str]:
+    """The launcher's command line; *extra_settings* become more ``-E`` options."""
     settings = {
         "cluster.name": "trio-books",
         "node.name": f"trio-books-{layout.port}",
@@ -260,6 +264,7 @@ def server_command(layout: NodeLayout) -> list[str]:
         "cluster.routing.allocation.disk.threshold_enabled": "false",
         "path.data": str(layout.data_dir),
         "path.logs": str(layout.logs_dir),
+        **(extra_settings or {}),
     }
     return [
         str(layout.dist_home / "bin" / "elasticsearch"),
@@ -304,11 +309,14 @@ async def start(
     *,
     say: Say = say_to_stderr,
     health_wait: float = START_TIMEOUT,
+    extra_settings: Mapping[str, str] | None = None,
 ) -> str:
     """Make sure an Elasticsearch answers at ``layout.url``; return that URL.
 
     Downloads and unpacks the distribution on first use. Returns at once when an
-    Elasticsearch already answers there.
+    Elasticsearch already answers there. *extra_settings* (for example
+    ``{"thread_pool.write.queue_size": "1"}``) are passed as ``-E`` options to a
+    node this call starts.
 
     Raises:
         LocalElasticsearchError: Java or Maven missing, port taken by something
@@ -334,7 +342,7 @@ async def start(
         # The launcher (-d) returns once the node has started, leaving the
         # server running on its own; then we wait for the cluster to be usable.
         launched = await trio.run_process(
-            server_command(layout),
+            server_command(layout, extra_settings),
             env=server_environment(layout, java_home),
             cwd=str(layout.node_dir),
             capture_stdout=True,

@@ -1,0 +1,323 @@
+"""Raw catalogue records made into books: cleaning the mess real files carry.
+
+A record is rejected (:class:`Rejection`) only when it has no usable id or no
+title. Every other field is cleaned to what can be trusted and otherwise left
+empty: years written as floats (``2008.0``) or negative, ISBNs whose leading
+zeros or last digits a spreadsheet ate, blank optional fields, author lists as
+one comma-separated string. Nothing here invents a digit: a damaged ISBN-13 is
+kept only when it can be recomputed from a valid ISBN-10 of the same record and
+agrees with every digit that survived.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import ValidationError
+
+from trio_books.core.books import Book, Tag
+
+# Years outside this range are typing accidents, not publication dates (and the
+# index stores years as 32-bit integers).
+YEAR_RANGE = range(-9999, 10_000)
+# Name parts that belong to the previous name when authors are comma-separated.
+NAME_SUFFIXES = frozenset(
+    {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv", "phd", "ph.d.", "md", "m.d."}
+)
+BLANKS = frozenset({"", "nan", "null", "none", "NaN", "NULL", "None", "NA", "N/A"})
+_PLAIN_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_ISBN_NOISE = re.compile(r"[\s-]")
+_ISBN10 = re.compile(r"\d{9}[\dX]")
+_ISBN10_SHORT = re.compile(r"\d{1,9}[\dX]")
+_ISBN13 = re.compile(r"97[89]\d{10}")
+_ISBN13_WRITTEN = re.compile(r"\d{13}(?:\.0+)?")
+_SCIENTIFIC = re.compile(r"(\d)\.(\d+)[eE]\+?(\d+)")
+
+
+class Rejection(ValueError):
+    """A record that cannot become a book; ``reason`` says why, for people."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# ---------------------------------------------------------------- scalar fields
+
+
+def text(value: object) -> str | None:
+    """A stripped string, or ``None`` for blanks, ``NaN`` and non-text values."""
+    if type(value) is str:  # the common case, first and fast
+        stripped = value.strip()
+        return None if stripped in BLANKS else stripped
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, int | float):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    stripped = value.strip()
+    return None if stripped in BLANKS or stripped.lower() in BLANKS else stripped
+
+
+def whole_number(value: object) -> int | None:
+    """An integer written as ``7``, ``"7"``, ``7.0`` or ``"7.0"``; ``None`` otherwise."""
+    if type(value) is int:
+        return value
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    raw = text(value)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    try:
+        number = Decimal(raw)
+    except InvalidOperation:
+        return None
+    if not number.is_finite() or number != number.to_integral_value():
+        return None
+    return int(number)
+
+
+def clean_year(value: object) -> int | None:
+    """A publication year; BCE years are negative. ``None`` when unusable."""
+    year = whole_number(value)
+    return year if year is not None and year in YEAR_RANGE else None
+
+
+def clean_rating(value: object) -> float | None:
+    """An average rating between 0 and 5."""
+    raw = text(value)
+    if raw is None:
+        return None
+    try:
+        rating = float(raw)
+    except ValueError:
+        return None
+    return round(rating, 2) if 0.0 <= rating <= 5.0 else None
+
+
+def clean_count(value: object) -> int | None:
+    """A non-negative count that fits the index's ``long``."""
+    count = whole_number(value)
+    return count if count is not None and 0 <= count < 2**63 else None
+
+
+# ---------------------------------------------------------------- ISBNs
+
+
+def _isbn10_valid(digits: str) -> bool:
+    if not _ISBN10.fullmatch(digits):
+        return False
+    total = sum((10 - i) * (10 if c == "X" else int(c)) for i, c in enumerate(digits))
+    return total % 11 == 0
+
+
+def _isbn13_check_digit(first12: str) -> str:
+    total = sum(int(c) * (3 if i % 2 else 1) for i, c in enumerate(first12))
+    return str((10 - total % 10) % 10)
+
+
+def _isbn13_valid(digits: str) -> bool:
+    return bool(_ISBN13.fullmatch(digits)) and _isbn13_check_digit(digits[:12]) == digits[12]
+
+
+def clean_isbn(value: object) -> str | None:
+    """An ISBN-10 with a valid check digit.
+
+    Leading zeros lost to a numeric column (``439023483``) are restored only
+    when the check digit then agrees.
+    """
+    raw = text(value)
+    if raw is None:
+        return None
+    digits = _ISBN_NOISE.sub("", raw).upper()
+    if digits.endswith(".0"):
+        digits = digits[:-2]
+    if len(digits) < 10 and _ISBN10_SHORT.fullmatch(digits):
+        digits = digits.rjust(10, "0")
+    return digits if _isbn10_valid(digits) else None
+
+
+def isbn10_to_13(isbn10: str) -> str:
+    """The ISBN-13 (prefix 978) of a valid ISBN-10."""
+    first12 = "978" + isbn10[:9]
+    return first12 + _isbn13_check_digit(first12)
+
+
+def clean_isbn13(value: object, isbn10: str | None = None) -> str | None:
+    """An ISBN-13 that can be trusted, or ``None``.
+
+    Plain 13-digit values must carry a valid check digit. Values a spreadsheet
+    wrote in scientific notation (``9.78043902348e+12``) lost their last digits;
+    they are kept only when all 13 digits survived, or when *isbn10* (already
+    cleaned) converts to an ISBN-13 that rounds to exactly the surviving digits.
+    """
+    raw = text(value)
+    if raw is None:
+        return None
+    compact = _ISBN_NOISE.sub("", raw)
+    if _ISBN13_WRITTEN.fullmatch(compact):
+        digits = compact[:13]
+        return digits if _isbn13_valid(digits) else None
+    match = _SCIENTIFIC.fullmatch(compact)
+    if match is None:
+        return None
+    significant = match[1] + match[2].rstrip("0")
+    if int(match[3]) != 12:
+        return None
+    if len(significant) >= 13:
+        digits = (match[1] + match[2]).ljust(13, "0")[:13]
+        return digits if _isbn13_valid(digits) else None
+    if isbn10 is None:
+        return None
+    derived = isbn10_to_13(isbn10)
+    written = Decimal(compact)
+    exponent = Decimal(1).scaleb(12 - len(significant) + 1)
+    for rounding in (ROUND_HALF_EVEN, ROUND_HALF_UP):
+        if Decimal(derived).quantize(exponent, rounding=rounding) == written:
+            return derived
+    return None
+
+
+# ---------------------------------------------------------------- names and tags
+
+
+def split_authors(value: object) -> list[str]:
+    """Author names from a list or one comma-separated string, in order, without repeats.
+
+    ``"Martin Luther King, Jr."`` stays one name: suffixes join the name before them.
+    """
+    parts: list[str]
+    if isinstance(value, str):
+        parts = value.split(",")
+    elif isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        parts = []
+        for item in value:
+            name = item.get("name") if isinstance(item, Mapping) else item
+            if cleaned := text(name):
+                parts.append(cleaned)
+    else:
+        return []
+    names: list[str] = []
+    for part in parts:
+        name = " ".join(part.split())
+        if not name:
+            continue
+        if names and name.lower() in NAME_SUFFIXES:
+            names[-1] = f"{names[-1]}, {name}"
+        elif name not in names:
+            names.append(name)
+    return names
+
+
+@functools.lru_cache(maxsize=65_536)
+def slugify(name: str) -> str:
+    """A tag slug: accents dropped, case folded, every run of other characters one ``-``.
+
+    Letters of any script are kept (``"日本文学"`` stays itself), so a slug is
+    empty only for names made of punctuation alone.
+    """
+    if _PLAIN_SLUG.fullmatch(name):
+        return name
+    decomposed = unicodedata.normalize("NFKD", name)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"[\W_]+", "-", bare.casefold()).strip("-")
+
+
+def tag_title(name: str) -> str:
+    """A title for a tag known only by a slug-like name (``"young-adult"`` -> ``"Young Adult"``)."""
+    words = re.sub(r"[-_\s]+", " ", name).strip()
+    return words[:1].upper() + words[1:] if words != words.lower() else words.title()
+
+
+@functools.lru_cache(maxsize=65_536)
+def make_tag(title: str, slug: str) -> Tag:
+    """The tag (shared: tags are frozen, and real catalogues repeat a few thousand of them)."""
+    return Tag(title=title, slug=slug)
+
+
+def clean_tags(value: object) -> list[Tag]:
+    """Tags from ``[{title, slug}]``, ``[{title}]`` or ``[name, ...]``, one per slug."""
+    if not isinstance(value, Iterable) or isinstance(value, str | bytes | Mapping):
+        return []
+    tags: dict[str, Tag] = {}
+    for item in value:
+        if isinstance(item, Mapping):
+            title = text(item.get("title")) or text(item.get("name"))
+            slug = text(item.get("slug"))
+        else:
+            title, slug = text(item), None
+        if title is None and slug is None:
+            continue
+        slug = slugify(slug or title or "")
+        if slug and slug not in tags:
+            tags[slug] = make_tag(title or tag_title(slug), slug)
+    return list(tags.values())
+
+
+# ---------------------------------------------------------------- whole records
+
+
+def book_id(value: object) -> int:
+    """The record's id, or :class:`Rejection`."""
+    number = whole_number(value)
+    if number is None or not 0 <= number < 2**63:
+        raise Rejection(
+            f"no usable book_id ({value!r})" if value not in (None, "") else "no book_id"
+        )
+    return number
+
+
+def book_from_record(record: Mapping[str, Any], *, tags: list[Tag] | None = None) -> Book:
+    """A book from a record in the reference service's shape (JSON, NDJSON) or a CSV row.
+
+    Args:
+        record: field name to raw value; missing fields are empty.
+        tags: tags found elsewhere (a goodbooks tag join); they replace ``record["tags"]``.
+
+    Raises:
+        Rejection: no usable id, or no title (``original_title`` stands in for a
+            missing ``title``).
+    """
+    if not isinstance(record, Mapping):
+        raise Rejection(f"not an object but {type(record).__name__}")
+    identifier = book_id(record.get("book_id"))
+    original_title = text(record.get("original_title"))
+    title = text(record.get("title")) or original_title
+    if title is None:
+        raise Rejection("no title")
+    isbn = clean_isbn(record.get("isbn"))
+    fields = {
+        "book_id": identifier,
+        "title": title,
+        "original_title": original_title,
+        "isbn": isbn,
+        "isbn13": clean_isbn13(record.get("isbn13"), isbn),
+        "authors": [{"name": name} for name in split_authors(record.get("authors"))],
+        "tags": tags if tags is not None else clean_tags(record.get("tags")),
+        "original_publication_year": clean_year(record.get("original_publication_year")),
+        "language_code": text(record.get("language_code")),
+        "average_rating": clean_rating(record.get("average_rating")),
+        "ratings_count": clean_count(record.get("ratings_count")),
+        "small_image_url": text(record.get("small_image_url")),
+    }
+    try:
+        return Book.model_validate(fields)
+    except ValidationError as error:  # pragma: no cover - every field is cleaned above
+        raise Rejection(f"invalid: {error.errors()[0]['msg']}") from None

@@ -1,0 +1,109 @@
+"""The live alias and its versioned indices, over the loop-neutral client.
+
+A load writes a new version (``<alias>-<timestamp>``), checks it, then points
+the alias at it in one atomic ``_aliases`` request and deletes versions older
+than the last two. Searches go through the alias, so they see the old
+version or the new one, never an empty or half-built index.
+
+If an index (not an alias) already has the alias's name, for example one made
+before versioned loads, the first swap deletes it in the same atomic request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from trio_books.core.mapping import index_body
+from trio_books.core.versions import swap_actions, version_name, versions_to_delete
+from trio_books.es.client import Elasticsearch
+
+
+@dataclass(frozen=True)
+class AliasState:
+    """What *name* is now: an alias (``targets``), an index (``concrete``), or nothing."""
+
+    concrete: bool
+    targets: list[str] = field(default_factory=list)
+
+    @property
+    def exists(self) -> bool:
+        return self.concrete or bool(self.targets)
+
+
+@dataclass(frozen=True)
+class Swap:
+    """What making a version live changed."""
+
+    alias: str
+    index: str
+    previous: list[str]
+    replaced_concrete: bool
+
+
+async def alias_state(es: Elasticsearch, name: str) -> AliasState:
+    """Whether *name* is an alias (and of what), an index, or unknown."""
+    found = await es.request(
+        "GET", f"/_resolve/index/{name}", params={"expand_wildcards": "all"}, allow_404=True
+    )
+    found = found or {}
+    concrete = any(entry.get("name") == name for entry in found.get("indices", []))
+    targets = [
+        index
+        for alias in found.get("aliases", [])
+        if alias.get("name") == name
+        for index in alias.get("indices", [])
+    ]
+    return AliasState(concrete, sorted(targets))
+
+
+async def create_version(es: Elasticsearch, alias: str, *, now: datetime | None = None) -> str:
+    """Create an empty new version of *alias* for loading; return its name.
+
+    It is made with refresh off (nothing searches it until it is live, and
+    refreshing while bulk loading costs indexing speed); :func:`count_version`
+    turns refresh back on.
+    """
+    name = version_name(alias, now or datetime.now(UTC))
+    body = index_body()
+    body["settings"] = {**body["settings"], "refresh_interval": "-1"}
+    await es.create_index(name, body)
+    return name
+
+
+async def count_version(es: Elasticsearch, index: str) -> int:
+    """Restore refresh on a loaded version, refresh it, and count its documents."""
+    await es.request("PUT", f"/{index}/_settings", body={"index": {"refresh_interval": None}})
+    await es.refresh(index)
+    answer: dict[str, Any] = await es.request("GET", f"/{index}/_count")
+    return int(answer["count"])
+
+
+async def swap_alias(es: Elasticsearch, alias: str, index: str) -> Swap:
+    """Point *alias* at *index* alone, in one atomic request.
+
+    Callers on Trio shield this call from cancellation: once the request is sent,
+    whether the alias moved is known only from the answer.
+    """
+    state = await alias_state(es, alias)
+    body = swap_actions(alias, index, current=state.targets, concrete=state.concrete)
+    await es.request("POST", "/_aliases", body=body)
+    return Swap(alias, index, state.targets, state.concrete)
+
+
+async def prune_versions(es: Elasticsearch, alias: str, live: str) -> list[str]:
+    """Delete versions of *alias* older than the last two (never *live*); return their names."""
+    found = await es.request(
+        "GET", f"/_resolve/index/{alias}-*", params={"expand_wildcards": "all"}
+    )
+    names = [entry["name"] for entry in (found or {}).get("indices", [])]
+    deleted = versions_to_delete(alias, names, live=live)
+    for name in deleted:
+        await es.delete_index(name)
+    return deleted
+
+
+async def discard_version(es: Elasticsearch, index: str) -> None:
+    """Delete a version that will not go live (a failed or cancelled load)."""
+    await es.delete_index(index)
