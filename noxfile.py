@@ -56,7 +56,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def serve(session: nox.Session) -> None:
-    """Start a local Elasticsearch (left running afterwards), prepare the index, serve on port 5000.
+    """Start a local Elasticsearch (left running afterwards), load a demo catalogue, serve on port 5000.
 
     Arguments after ``--`` go to ``python -m trio_books serve`` (e.g. ``-- --workers 2``).
     """
@@ -70,7 +70,7 @@ def serve(session: nox.Session) -> None:
         "-m",
         "trio_books",
         "serve",
-        "--ensure-index",
+        "--demo-catalogue",
         *session.posargs,
         env={"TRIO_BOOKS_ES_URLS": urls},
     )

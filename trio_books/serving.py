@@ -9,8 +9,12 @@ import trio
 from hypercorn.config import Config
 from hypercorn.run import run as run_workers
 
+from trio_books.api.service import SearchService
 from trio_books.errors import TrioBooksError, UsageError
+from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.es.demo import DEMO_BOOKS, ensure_demo_catalogue
 from trio_books.settings import Settings, load_settings
+from trio_books.trio.fanout import CONCURRENCY
 
 BUILDS = ("trio",)
 
@@ -29,10 +33,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument(
         "--build", choices=BUILDS, default="trio", help="which build to serve (default trio)"
     )
-    serve.add_argument(
+    prepare = serve.add_mutually_exclusive_group()
+    prepare.add_argument(
         "--ensure-index",
         action="store_true",
         help="create the index with the book mapping first, if it does not exist",
+    )
+    prepare.add_argument(
+        "--demo-catalogue",
+        action="store_true",
+        help=f"first load a generated catalogue of {DEMO_BOOKS:,} books if the index has no books",
     )
     serve.set_defaults(handler=run)
 
@@ -64,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     port = settings.port if args.port is None else args.port
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be 0-65535, not {port}")
-    if args.ensure_index:
-        trio.run(_ensure_index, settings)
+    if args.ensure_index or args.demo_catalogue:
+        trio.run(_prepare_index, settings, args.demo_catalogue)
     config = hypercorn_config(settings, host=host, port=port, workers=args.workers)
     print(
         f"trio_books ({args.build} build) serving on http://{host}:{port}",
@@ -83,18 +93,21 @@ def run(args: argparse.Namespace) -> int:
     return run_workers(config)
 
 
-async def _ensure_index(settings: Settings) -> None:
-    from trio_books.api.service import SearchService
-    from trio_books.es.client import Elasticsearch, open_http_client
-    from trio_books.trio.fanout import CONCURRENCY
-
-    async with open_http_client(timeout=settings.es_timeout, max_connections=2) as http:
-        service = SearchService(Elasticsearch(http, settings.es_urls), settings, CONCURRENCY)
+async def _prepare_index(settings: Settings, demo_catalogue: bool) -> None:
+    """Create the index, or load the demo catalogue, before serving."""
+    async with open_http_client(timeout=max(settings.es_timeout, 30.0), max_connections=2) as http:
+        es = Elasticsearch(http, settings.es_urls)
         try:
-            created = await service.ensure_index()
+            if demo_catalogue:
+                loaded = await ensure_demo_catalogue(es, settings.index)
+                if loaded:
+                    print(
+                        f"loaded a demo catalogue of {loaded:,} books into {settings.index!r}",
+                        file=sys.stderr,
+                    )
+            elif await SearchService(es, settings, CONCURRENCY).ensure_index():
+                print(f"created the index {settings.index!r}", file=sys.stderr)
         except TrioBooksError as error:
             raise UsageError(
                 f"cannot prepare the index {settings.index!r}: {error.message}"
             ) from None
-    if created:
-        print(f"created the index {settings.index!r}", file=sys.stderr)
