@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from trio_books.api.cors import allowed_origin, cors_headers, preflight_headers
-from trio_books.core.timing import parse_server_timing, server_timing
+from trio_books.core.timing import (
+    Span,
+    TimingEntry,
+    parse_server_timing,
+    parse_server_timing_entries,
+    server_timing,
+)
 from trio_books.errors import (
     ElasticsearchError,
     ElasticsearchUnavailable,
@@ -43,6 +49,20 @@ def test_server_timing_round_trip() -> None:
     header = server_timing({"hits": 0.0123, "facet-tags": 0.004}, 0.02)
     assert header == "es-hits;dur=12.3, es-facet-tags;dur=4.0, total;dur=20.0"
     assert parse_server_timing(header) == {"es-hits": 12.3, "es-facet-tags": 4.0, "total": 20.0}
+
+
+def test_server_timing_carries_start_offsets_in_desc() -> None:
+    spans = {"hits": Span(100.0004, 0.0123), "facet-tags": Span(100.0010, 0.004)}
+    header = server_timing(spans, 0.02, origin=100.0)
+    assert header == (
+        'es-hits;dur=12.3;desc="start=0.4", es-facet-tags;dur=4.0;desc="start=1.0", total;dur=20.0'
+    )
+    assert parse_server_timing(header) == {"es-hits": 12.3, "es-facet-tags": 4.0, "total": 20.0}
+    assert parse_server_timing_entries(header) == {
+        "es-hits": TimingEntry(12.3, 0.4),
+        "es-facet-tags": TimingEntry(4.0, 1.0),
+        "total": TimingEntry(20.0, None),
+    }
 
 
 def test_cors_rules() -> None:

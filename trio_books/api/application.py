@@ -123,9 +123,12 @@ def _register_headers(app: Quart, settings: Settings) -> None:
 
     @app.after_request
     async def add_headers(response: Response) -> Response:
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        started = g.get("started", time.perf_counter())
+        elapsed = time.perf_counter() - started
         response.headers["X-Process-Time"] = f"{elapsed:.6f}"
-        response.headers["Server-Timing"] = server_timing(g.get("es_durations", {}), elapsed)
+        response.headers["Server-Timing"] = server_timing(
+            g.get("es_spans", {}), elapsed, origin=started
+        )
         origin = request.headers.get("Origin")
         if origin and request.method != "OPTIONS":
             response.headers.update(cors_headers(origin, settings.cors_origins))

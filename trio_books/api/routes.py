@@ -70,10 +70,10 @@ def register_routes(app: Quart, settings: Settings) -> None:
         """Search books by text, tags, year and language, with disjunctive facet counts.
 
         The hits and each facet are separate Elasticsearch requests run
-        concurrently; ``Server-Timing`` shows each one's duration.
+        concurrently; ``Server-Timing`` shows each one's start and duration.
         """
-        response, durations = await service().search(query_args)
-        g.es_durations = durations
+        response, spans = await service().search(query_args)
+        g.es_spans = spans
         return response
 
     @api.get("/books/<int:book_id>")

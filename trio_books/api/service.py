@@ -15,19 +15,21 @@ from trio_books.core.books import Book, document_to_book
 from trio_books.core.mapping import index_body
 from trio_books.core.query import SearchQuery, search_requests
 from trio_books.core.results import SearchResponse, parse_search
+from trio_books.core.timing import Span
 from trio_books.errors import ElasticsearchUnavailable, NotFound
 from trio_books.es.client import Elasticsearch
 from trio_books.settings import Settings
 
 Answer = dict[str, Any]
 Branch = Callable[[], Awaitable[Answer]]
-Durations = dict[str, float]
+# When each branch ran: its start (a time.perf_counter() reading) and duration.
+Spans = dict[str, Span]
 
 READY_TIME_LIMIT = 2.0
 
 
 class FanOut(Protocol):
-    """Run every branch concurrently; return their answers and durations (seconds) by name.
+    """Run every branch concurrently; return their answers and :class:`Span` by name.
 
     If any branch fails, the others are cancelled and the most telling of our
     errors is raised (see :func:`trio_books.errors.most_severe`).
@@ -35,7 +37,7 @@ class FanOut(Protocol):
 
     def __call__(
         self, branches: Mapping[str, Branch]
-    ) -> Awaitable[tuple[dict[str, Answer], Durations]]: ...
+    ) -> Awaitable[tuple[dict[str, Answer], Spans]]: ...
 
 
 class SearchService:
@@ -46,15 +48,15 @@ class SearchService:
         self.settings = settings
         self.fan_out = fan_out
 
-    async def search(self, query: SearchQuery) -> tuple[SearchResponse, Durations]:
-        """One search: the hits and every facet, fetched concurrently."""
+    async def search(self, query: SearchQuery) -> tuple[SearchResponse, Spans]:
+        """One search: the hits and every facet, fetched concurrently, and when each ran."""
         requests = search_requests(query, self.settings.facet_size)
         branches = {
             name: partial(self.es.search, self.settings.index, body)
             for name, body in requests.items()
         }
-        answers, durations = await self.fan_out(branches)
-        return parse_search(answers), durations
+        answers, spans = await self.fan_out(branches)
+        return parse_search(answers), spans
 
     async def book(self, book_id: int) -> Book:
         source = await self.es.get_source(self.settings.index, str(book_id))

@@ -13,19 +13,20 @@ from collections.abc import Mapping
 
 import trio
 
-from trio_books.api.service import Answer, Branch, Durations
+from trio_books.api.service import Answer, Branch, Spans
+from trio_books.core.timing import Span
 from trio_books.errors import most_severe
 
 
-async def fan_out(branches: Mapping[str, Branch]) -> tuple[dict[str, Answer], Durations]:
-    """Run every branch concurrently; return answers and durations (seconds) by name."""
+async def fan_out(branches: Mapping[str, Branch]) -> tuple[dict[str, Answer], Spans]:
+    """Run every branch concurrently; return answers and when each ran, by name."""
     answers: dict[str, Answer] = {}
-    durations: Durations = {}
+    spans: Spans = {}
 
     async def run(name: str, branch: Branch) -> None:
         started = time.perf_counter()
         answers[name] = await branch()
-        durations[name] = time.perf_counter() - started
+        spans[name] = Span(started, time.perf_counter() - started)
 
     try:
         async with trio.open_nursery() as nursery:
@@ -37,4 +38,4 @@ async def fan_out(branches: Mapping[str, Branch]) -> tuple[dict[str, Answer], Du
             raise
         raise error from None
     # In the order the branches were given, not the order they finished.
-    return answers, {name: durations[name] for name in branches}
+    return answers, {name: spans[name] for name in branches}
