@@ -1,4 +1,4 @@
-"""Sessions for developers and CI: ``nox -s tests``, ``lint``, ``typecheck``, ``serve``.
+"""Sessions for developers and CI: ``nox -s tests``, ``lint``, ``typecheck``, ``serve``, ``demos``.
 
 Every session installs what it needs into its own virtualenv; ``tests`` and
 ``serve`` also start a local Elasticsearch through the project's CLI unless
@@ -74,6 +74,25 @@ def serve(session: nox.Session) -> None:
         *session.posargs,
         env={"TRIO_BOOKS_ES_URLS": urls},
     )
+
+
+@nox.session
+def demos(session: nox.Session) -> None:
+    """Run every narrated demo against a real Elasticsearch (or the ones named after ``--``)."""
+    install(session)
+    names = session.posargs or [
+        "fanout",
+        "deadlines",
+        "errors",
+        "hedging",
+        "backpressure",
+        "task-tree",
+    ]
+    with elasticsearch(session, TEST_ES_PORT) as urls:
+        for name in names:
+            session.run(
+                "python", "-m", "trio_books", "demo", name, env={"TRIO_BOOKS_ES_URLS": urls}
+            )
 
 
 @nox.session
