@@ -1,4 +1,4 @@
-"""Sessions for developers and CI: ``nox -s tests``, ``lint``, ``typecheck``, ``serve``.
+"""Sessions for developers and CI: ``nox -s tests``, ``lint``, ``typecheck``, ``serve``, ``demos``.
 
 Every session installs what it needs into its own virtualenv; ``tests`` and
 ``serve`` also start a local Elasticsearch through the project's CLI unless
@@ -9,6 +9,7 @@ Every session installs what it needs into its own virtualenv; ``tests`` and
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,6 +20,9 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
+# The browser test drives Debian's Chromium; Playwright never downloads its own.
+CHROMIUM = "/usr/bin/chromium"
+
 # The test session's node runs apart from a developer's usual 9200.
 TEST_ES_PORT = 9250
 SERVE_ES_PORT = 9200
@@ -26,6 +30,17 @@ SERVE_ES_PORT = 9200
 
 def install(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
+
+
+def ensure_chromium(session: nox.Session) -> None:
+    """Install Debian's ``chromium`` for the browser test, when it is missing."""
+    if os.path.exists(CHROMIUM):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        session.error(f"the browser test needs {CHROMIUM}: install Debian's chromium package")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-q", external=True, env=env)
+    session.run("apt-get", "install", "-y", "-q", "chromium", external=True, env=env)
 
 
 @contextmanager
@@ -48,8 +63,9 @@ def elasticsearch(session: nox.Session, port: int) -> Iterator[str]:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite against a real Elasticsearch."""
+    """Run the test suite against a real Elasticsearch (and the search page in Chromium)."""
     install(session)
+    ensure_chromium(session)
     with elasticsearch(session, TEST_ES_PORT) as urls:
         session.run("pytest", *session.posargs, env={"TRIO_BOOKS_ES_URLS": urls})
 
@@ -74,6 +90,25 @@ def serve(session: nox.Session) -> None:
         *session.posargs,
         env={"TRIO_BOOKS_ES_URLS": urls},
     )
+
+
+@nox.session
+def demos(session: nox.Session) -> None:
+    """Run every narrated demo against a real Elasticsearch (or the ones named after ``--``)."""
+    install(session)
+    names = session.posargs or [
+        "fanout",
+        "deadlines",
+        "errors",
+        "hedging",
+        "backpressure",
+        "task-tree",
+    ]
+    with elasticsearch(session, TEST_ES_PORT) as urls:
+        for name in names:
+            session.run(
+                "python", "-m", "trio_books", "demo", name, env={"TRIO_BOOKS_ES_URLS": urls}
+            )
 
 
 @nox.session

@@ -11,7 +11,7 @@ import pytest
 import trio
 from quart.typing import TestClientProtocol as Client
 
-from trio_books.core.timing import parse_server_timing
+from trio_books.core.timing import parse_server_timing, parse_timing_entries
 from trio_books.serving import hypercorn_config
 from trio_books.settings import Settings
 from trio_books.trio.app import create_app
@@ -68,6 +68,17 @@ async def test_timing_headers_name_every_branch(client: Client) -> None:
     assert all(value >= 0 for value in timings.values())
     # Branches run side by side, so none takes longer than the whole request.
     assert max(timings[name] for name in BRANCHES) <= timings["total"]
+
+
+async def test_timing_header_shows_the_branches_overlapping(client: Client) -> None:
+    response = await client.get(f"{SEARCH}?q=war")
+    entries = {e.name: e for e in parse_timing_entries(response.headers["Server-Timing"])}
+    spans = [(entries[name].start_ms, entries[name].duration_ms) for name in BRANCHES]
+    starts = [start for start, _ in spans if start is not None]
+    assert len(starts) == len(BRANCHES)
+    assert all(0 <= start <= entries["total"].duration_ms for start in starts)
+    # The page draws bars at [start, start + dur]: every branch began before any ended.
+    assert max(starts) < min(start + duration for start, duration in spans if start is not None)
 
 
 async def test_routes_without_elasticsearch_calls_report_only_total(client: Client) -> None:

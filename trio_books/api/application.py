@@ -1,4 +1,5 @@
-"""Everything both builds add to their Quart app: OpenAPI, routes, errors as JSON, headers, CORS."""
+"""Everything both builds add to their Quart app: OpenAPI, routes, the search page, errors as
+JSON, headers, CORS."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from trio_books import __version__
 from trio_books.api.cors import cors_headers, preflight_headers
 from trio_books.api.routes import register_routes
+from trio_books.api.ui import register_ui
 from trio_books.core.timeline import trace_of
 from trio_books.core.timing import server_timing
 from trio_books.errors import (
@@ -49,6 +51,7 @@ def configure_app(app: Quart, settings: Settings) -> None:
     # which installs its own JSON provider).
     app.json.sort_keys = False  # type: ignore[attr-defined]
     register_routes(app, settings)
+    register_ui(app, settings)
     _register_error_handlers(app)
     _register_headers(app, settings)
 

@@ -1,0 +1,1 @@
+"""The search page's static files (``index.html``, ``app.js``, ``style.css``), served at ``/ui``."""
