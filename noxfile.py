@@ -1,4 +1,4 @@
-"""Sessions for developers and CI: ``nox -s tests``, ``lint``, ``typecheck``, ``serve``.
+"""Sessions for developers and CI: ``nox -s tests``, ``lint``, ``typecheck``, ``serve``, ``bench``.
 
 Every session installs what it needs into its own virtualenv; ``tests`` and
 ``serve`` also start a local Elasticsearch through the project's CLI unless
@@ -9,6 +9,7 @@ Every session installs what it needs into its own virtualenv; ``tests`` and
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,8 +25,18 @@ TEST_ES_PORT = 9250
 SERVE_ES_PORT = 9200
 
 
-def install(session: nox.Session) -> None:
-    session.install("-e", ".[dev]")
+def install(session: nox.Session, extras: str = "dev,bench") -> None:
+    session.install("-e", f".[{extras}]")
+
+
+def ensure_wrk(session: nox.Session) -> None:
+    """The benchmark's load generator, from Debian's packages, installed when missing."""
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() != 0:
+        session.error("the benchmark needs wrk: sudo apt-get install wrk")
+    session.run("apt-get", "update", "-q", external=True)
+    session.run("apt-get", "install", "-y", "-q", "wrk", external=True)
 
 
 @contextmanager
@@ -48,8 +59,9 @@ def elasticsearch(session: nox.Session, port: int) -> Iterator[str]:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite against a real Elasticsearch."""
+    """Run the test suite against a real Elasticsearch (the benchmark's harness test needs wrk)."""
     install(session)
+    ensure_wrk(session)
     with elasticsearch(session, TEST_ES_PORT) as urls:
         session.run("pytest", *session.posargs, env={"TRIO_BOOKS_ES_URLS": urls})
 
@@ -74,6 +86,26 @@ def serve(session: nox.Session) -> None:
         *session.posargs,
         env={"TRIO_BOOKS_ES_URLS": urls},
     )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark the builds and their peers; ``nox -s bench -- --quick`` for a short run.
+
+    Arguments after ``--`` go to ``python -m trio_books bench`` (e.g. ``-- --workers 2``).
+    Results go to ``bench-results/<time>/`` unless ``--out`` says otherwise.
+    """
+    install(session, "bench")
+    ensure_wrk(session)
+    with elasticsearch(session, SERVE_ES_PORT) as urls:
+        session.run(
+            "python",
+            "-m",
+            "trio_books",
+            "bench",
+            *session.posargs,
+            env={"TRIO_BOOKS_ES_URLS": urls},
+        )
 
 
 @nox.session

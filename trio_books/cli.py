@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from trio_books import serving
+from trio_books.bench import command as bench_command
 from trio_books.errors import UsageError
 from trio_books.es import commands as es_commands
 
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     es_commands.add_parser(commands)
     serving.add_parser(commands)
+    bench_command.add_parser(commands)
     return parser
 
 
