@@ -18,10 +18,13 @@ from pathlib import Path
 
 import httpx
 
+import trio_books
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PORT_RANGE = range(5100, 5200)
 STARTUP_LIMIT = 60.0
+PROJECT_ROOT = Path(trio_books.__file__).resolve().parent.parent
 
 
 def free_port(taken: Iterable[int] = ()) -> int:
@@ -138,8 +141,14 @@ def start_server(
     """Start *command*, its output going to *log*; return once ``GET ready_path`` answers 200."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as output:
+        # Run from the folder holding the trio_books being benchmarked, so that
+        # ``python -m trio_books`` serves this very code whatever the caller's folder.
         process = subprocess.Popen(
-            list(command), env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT
+            list(command),
+            env={**os.environ, **env},
+            cwd=PROJECT_ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     server = Server(name, process, url, log)
     deadline = time.monotonic() + STARTUP_LIMIT
