@@ -160,8 +160,8 @@ def run_benchmark(options: BenchOptions, wrk_path: str, es_url: str) -> dict[str
                     runs.append(record)
                     log(
                         f"round {round_number} c={concurrency:<4} {endpoint.name:<15} "
-                        f"{record['rps']:8.1f} req/s  p50 {record['p50_ms']:7.1f} ms  "
-                        f"p99 {record['p99_ms']:7.1f} ms  errors {record['errors']}"
+                        f"{record['rps']:8.1f} req/s  p50 {record['p50_ms']} ms  "
+                        f"p99 {record['p99_ms']} ms  errors {record['errors']}"
                     )
     return {
         "catalogue": {
@@ -207,9 +207,9 @@ def measure(
         "concurrency": concurrency,
         "round": round_number,
         "rps": round(result.searches / result.duration_s, 2),
-        "p50_ms": round(result.p50_ms, 3),
-        "p90_ms": round(result.p90_ms, 3),
-        "p99_ms": round(result.p99_ms, 3),
+        "p50_ms": _ms(result.p50_ms),
+        "p90_ms": _ms(result.p90_ms),
+        "p99_ms": _ms(result.p99_ms),
         "max_ms": round(result.max_ms, 3),
         "errors": result.errors,
         "cpu_s_per_1k": round(cpu / thousands, 4) if endpoint.server else None,
@@ -224,3 +224,7 @@ def measure(
         "loadgen_cpu_s_per_1k": round(result.loadgen_cpu_s / thousands, 4),
         "loadgen_cpu_share": round(result.loadgen_cpu_s / result.duration_s, 3),
     }
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

@@ -49,9 +49,9 @@ class LoadResult:
     searches: int
     duration_s: float
     errors: int
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
     max_ms: float
     loadgen_cpu_s: float
 
@@ -125,12 +125,29 @@ def run_wrk(
             + errors["timeout"]
             + errors["status"]
         ),
-        p50_ms=latency["p50"] / 1000,
-        p90_ms=latency["p90"] / 1000,
-        p99_ms=latency["p99"] / 1000,
+        **checked_percentiles(latency),
         max_ms=latency["max"] / 1000,
         loadgen_cpu_s=loadgen_cpu,
     )
+
+
+def checked_percentiles(latency_us: dict[str, int]) -> dict[str, float | None]:
+    """p50/p90/p99 in ms; ``None`` for a percentile wrk got wrong.
+
+    Debian's wrk 4.1.0 sometimes reports 0 for p90/p99 although max and p50
+    are sensible (seen at 128 connections); such a figure is dropped, not
+    reported as 0 ms.
+    """
+    found: dict[str, float | None] = {}
+    floor = 0
+    for name in ("p50", "p90", "p99"):
+        value = latency_us[name]
+        if value <= 0 or value < floor or value > latency_us["max"]:
+            found[f"{name}_ms"] = None
+        else:
+            found[f"{name}_ms"] = value / 1000
+            floor = value
+    return found
 
 
 def children_cpu_seconds() -> float:
