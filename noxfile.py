@@ -1,4 +1,5 @@
-"""Sessions for developers and CI: ``nox -s tests``, ``lint``, ``typecheck``, ``serve``, ``demos``.
+"""Sessions for developers and CI: ``nox -s tests``, ``lint``, ``typecheck``, ``serve``, ``demos``,
+``bench``.
 
 Every session installs what it needs into its own virtualenv; ``tests`` and
 ``serve`` also start a local Elasticsearch through the project's CLI unless
@@ -28,8 +29,18 @@ TEST_ES_PORT = 9250
 SERVE_ES_PORT = 9200
 
 
-def install(session: nox.Session) -> None:
-    session.install("-e", ".[dev]")
+def install(session: nox.Session, extras: str = "dev,bench") -> None:
+    session.install("-e", f".[{extras}]")
+
+
+def ensure_wrk(session: nox.Session) -> None:
+    """The benchmark's load generator, from Debian's packages, installed when missing."""
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() != 0:
+        session.error("the benchmark needs wrk: sudo apt-get install wrk")
+    session.run("apt-get", "update", "-q", external=True)
+    session.run("apt-get", "install", "-y", "-q", "wrk", external=True)
 
 
 def ensure_chromium(session: nox.Session) -> None:
@@ -63,9 +74,11 @@ def elasticsearch(session: nox.Session, port: int) -> Iterator[str]:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite against a real Elasticsearch (and the search page in Chromium)."""
+    """Run the test suite against a real Elasticsearch (the search page in Chromium; the
+    benchmark's harness test needs wrk)."""
     install(session)
     ensure_chromium(session)
+    ensure_wrk(session)
     with elasticsearch(session, TEST_ES_PORT) as urls:
         session.run("pytest", *session.posargs, env={"TRIO_BOOKS_ES_URLS": urls})
 
@@ -109,6 +122,26 @@ def demos(session: nox.Session) -> None:
             session.run(
                 "python", "-m", "trio_books", "demo", name, env={"TRIO_BOOKS_ES_URLS": urls}
             )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark the builds and their peers; ``nox -s bench -- --quick`` for a short run.
+
+    Arguments after ``--`` go to ``python -m trio_books bench`` (e.g. ``-- --workers 2``).
+    Results go to ``bench-results/<time>/`` unless ``--out`` says otherwise.
+    """
+    install(session, "bench")
+    ensure_wrk(session)
+    with elasticsearch(session, SERVE_ES_PORT) as urls:
+        session.run(
+            "python",
+            "-m",
+            "trio_books",
+            "bench",
+            *session.posargs,
+            env={"TRIO_BOOKS_ES_URLS": urls},
+        )
 
 
 @nox.session

@@ -4,6 +4,8 @@ Testing policy (after trio-websocket's): everything on loopback; servers bind
 port 0 and report their address through ``nursery.start``; every async test
 runs under a deadline; tests of search behaviour use the real Elasticsearch of
 the test session, each in indices named for that test alone, deleted after it.
+The API's contract tests run against both builds (the ``build`` fixture), each
+served by a real Hypercorn and driven over HTTP (see ``servers.py``).
 """
 
 from __future__ import annotations
@@ -16,15 +18,15 @@ import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 import trio
-from quart.typing import TestClientProtocol as Client
+from servers import BUILDS, api_client
 
 from trio_books.errors import TrioBooksError
 from trio_books.es import local
 from trio_books.es.client import Elasticsearch, open_http_client
 from trio_books.settings import Settings
-from trio_books.trio.app import create_app
 
 # The port of the test session's own node, apart from a developer's 9200.
 TEST_ES_PORT = 9250
@@ -117,12 +119,18 @@ def api_settings(es_url: str, catalogue_index: str) -> Settings:
     return Settings(es_urls=[es_url], index=catalogue_index, facet_size=100, search_deadline=30.0)
 
 
+@pytest.fixture(params=BUILDS)
+def build(request: pytest.FixtureRequest) -> str:
+    """Which build serves the test: ``trio`` or ``asyncio``."""
+    name: str = request.param
+    return name
+
+
 @pytest.fixture
-async def client(api_settings: Settings) -> AsyncIterator[Client]:
-    """A test client of the Trio app, serving (its lifespan run) for the test's duration."""
-    app = create_app(api_settings)
-    async with app.test_app() as test_app:
-        yield test_app.test_client()
+async def client(build: str, api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of *build* served by Hypercorn on port 0 for the test's duration."""
+    async with api_client(build, api_settings) as http:
+        yield http
 
 
 # ---------------------------------------------------------------- a node we may pause, stop and start

@@ -1,26 +1,28 @@
-"""Every error the API gives is JSON that says what went wrong: 422, 404, 405, 502, 503."""
+"""Every error either build gives is JSON that says what went wrong: 422, 404, 405, 502, 503."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
-from quart.typing import TestClientProtocol as Client
+from servers import api_client
 
 from trio_books.core.mapping import index_body
 from trio_books.es.client import Elasticsearch
 from trio_books.settings import Settings
-from trio_books.trio.app import create_app
+
+Client = httpx.AsyncClient
 
 SEARCH = "/api/v1/search/"
 
 
 async def problem(client: Client, url: str, status: int) -> dict[str, Any]:
     response = await client.get(url)
-    assert response.status_code == status, await response.get_data(as_text=True)
-    assert response.content_type == "application/json"
-    body: dict[str, Any] = await response.get_json()
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body: dict[str, Any] = response.json()
     assert isinstance(body["error"], str)
     assert isinstance(body["message"], str)
     return body
@@ -67,21 +69,21 @@ async def test_unknown_route_is_404_json(client: Client) -> None:
 async def test_wrong_method_is_405_json(client: Client) -> None:
     response = await client.post(SEARCH)
     assert response.status_code == 405
-    assert (await response.get_json())["error"] == "method_not_allowed"
+    assert response.json()["error"] == "method_not_allowed"
     assert "GET" in response.headers["Allow"]
 
 
 @pytest.fixture
-async def unreachable_client(es_url: str) -> AsyncIterator[Client]:
+async def unreachable_client(build: str) -> AsyncIterator[Client]:
     """The app pointed at a port where nothing listens."""
     import trio
 
     with trio.socket.socket() as sock:
         await sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
-    app = create_app(Settings(es_urls=[f"http://127.0.0.1:{closed_port}"], index="books"))
-    async with app.test_app() as test_app:
-        yield test_app.test_client()
+    settings = Settings(es_urls=[f"http://127.0.0.1:{closed_port}"], index="books")
+    async with api_client(build, settings) as http:
+        yield http
 
 
 @pytest.mark.parametrize("url", [SEARCH + "?q=dune", "/api/v1/books/1", "/readyz"])
@@ -90,23 +92,24 @@ async def test_unreachable_elasticsearch_is_503_with_retry_after(
 ) -> None:
     response = await unreachable_client.get(url)
     assert response.status_code == 503
-    body = await response.get_json()
+    body = response.json()
     assert body["error"] == "elasticsearch_unavailable"
     assert "unreachable" in body["message"]
     if url != "/readyz":
         assert response.headers["Retry-After"] == "5"
 
 
-async def test_missing_index_is_503_index_missing(es_url: str, index_name: str) -> None:
-    app = create_app(Settings(es_urls=[es_url], index=index_name, search_deadline=30.0))
-    async with app.test_app() as test_app:
-        response = await test_app.test_client().get(SEARCH)
+async def test_missing_index_is_503_index_missing(build: str, es_url: str, index_name: str) -> None:
+    async with api_client(
+        build, Settings(es_urls=[es_url], index=index_name, search_deadline=30.0)
+    ) as client:
+        response = await client.get(SEARCH)
     assert response.status_code == 503
-    assert (await response.get_json())["error"] == "index_missing"
+    assert response.json()["error"] == "index_missing"
 
 
 async def test_unexpected_elasticsearch_error_is_502(
-    es: Elasticsearch, es_url: str, index_name: str
+    build: str, es: Elasticsearch, es_url: str, index_name: str
 ) -> None:
     # A real Elasticsearch error: an index whose title_sort is a text field
     # cannot be sorted on it, so the hits branch fails while the facets succeed.
@@ -116,13 +119,13 @@ async def test_unexpected_elasticsearch_error_is_502(
         "properties": {**body["mappings"]["properties"], "title_sort": {"type": "text"}},
     }
     await es.create_index(index_name, body)
-    app = create_app(Settings(es_urls=[es_url], index=index_name, search_deadline=30.0))
-    async with app.test_app() as test_app:
-        client = test_app.test_client()
+    async with api_client(
+        build, Settings(es_urls=[es_url], index=index_name, search_deadline=30.0)
+    ) as client:
         failed = await client.get(f"{SEARCH}?sort=title")
         fine = await client.get(f"{SEARCH}?sort=year")
     assert failed.status_code == 502
-    failure = await failed.get_json()
+    failure = failed.json()
     assert failure["error"] == "elasticsearch_error"
     assert "400" in failure["message"]
     assert fine.status_code == 200

@@ -1,22 +1,25 @@
-"""HTTP around the search: OpenAPI, CORS, timing headers, the concurrent fan-out, a real Hypercorn."""
+"""HTTP around the search, for both builds: OpenAPI, CORS, timing headers, the concurrent fan-out, the serve command."""
 
 from __future__ import annotations
 
-import functools
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import trio
-from quart.typing import TestClientProtocol as Client
+from servers import api_client
 
 from trio_books.core.timing import parse_server_timing, parse_timing_entries
-from trio_books.serving import hypercorn_config
 from trio_books.settings import Settings
-from trio_books.trio.app import create_app
-from trio_books.trio.serve import serve_trio
 
+Client = httpx.AsyncClient
 SEARCH = "/api/v1/search/"
 BRANCHES = ["es-hits", "es-facet-tags", "es-facet-years", "es-facet-languages"]
 
@@ -25,7 +28,7 @@ BRANCHES = ["es-hits", "es-facet-tags", "es-facet-years", "es-facet-languages"]
 
 
 async def test_openapi_documents_every_route(client: Client) -> None:
-    spec = await (await client.get("/openapi.json")).get_json()
+    spec = (await client.get("/openapi.json")).json()
     assert spec["openapi"].startswith("3.1")
     assert {"/", "/healthz", "/readyz", "/api/v1/search/", "/api/v1/books/{book_id}"} <= set(
         spec["paths"]
@@ -53,7 +56,7 @@ async def test_openapi_documents_every_route(client: Client) -> None:
 async def test_interactive_docs_are_served(client: Client) -> None:
     response = await client.get("/docs")
     assert response.status_code == 200
-    assert "/openapi.json" in await response.get_data(as_text=True)
+    assert "/openapi.json" in response.text
 
 
 # ---------------------------------------------------------------- headers
@@ -91,11 +94,11 @@ async def test_routes_without_elasticsearch_calls_report_only_total(client: Clie
 
 @pytest.fixture
 async def cors_client(
-    api_settings: Settings, request: pytest.FixtureRequest
+    build: str, api_settings: Settings, request: pytest.FixtureRequest
 ) -> AsyncIterator[Client]:
     settings = api_settings.model_copy(update={"cors_origins": request.param})
-    async with create_app(settings).test_app() as test_app:
-        yield test_app.test_client()
+    async with api_client(build, settings) as http:
+        yield http
 
 
 def preflight(origin: str) -> dict[str, str]:
@@ -117,7 +120,7 @@ async def test_cors_preflight_allowed_for_a_listed_origin(cors_client: Client) -
 async def test_cors_preflight_refused_for_other_origins(cors_client: Client) -> None:
     response = await cors_client.options(SEARCH, headers=preflight("https://evil.example"))
     assert response.status_code == 403
-    assert (await response.get_json())["error"] == "cors_refused"
+    assert response.json()["error"] == "cors_refused"
     assert "Access-Control-Allow-Origin" not in response.headers
     actual = await cors_client.get(SEARCH, headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in actual.headers
@@ -135,7 +138,11 @@ async def test_cors_wildcard_allows_any_origin_without_credentials(cors_client: 
 
 
 class RecordingTransport(httpx.AsyncBaseTransport):
-    """The real transport, noting when each Elasticsearch call starts and ends (body read)."""
+    """The real transport, noting when each Elasticsearch call starts and ends (body read).
+
+    It runs in the serving build's loop (Trio or asyncio), so it reads the
+    process-wide ``perf_counter`` rather than either loop's clock.
+    """
 
     def __init__(self) -> None:
         self.inner = httpx.AsyncHTTPTransport()
@@ -143,22 +150,22 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         self.bodies: list[dict[str, object]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        started = trio.current_time()
+        started = time.perf_counter()
         if request.content:
             self.bodies.append(json.loads(request.content))
         response = await self.inner.handle_async_request(request)
         await response.aread()
-        self.calls.append((request.url.path, started, trio.current_time()))
+        self.calls.append((request.url.path, started, time.perf_counter()))
         return response
 
     async def aclose(self) -> None:
         await self.inner.aclose()
 
 
-async def test_search_branches_overlap_in_time(api_settings: Settings) -> None:
+async def test_search_branches_overlap_in_time(build: str, api_settings: Settings) -> None:
     transport = RecordingTransport()
-    async with create_app(api_settings, transport=transport).test_app() as test_app:
-        response = await test_app.test_client().get(f"{SEARCH}?q=the&tags=classics")
+    async with api_client(build, api_settings, transport=transport) as client:
+        response = await client.get(f"{SEARCH}?q=the&tags=classics")
     assert response.status_code == 200
     searches = [call for call in transport.calls if call[0].endswith("/_search")]
     assert len(searches) == 4
@@ -174,15 +181,39 @@ async def test_search_branches_overlap_in_time(api_settings: Settings) -> None:
 # ---------------------------------------------------------------- end to end
 
 
-async def test_end_to_end_through_hypercorn(nursery: trio.Nursery, api_settings: Settings) -> None:
-    config = hypercorn_config(api_settings, host="127.0.0.1", port=0)
-    binds = await nursery.start(
-        functools.partial(serve_trio, api_settings, config, stop_on_signals=False)
-    )
-    async with httpx.AsyncClient(base_url=binds[0]) as http:
-        ping = await http.get("/")
-        found = await http.get(SEARCH, params={"q": "Homer", "sort": "year"})
-        missing = await http.get("/api/v1/books/424242")
+ANNOUNCED = re.compile(rb"serving on (http://\S+)")
+
+
+async def announced_url(stderr: trio.abc.ReceiveStream) -> str:
+    """The address a ``serve`` process announces once it is bound."""
+    seen = b""
+    while (found := ANNOUNCED.search(seen)) is None:
+        chunk = await stderr.receive_some()
+        if not chunk:
+            raise AssertionError(f"serve exited without announcing an address: {seen!r}")
+        seen += chunk
+    return found.group(1).decode()
+
+
+async def test_serve_command_end_to_end(build: str, es_url: str, api_settings: Settings) -> None:
+    env = {**os.environ, "TRIO_BOOKS_ES_URLS": es_url, "TRIO_BOOKS_INDEX": api_settings.index}
+    command = [sys.executable, "-m", "trio_books", "serve", "--build", build, "--port", "0"]
+    process = await trio.lowlevel.open_process(command, env=env, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    try:
+        url = await announced_url(process.stderr)
+        async with httpx.AsyncClient(base_url=url) as http:
+            ping = await http.get("/")
+            found = await http.get(SEARCH, params={"q": "Homer", "sort": "year"})
+            missing = await http.get("/api/v1/books/424242")
+        # A stop signal shuts the server down gracefully, with exit status 0.
+        process.send_signal(signal.SIGTERM)
+        assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await process.stderr.aclose()
     assert ping.json() == {"message": "Ping"}
     assert found.status_code == 200
     assert [book["book_id"] for book in found.json()["results"]] == [7, 6]

@@ -18,7 +18,6 @@ import httpx
 import trio
 from conftest import PausableNode
 from hypercorn.trio import serve
-from quart.typing import TestClientProtocol as Client
 
 from trio_books.api.routes import SERVICE_KEY
 from trio_books.core.mapping import index_body
@@ -159,28 +158,28 @@ async def test_client_disconnect_cancels_every_elasticsearch_call(
     assert es.in_flight == 0
 
 
-async def test_misspelt_query_gets_suggestions(client: Client) -> None:
-    body = await (await client.get(f"{SEARCH}?q=hobit")).get_json()
+async def test_misspelt_query_gets_suggestions(client: httpx.AsyncClient) -> None:
+    body = (await client.get(f"{SEARCH}?q=hobit")).json()
     assert body["count"] == 0
     assert "hobbit" in body["suggestions"]
 
 
-async def test_good_query_gets_no_suggestions(client: Client) -> None:
-    thin = await (await client.get(f"{SEARCH}?q=hobbit&trace=1")).get_json()
+async def test_good_query_gets_no_suggestions(client: httpx.AsyncClient) -> None:
+    thin = (await client.get(f"{SEARCH}?q=hobbit&trace=1")).json()
     assert thin["count"] == 1
     assert thin["suggestions"] == []
     # Few hits, so the suggestion branch did run, and found nothing to correct.
     assert "es-suggest" in {task["name"] for task in thin["trace"]["tasks"]}
-    plenty = await (await client.get(f"{SEARCH}?q=the&trace=1")).get_json()
+    plenty = (await client.get(f"{SEARCH}?q=the&trace=1")).json()
     assert plenty["count"] >= 3
     assert "es-suggest" not in {task["name"] for task in plenty["trace"]["tasks"]}
 
 
 async def test_trace_is_well_formed_and_nests_inside_the_request(
-    client: Client, es_url: str
+    client: httpx.AsyncClient, es_url: str
 ) -> None:
     response = await client.get(f"{SEARCH}?q=potter&trace=1")
-    trace = (await response.get_json())["trace"]
+    trace = response.json()["trace"]
     names = [task["name"] for task in trace["tasks"]]
     assert {"es-hits", *(f"es-{name}" for name in FACETS)} <= set(names)
     assert len(names) == len(set(names))

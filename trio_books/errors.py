@@ -125,6 +125,11 @@ def missed_deadline(seconds: float) -> str:
     return f"no answer within the deadline of {seconds * 1000:.0f} ms"
 
 
+def timed_out_after(seconds: float) -> str:
+    """Why an optional branch is missing from an answer: it ran out of time."""
+    return f"timed out after {seconds * 1000:.0f} ms"
+
+
 def most_severe(group: BaseExceptionGroup[BaseException]) -> TrioBooksError | None:
     """The error to answer with when concurrent branches failed together.
 

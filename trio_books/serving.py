@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from functools import partial
 
 import trio
 from hypercorn.config import Config
@@ -16,7 +18,8 @@ from trio_books.es.demo import DEMO_BOOKS, ensure_demo_catalogue
 from trio_books.settings import Settings, load_settings
 from trio_books.trio.fanout import CONCURRENCY
 
-BUILDS = ("trio",)
+BUILDS = ("trio", "asyncio")
+LOOPS = ("asyncio", "uvloop")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,6 +36,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument(
         "--build", choices=BUILDS, default="trio", help="which build to serve (default trio)"
     )
+    serve.add_argument(
+        "--loop",
+        choices=LOOPS,
+        help="the asyncio build's event loop (default asyncio; uvloop needs the uvloop extra)",
+    )
     prepare = serve.add_mutually_exclusive_group()
     prepare.add_argument(
         "--ensure-index",
@@ -47,11 +55,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.set_defaults(handler=run)
 
 
-def hypercorn_config(settings: Settings, *, host: str, port: int, workers: int = 1) -> Config:
-    """Hypercorn's configuration for the trio worker."""
+def hypercorn_config(
+    settings: Settings, *, host: str, port: int, workers: int = 1, worker_class: str = "trio"
+) -> Config:
+    """Hypercorn's configuration: ``worker_class`` is ``trio``, ``asyncio`` or ``uvloop``."""
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    config.worker_class = "trio"
+    config.worker_class = worker_class
     config.workers = workers
     config.accesslog = None
     config.errorlog = "-"
@@ -69,6 +79,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    if args.loop is not None and args.build != "asyncio":
+        raise UsageError("--loop applies to the asyncio build only")
+    loop = args.loop or "asyncio"
+    if loop == "uvloop":
+        _require_uvloop()
     settings = settings_from(args)
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
@@ -76,21 +91,68 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--port must be 0-65535, not {port}")
     if args.ensure_index or args.demo_catalogue:
         trio.run(_prepare_index, settings, args.demo_catalogue)
-    config = hypercorn_config(settings, host=host, port=port, workers=args.workers)
+    worker_class = "trio" if args.build == "trio" else loop
+    config = hypercorn_config(
+        settings, host=host, port=port, workers=args.workers, worker_class=worker_class
+    )
+    label = f"{args.build} build" + (", uvloop" if loop == "uvloop" else "")
+    if args.workers == 1:
+        # One process: serve in this one, and announce the address once it is
+        # bound (so ``--port 0`` tells which port it got).
+        announce = partial(_announce, label)
+        if args.build == "trio":
+            trio.run(_serve_trio, settings, config, announce)
+        else:
+            _serve_asyncio(settings, config, announce, uvloop=loop == "uvloop")
+        return 0
     print(
-        f"trio_books ({args.build} build) serving on http://{host}:{port}",
+        f"trio_books ({label}) serving on http://{host}:{port} with {args.workers} workers",
         file=sys.stderr,
         flush=True,
     )
-    if args.workers == 1:
-        from trio_books.trio.serve import serve_trio
-
-        trio.run(serve_trio, settings, config)
-        return 0
-    from trio_books.trio.serve import APP_FACTORY
-
+    # Each worker process imports its build's app factory.
+    if args.build == "trio":
+        from trio_books.trio.serve import APP_FACTORY
+    else:
+        from trio_books.asyncio.serve import APP_FACTORY
     config.application_path = APP_FACTORY
     return run_workers(config)
+
+
+def _announce(label: str, binds: list[str]) -> None:
+    print(f"trio_books ({label}) serving on {', '.join(binds)}", file=sys.stderr, flush=True)
+
+
+async def _serve_trio(
+    settings: Settings, config: Config, announce: Callable[[list[str]], None]
+) -> None:
+    from trio_books.trio.serve import serve_trio
+
+    async with trio.open_nursery() as nursery:
+        announce(await nursery.start(serve_trio, settings, config))
+
+
+def _serve_asyncio(
+    settings: Settings, config: Config, announce: Callable[[list[str]], None], *, uvloop: bool
+) -> None:
+    import asyncio
+
+    from trio_books.asyncio.serve import serve_asyncio
+
+    loop_factory = None
+    if uvloop:
+        import uvloop as uvloop_module
+
+        loop_factory = uvloop_module.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve_asyncio(settings, config, started=announce))
+
+
+def _require_uvloop() -> None:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        raise UsageError("--loop uvloop needs uvloop: pip install 'trio_books[uvloop]'") from None
 
 
 async def _prepare_index(settings: Settings, demo_catalogue: bool) -> None:

@@ -15,7 +15,13 @@ import trio
 
 from trio_books.api.branches import Branch, Concurrency, FanOutResult
 from trio_books.core.timeline import Timeline
-from trio_books.errors import DeadlineExceeded, TrioBooksError, missed_deadline, most_severe
+from trio_books.errors import (
+    DeadlineExceeded,
+    TrioBooksError,
+    missed_deadline,
+    most_severe,
+    timed_out_after,
+)
 
 
 async def fan_out(
@@ -43,10 +49,8 @@ async def fan_out(
             if own_deadline.cancelled_caught:
                 span.outcome = "timed out"
                 if branch.required:
-                    raise DeadlineExceeded(
-                        f"no answer within the deadline of {deadline * 1000:.0f} ms"
-                    )
-                result.failures[branch.name] = f"timed out after {deadline * 1000:.0f} ms"
+                    raise DeadlineExceeded(missed_deadline(deadline))
+                result.failures[branch.name] = timed_out_after(deadline)
                 return
             result.answers[branch.name] = answer
             for follower in branch.then(answer) if branch.then else ():

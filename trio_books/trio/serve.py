@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 
+import httpx
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
@@ -26,13 +27,17 @@ async def serve_trio(
     config: Config,
     *,
     stop_on_signals: bool = True,
+    transport: httpx.AsyncBaseTransport | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the Trio app until cancelled (or a stop signal); report the bound addresses.
 
     Start it with ``binds = await nursery.start(serve_trio, settings, config)``.
+
+    Args:
+        transport: passed to :func:`~trio_books.trio.app.create_app`.
     """
-    app = create_app(settings)
+    app = create_app(settings, transport=transport)
     await serve(
         app,
         config,

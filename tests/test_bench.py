@@ -1,0 +1,177 @@
+"""The benchmark harness: its outputs exist and are well formed (a test of the harness, not of speed).
+
+``bench --quick`` runs for real here: real servers, real wrk, the real
+Elasticsearch of the test session, in an index named for the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import trio
+
+from trio_books.bench.latency_standin import canned_search_answer
+from trio_books.bench.options import parse_upstream
+from trio_books.bench.queries import Vocabulary, build_queries
+from trio_books.bench.report import RECORD_FIELDS
+from trio_books.bench.wrk import checked_percentiles, http_request, lua_string
+from trio_books.cli import main
+from trio_books.core.query import FACETS, HITS_BRANCH, facet_branch
+from trio_books.core.results import parse_search
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+async def run_bench(tmp_path: Path, es_url: str, *args: str) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path / "bench"
+    result = await trio.run_process(
+        [sys.executable, "-m", "trio_books", "bench", "--quick", "--out", str(out), *args],
+        env={**os.environ, "TRIO_BOOKS_ES_URLS": es_url},
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
+    results: dict[str, Any] = json.loads((out / "results.json").read_text())
+    return out, results
+
+
+async def test_quick_bench_writes_well_formed_outputs(
+    tmp_path: Path, es_url: str, index_name: str
+) -> None:
+    out, results = await run_bench(
+        tmp_path, es_url, "--index", index_name, "--catalogue-size", "300", "--concurrency", "1,4"
+    )
+    assert {"cpu", "cores", "memory_gib", "python", "load_average"} <= set(results["machine"])
+    assert results["versions"]["elasticsearch-server"]
+    assert results["versions"]["wrk"].startswith("wrk")
+    runs = results["runs"]
+    # One record per target, concurrency and round, each with every field.
+    expected = {
+        (target, concurrency, round_number)
+        for target in ("trio", "asyncio", "es-direct")
+        for concurrency in (1, 4)
+        for round_number in (1, 2)
+    }
+    assert {(r["target"], r["concurrency"], r["round"]) for r in runs} == expected
+    assert len(runs) == len(expected)
+    for run in runs:
+        assert set(RECORD_FIELDS) <= set(run)
+        assert run["workload"] == "search"
+        assert run["rps"] > 0
+        assert run["errors"] == 0
+        # A percentile wrk got wrong is None (see wrk.checked_percentiles), never 0.
+        percentiles = [
+            run[k] for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms") if run[k] is not None
+        ]
+        assert percentiles == sorted(percentiles)
+        assert percentiles[0] > 0
+        if run["target"] == "es-direct":
+            assert run["cpu_s_per_1k"] is None
+            assert run["peak_rss_mb"] is None
+        else:
+            assert run["cpu_s_per_1k"] > 0
+            assert run["peak_rss_mb"] > 10
+    report = (out / "report.md").read_text()
+    for heading in ("## Targets", "## 1 concurrent client", "## 4 concurrent clients"):
+        assert heading in report
+    assert "req/s vs asyncio" in report
+    assert "req/s vs es-direct" in report
+    assert "httpx" in report  # the report names each target's HTTP client
+    for plot in ("rps.png", "latency.png"):
+        data = (out / plot).read_bytes()
+        assert data.startswith(PNG_MAGIC)
+        assert len(data) > 5_000
+
+
+async def test_quick_bench_against_the_latency_standin(
+    tmp_path: Path, es_url: str, index_name: str
+) -> None:
+    out, results = await run_bench(
+        tmp_path,
+        es_url,
+        "--index",
+        index_name,
+        "--catalogue-size",
+        "300",
+        "--targets",
+        "trio,es-direct",
+        "--concurrency",
+        "2",
+        "--rounds",
+        "1",
+        "--upstream",
+        "latency:5ms",
+    )
+    assert results["options"]["upstream"] == "latency:5ms"
+    assert {r["upstream"] for r in results["runs"]} == {"latency:5ms"}
+    assert all(r["errors"] == 0 and r["rps"] > 0 for r in results["runs"])
+    assert "latency stand-in, not Elasticsearch" in (out / "report.md").read_text()
+
+
+def test_the_standin_answer_parses_as_every_branch() -> None:
+    answer = orjson.loads(canned_search_answer())
+    branches = {HITS_BRANCH: answer} | {facet_branch(f): answer for f in FACETS}
+    response = parse_search(branches)
+    assert len(response.results) == 20
+    assert response.facets.tags
+    assert response.facets.years
+    assert response.facets.languages
+
+
+def test_query_list_is_seeded_and_mirrors_the_service_requests() -> None:
+    vocabulary = Vocabulary(["dune", "war", "peace"], ["fantasy", "war"], ["eng"], [1950])
+    first = build_queries(vocabulary, "mixed", seed=3, index="i", facet_size=20, count=50)
+    again = build_queries(vocabulary, "mixed", seed=3, index="i", facet_size=20, count=50)
+    assert first == again
+    assert all(q.path.startswith("/api/v1/search/?") for q in first)
+    assert all(len(q.es_requests) == 4 for q in first)
+    assert all(path == "/i/_search" for q in first for _, path, _ in q.es_requests)
+
+
+def test_impossible_wrk_percentiles_are_dropped() -> None:
+    sane = checked_percentiles({"p50": 1000, "p90": 2000, "p99": 3000, "max": 4000})
+    assert sane == {"p50_ms": 1.0, "p90_ms": 2.0, "p99_ms": 3.0}
+    broken = checked_percentiles({"p50": 127801, "p90": 0, "p99": 0, "max": 299940})
+    assert broken == {"p50_ms": 127.801, "p90_ms": None, "p99_ms": None}
+
+
+def test_lua_strings_carry_any_bytes() -> None:
+    raw = http_request("POST", "/i/_search", "127.0.0.1:9200", b'{"q":"\\u00e9 \xc3\xa9"}')
+    literal = lua_string(raw)
+    assert "\n" not in literal
+    assert literal.startswith('"')
+    rng = random.Random(1)
+    assert lua_string(bytes(rng.randrange(256) for _ in range(64))).isascii()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "--targets", "trio,tornado"],
+        ["bench", "--concurrency", "1,x"],
+        ["bench", "--upstream", "latency:fast"],
+        ["bench", "--rounds", "2"],
+        ["bench", "--catalogue-size", "10"],
+        ["bench", "--workers", "0"],
+    ],
+)
+def test_bad_bench_arguments_exit_2_with_one_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("python -m trio_books: error: ")
+    assert error.count("\n") == 1
+
+
+def test_upstream_labels() -> None:
+    assert parse_upstream("real").label() == "real"
+    assert parse_upstream("latency:20ms").label() == "latency:20ms"

@@ -1,0 +1,5 @@
+"""The asyncio build: Quart on Hypercorn's asyncio worker, fan-out in a ``TaskGroup``.
+
+It mirrors :mod:`trio_books.trio` file for file (``fanout``, ``app``, ``serve``)
+so the two can be read side by side; everything else is shared.
+"""

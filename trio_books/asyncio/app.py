@@ -1,0 +1,51 @@
+"""The asyncio build's app: Quart, with one httpx client per serving lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import httpx
+from quart import Quart
+
+from trio_books.api.application import configure_app
+from trio_books.api.routes import install_service
+from trio_books.api.service import SearchService
+from trio_books.asyncio.fanout import CONCURRENCY
+from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.settings import Settings, load_settings
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Quart:
+    """Build the asyncio app.
+
+    Args:
+        settings: defaults to :func:`~trio_books.settings.load_settings`.
+        transport: an httpx transport for the Elasticsearch client (tests wrap
+            the real one to record when each call starts and ends).
+    """
+    settings = settings or load_settings()
+    app = Quart("trio_books")
+    configure_app(app, settings)
+
+    @app.while_serving
+    async def lifespan() -> AsyncGenerator[None, None]:
+        # The client lives exactly as long as serving does: opened before the
+        # first request, closed (with its connections) after the last.
+        async with open_http_client(
+            timeout=settings.es_timeout,
+            max_connections=settings.es_max_connections,
+            transport=transport,
+        ) as http:
+            install_service(
+                app, SearchService(Elasticsearch(http, settings.es_urls), settings, CONCURRENCY)
+            )
+            try:
+                yield
+            finally:
+                install_service(app, None)
+
+    return app

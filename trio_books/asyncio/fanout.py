@@ -1,0 +1,73 @@
+"""A search's branches, run together in one ``asyncio.TaskGroup`` under one deadline.
+
+The mirror of ``trio_books/trio/fanout.py``. The task group is the owner: the
+request handler waits in ``async with`` until every branch is done, so no
+Elasticsearch call outlives the request. The deadline is an absolute loop
+time shared by all branches; each branch's own ``asyncio.timeout_at`` tells
+"my time ran out" apart from "a sibling failed and I was cancelled".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from trio_books.api.branches import Branch, Concurrency, FanOutResult
+from trio_books.core.timeline import Timeline
+from trio_books.errors import (
+    DeadlineExceeded,
+    TrioBooksError,
+    missed_deadline,
+    most_severe,
+    timed_out_after,
+)
+
+
+async def fan_out(
+    branches: Sequence[Branch], *, deadline: float, timeline: Timeline
+) -> FanOutResult:
+    """Run *branches* concurrently within *deadline* seconds (see :mod:`trio_books.api.branches`)."""
+    loop = asyncio.get_running_loop()
+    deadline_at = loop.time() + deadline
+    result = FanOutResult()
+
+    async def run(branch: Branch, group: asyncio.TaskGroup) -> None:
+        with timeline.span(branch.name) as span:
+            try:
+                async with asyncio.timeout_at(deadline_at):
+                    try:
+                        answer = await branch.call(deadline_at - loop.time())
+                    except TrioBooksError as error:
+                        timed_out = isinstance(error, DeadlineExceeded)
+                        span.outcome = "timed out" if timed_out else "error"
+                        span.detail = error.message
+                        if branch.required and timed_out:
+                            raise DeadlineExceeded(missed_deadline(deadline)) from error
+                        if branch.required:
+                            raise
+                        result.failures[branch.name] = error.message
+                        return
+            except TimeoutError:
+                span.outcome = "timed out"
+                if branch.required:
+                    raise DeadlineExceeded(missed_deadline(deadline)) from None
+                result.failures[branch.name] = timed_out_after(deadline)
+                return
+            result.answers[branch.name] = answer
+            for follower in branch.then(answer) if branch.then else ():
+                # Same task group: the follower runs beside the branches still in flight.
+                group.create_task(run(follower, group), name=f"es-{follower.name}")
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for branch in branches:
+                group.create_task(run(branch, group), name=f"es-{branch.name}")
+    except BaseExceptionGroup as group_error:
+        error = most_severe(group_error)
+        if error is None:
+            raise
+        raise error from None
+    return result
+
+
+CONCURRENCY = Concurrency(fan_out=fan_out, cancelled=asyncio.CancelledError)

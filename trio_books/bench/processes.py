@@ -1,0 +1,187 @@
+"""Server processes: started, waited for, stopped; their CPU time and memory read from ``/proc``.
+
+A target may be several processes (Hypercorn or Uvicorn with ``--workers``), so
+every figure covers the whole process tree. Linux only, like ``wrk`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+import trio_books
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+PORT_RANGE = range(5100, 5200)
+STARTUP_LIMIT = 60.0
+PROJECT_ROOT = Path(trio_books.__file__).resolve().parent.parent
+
+
+def free_port(taken: Iterable[int] = ()) -> int:
+    """A loopback port in 5100-5199 that nothing listens on (the range kept for our servers)."""
+    skip = set(taken)
+    for port in PORT_RANGE:
+        if port in skip:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 5100-5199")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    # The command name (field 2) may hold spaces; everything after its ")" is split safely.
+    return text[text.rindex(")") + 2 :].split()
+
+
+def process_tree(root: int) -> list[int]:
+    """*root* and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                parent = int(_stat_fields(int(entry.name))[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        found.append(pid)
+        pending.extend(children.get(pid, []))
+    return found
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User plus system CPU time of *pids*, in seconds."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = _stat_fields(pid)
+        except OSError:
+            continue  # exited
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLOCK_TICKS
+
+
+def rss_bytes(pids: Iterable[int]) -> int:
+    """Resident memory of *pids*, summed."""
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
+        except OSError:
+            continue
+    return total
+
+
+class PeakMemory:
+    """Samples a process tree's resident memory in a thread and keeps the peak.
+
+    A thread, not a task: the orchestrator is blocked waiting for ``wrk``.
+    """
+
+    def __init__(self, pids: Sequence[int], interval: float = 0.1) -> None:
+        self.pids = list(pids)
+        self.interval = interval
+        self.peak = rss_bytes(self.pids)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="peak-rss", daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, rss_bytes(self.pids))
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes(self.pids))
+
+
+@dataclass
+class Server:
+    """A server process we started, and where it answers."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def pids(self) -> list[int]:
+        return process_tree(self.process.pid)
+
+
+def start_server(
+    name: str,
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    url: str,
+    ready_path: str,
+    log: Path,
+) -> Server:
+    """Start *command*, its output going to *log*; return once ``GET ready_path`` answers 200."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as output:
+        # Run from the folder holding the trio_books being benchmarked, so that
+        # ``python -m trio_books`` serves this very code whatever the caller's folder.
+        process = subprocess.Popen(
+            list(command),
+            env={**os.environ, **env},
+            cwd=PROJECT_ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(name, process, url, log)
+    deadline = time.monotonic() + STARTUP_LIMIT
+    with httpx.Client(base_url=url, timeout=5) as http:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited at start: {log_tail(log)}")
+            try:
+                if http.get(ready_path).status_code == 200:
+                    return server
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                stop_server(server)
+                raise RuntimeError(
+                    f"{name} did not answer within {STARTUP_LIMIT:.0f} s: {log_tail(log)}"
+                )
+            time.sleep(0.2)
+
+
+def stop_server(server: Server, grace: float = 15.0) -> None:
+    """SIGTERM (a graceful stop), then SIGKILL after *grace* seconds."""
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            server.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+def log_tail(log: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(log.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

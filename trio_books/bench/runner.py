@@ -1,0 +1,230 @@
+"""One benchmark run: catalogue, servers, warm-up, then interleaved rounds of wrk.
+
+Order of measurement: for each round, for each concurrency, every target in
+turn (A B C A B C ...), so whatever drifts on a shared machine (other work,
+caches, thermal state) touches every target alike. Servers stay up for the
+whole run; each measurement reads CPU time and peak memory of its process tree.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from trio_books.bench import processes, wrk
+from trio_books.bench.catalogue import ensure_bench_catalogue
+from trio_books.bench.options import BenchOptions
+from trio_books.bench.queries import Query, build_queries, sample_vocabulary
+from trio_books.bench.targets import TARGETS
+from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.settings import load_settings
+
+BRANCHES_PER_SEARCH = 4
+
+
+@dataclass
+class Endpoint:
+    """Where wrk sends one target's load, and what it measures besides wrk's own figures."""
+
+    name: str
+    url: str
+    script: Path
+    depth: int
+    server: processes.Server | None
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+async def _prepare(es_url: str, options: BenchOptions) -> tuple[int, list[Query]]:
+    count = await ensure_bench_catalogue(es_url, options.index, options.catalogue_size)
+    async with open_http_client(timeout=60, max_connections=2) as http:
+        vocabulary = await sample_vocabulary(
+            Elasticsearch(http, [es_url]), options.index, options.seed
+        )
+    queries = build_queries(
+        vocabulary,
+        options.workload,
+        seed=options.seed,
+        index=options.index,
+        facet_size=load_settings().facet_size,
+    )
+    return count, queries
+
+
+def es_cpu_ms(http: httpx.Client, es_url: str) -> float | None:
+    """Elasticsearch's own CPU time (all nodes), from its node stats; None for the stand-in."""
+    try:
+        stats = http.get(f"{es_url}/_nodes/stats/process").json()
+        return float(
+            sum(node["process"]["cpu"]["total_in_millis"] for node in stats["nodes"].values())
+        )
+    except (httpx.HTTPError, KeyError, TypeError, ValueError):
+        return None
+
+
+def run_benchmark(options: BenchOptions, wrk_path: str, es_url: str) -> dict[str, Any]:
+    """Run everything *options* asks for; return the results (see :mod:`.report`)."""
+    count, queries = trio.run(_prepare, es_url, options)
+    log(
+        f"catalogue {options.index!r}: {count:,} books; {len(queries)} seeded {options.workload} queries"
+    )
+    scripts = options.out / "wrk"
+    runs: list[dict[str, Any]] = []
+    started = time.time()
+    with ExitStack() as stack, httpx.Client(timeout=10) as http:
+        upstream_url = es_url
+        ports: list[int] = []
+        if options.upstream.is_standin:
+            port = processes.free_port()
+            ports.append(port)
+            standin = processes.start_server(
+                "latency-standin",
+                [
+                    sys.executable,
+                    "-m",
+                    "trio_books.bench.latency_standin",
+                    "--port",
+                    str(port),
+                    "--latency-ms",
+                    f"{options.upstream.latency_ms:g}",
+                ],
+                env={},
+                url=f"http://127.0.0.1:{port}",
+                ready_path="/_cluster/health",
+                log=options.out / "logs" / "latency-standin.log",
+            )
+            stack.callback(processes.stop_server, standin)
+            upstream_url = standin.url
+            log(
+                f"upstream: latency stand-in ({options.upstream.label()}, NOT Elasticsearch) at {upstream_url}"
+            )
+        endpoints: list[Endpoint] = []
+        for name in options.targets:
+            target = TARGETS[name]
+            upstream_host = upstream_url.removeprefix("http://")
+            if target.module_args is None:
+                batches = [
+                    b"".join(
+                        wrk.http_request(m, p, upstream_host, body) for m, p, body in q.es_requests
+                    )
+                    for q in queries
+                ]
+                script = wrk.write_script(scripts, name, batches)
+                endpoints.append(Endpoint(name, upstream_url, script, BRANCHES_PER_SEARCH, None))
+                continue
+            port = processes.free_port(ports)
+            ports.append(port)
+            server = processes.start_server(
+                name,
+                target.command(port, options.workers),
+                env={"TRIO_BOOKS_ES_URLS": upstream_url, "TRIO_BOOKS_INDEX": options.index},
+                url=f"http://127.0.0.1:{port}",
+                ready_path=queries[0].path,
+                log=options.out / "logs" / f"{name}.log",
+            )
+            stack.callback(processes.stop_server, server)
+            host = f"127.0.0.1:{port}"
+            script = wrk.write_script(
+                scripts, name, [wrk.http_request("GET", q.path, host) for q in queries]
+            )
+            endpoints.append(Endpoint(name, server.url, script, 1, server))
+        warm_connections = min(32, max(options.concurrency))
+        for endpoint in endpoints:
+            if options.warmup > 0:
+                log(
+                    f"warming up {endpoint.name} ({options.warmup:g} s, {warm_connections} clients)"
+                )
+                wrk.run_wrk(
+                    wrk_path,
+                    endpoint.url,
+                    endpoint.script,
+                    connections=warm_connections,
+                    duration=options.warmup,
+                    depth=endpoint.depth,
+                )
+        for round_number in range(1, options.rounds + 1):
+            for concurrency in options.concurrency:
+                for endpoint in endpoints:
+                    record = measure(
+                        options, wrk_path, http, upstream_url, endpoint, concurrency, round_number
+                    )
+                    runs.append(record)
+                    log(
+                        f"round {round_number} c={concurrency:<4} {endpoint.name:<15} "
+                        f"{record['rps']:8.1f} req/s  p50 {record['p50_ms']} ms  "
+                        f"p99 {record['p99_ms']} ms  errors {record['errors']}"
+                    )
+    return {
+        "catalogue": {
+            "index": options.index,
+            "books": count,
+            "queries": len(queries),
+            "seed": options.seed,
+        },
+        "runs": runs,
+        "elapsed_s": round(time.time() - started, 1),
+    }
+
+
+def measure(
+    options: BenchOptions,
+    wrk_path: str,
+    http: httpx.Client,
+    upstream_url: str,
+    endpoint: Endpoint,
+    concurrency: int,
+    round_number: int,
+) -> dict[str, Any]:
+    """One measurement of one target at one concurrency."""
+    pids = endpoint.server.pids() if endpoint.server else []
+    es_before = None if options.upstream.is_standin else es_cpu_ms(http, upstream_url)
+    cpu_before = processes.cpu_seconds(pids)
+    with processes.PeakMemory(pids) as memory:
+        result = wrk.run_wrk(
+            wrk_path,
+            endpoint.url,
+            endpoint.script,
+            connections=concurrency,
+            duration=options.duration,
+            depth=endpoint.depth,
+        )
+    cpu = processes.cpu_seconds(pids) - cpu_before
+    es_after = None if es_before is None else es_cpu_ms(http, upstream_url)
+    thousands = max(result.searches, 1) / 1000
+    return {
+        "target": endpoint.name,
+        "workload": options.workload,
+        "upstream": options.upstream.label(),
+        "concurrency": concurrency,
+        "round": round_number,
+        "rps": round(result.searches / result.duration_s, 2),
+        "p50_ms": _ms(result.p50_ms),
+        "p90_ms": _ms(result.p90_ms),
+        "p99_ms": _ms(result.p99_ms),
+        "max_ms": round(result.max_ms, 3),
+        "errors": result.errors,
+        "cpu_s_per_1k": round(cpu / thousands, 4) if endpoint.server else None,
+        "peak_rss_mb": round(memory.peak / 2**20, 1) if endpoint.server else None,
+        "requests": result.searches,
+        "duration_s": round(result.duration_s, 3),
+        "es_cpu_s_per_1k": (
+            None
+            if es_before is None or es_after is None
+            else round((es_after - es_before) / 1000 / thousands, 4)
+        ),
+        "loadgen_cpu_s_per_1k": round(result.loadgen_cpu_s / thousands, 4),
+        "loadgen_cpu_share": round(result.loadgen_cpu_s / result.duration_s, 3),
+    }
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

@@ -1,0 +1,76 @@
+"""The targets: what each one runs, and which HTTP client carries its Elasticsearch calls."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing to measure.
+
+    Attributes:
+        name: as given to ``--targets``.
+        server: the HTTP server and framework that answer the benchmark's requests.
+        es_client: the HTTP client that carries its calls to Elasticsearch.
+        module_args: ``python -m`` arguments that serve it (``None``: no server of ours).
+    """
+
+    name: str
+    server: str
+    es_client: str
+    module_args: tuple[str, ...] | None
+
+    def command(self, port: int, workers: int) -> list[str]:
+        """The command line that serves this target on 127.0.0.1:*port*."""
+        if self.module_args is None:
+            raise ValueError(f"{self.name} has no server of its own")
+        return [
+            sys.executable,
+            "-m",
+            *self.module_args,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
+
+
+TARGETS: dict[str, Target] = {
+    target.name: target
+    for target in (
+        Target(
+            "trio",
+            "Quart-Trio on Hypercorn's trio worker",
+            "httpx (one shared AsyncClient), fan-out in a Trio nursery",
+            ("trio_books", "serve", "--build", "trio"),
+        ),
+        Target(
+            "asyncio",
+            "Quart on Hypercorn's asyncio worker",
+            "httpx (one shared AsyncClient), fan-out in an asyncio.TaskGroup",
+            ("trio_books", "serve", "--build", "asyncio"),
+        ),
+        Target(
+            "asyncio-uvloop",
+            "Quart on Hypercorn's uvloop worker",
+            "httpx (one shared AsyncClient), fan-out in an asyncio.TaskGroup",
+            ("trio_books", "serve", "--build", "asyncio", "--loop", "uvloop"),
+        ),
+        Target(
+            "fastapi",
+            "FastAPI on Uvicorn (uvloop, httptools)",
+            "elasticsearch-py 8 AsyncElasticsearch (aiohttp), asyncio.gather",
+            ("trio_books.bench.peer_fastapi",),
+        ),
+        Target(
+            "es-direct",
+            "Elasticsearch itself (the ceiling)",
+            "none: wrk sends the service's Elasticsearch requests, pipelined on one connection",
+            None,
+        ),
+    )
+}
