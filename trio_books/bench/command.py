@@ -29,7 +29,7 @@ QUICK = {
     "duration": 1.0,
     "rounds": 2,
     "warmup": 1.0,
-    "index": "bench-books-quick",
+    "index": "bench-synthetic-quick",
     "catalogue_size": 2_000,
 }
 
@@ -57,7 +57,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     bench.add_argument("--out", type=Path, help="output folder (default bench-results/<time>)")
     bench.add_argument("--rounds", type=int, help="interleaved rounds, at least 3 (default 3)")
     bench.add_argument("--warmup", type=float, help="seconds of warm-up per target (default 5)")
-    bench.add_argument("--index", help="the catalogue's index (default bench-books)")
+    bench.add_argument("--index", help="the catalogue's index (default bench-synthetic)")
     bench.add_argument("--catalogue-size", type=int, help="books, at least 100,000 (default)")
     bench.add_argument("--seed", type=int, default=7, help="seed of the query list (default 7)")
     bench.add_argument(
@@ -87,7 +87,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
             out=out,
             rounds=int(pick("rounds", 3)),  # type: ignore[call-overload]
             warmup=float(pick("warmup", 5.0)),  # type: ignore[arg-type]
-            index=str(pick("index", "bench-books")),
+            index=str(pick("index", "bench-synthetic")),
             catalogue_size=int(pick("catalogue_size", 100_000)),  # type: ignore[call-overload]
             seed=args.seed,
             quick=args.quick,

@@ -25,15 +25,15 @@ from typing import Any, cast
 
 import orjson
 
-from trio_books.bench.catalogue import stand_in_books
 from trio_books.core.books import book_to_document
+from trio_books.core.synthetic import synthetic_books
 
 STANDIN_HEADER = b"X-Latency-Standin"
 
 
 def canned_search_answer(page: int = 20) -> bytes:
     """One answer that every branch of a search can parse: hits and all three facets."""
-    books = list(stand_in_books(page))
+    books = list(synthetic_books(page))
     answer: dict[str, Any] = {
         "took": 1,
         "timed_out": False,
