@@ -335,6 +335,11 @@ async def start(
     await trio.to_thread.run_sync(unpack, layout)
     owner = server_owner()
     prepare_node(layout, owner)
+    if (running := read_pid(layout)) is not None:
+        # Another start of the same node is under way (its server is not healthy yet).
+        raise LocalElasticsearchError(
+            f"Elasticsearch on port {layout.port} is already starting (pid {running})"
+        )
     layout.pid_file.unlink(missing_ok=True)
     say(f"starting Elasticsearch {layout.version} on {layout.url} (Java: {java_home})")
     started = trio.current_time()
