@@ -28,8 +28,9 @@ from trio_books.es import local
 from trio_books.es.client import Elasticsearch, open_http_client
 from trio_books.settings import Settings
 
-# The port of the test session's own node, apart from a developer's 9200.
-TEST_ES_PORT = 9250
+# The test session's own nodes use this port and the next ones, apart from a developer's 9200
+# (TRIO_BOOKS_TEST_ES_PORT moves them, so two suites can run side by side).
+TEST_ES_PORT = int(os.environ.get("TRIO_BOOKS_TEST_ES_PORT", "9250"))
 TEST_DEADLINE = 120.0
 
 
@@ -136,7 +137,7 @@ async def client(build: str, api_settings: Settings) -> AsyncIterator[httpx.Asyn
 # ---------------------------------------------------------------- a node we may pause, stop and start
 
 
-PAUSABLE_ES_PORT = 9251
+PAUSABLE_ES_PORT = TEST_ES_PORT + 1
 
 
 class PausableNode:
