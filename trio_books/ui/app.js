@@ -186,19 +186,22 @@
 
   // ------------------------------------------------------------ the timeline
 
-  // Entries look like: es-hits;dur=12.3;desc="start=0.4", total;dur=20.0
+  // Entries look like: es-hits;dur=12.3;desc="start=0.4", total;dur=20.0; a branch that did
+  // not answer says how it ended: desc="start=1.0 outcome=timed-out".
   function parseServerTiming(header) {
     const entries = [];
     for (const part of (header || "").split(",")) {
       const [name, ...params] = part.trim().split(";");
       if (!name) continue;
-      const entry = { name: name.trim(), dur: null, start: null };
+      const entry = { name: name.trim(), dur: null, start: null, outcome: "ok" };
       for (const param of params) {
         const [key, ...rest] = param.trim().split("=");
         const value = rest.join("=").trim().replace(/^"|"$/g, "");
         if (key === "dur") entry.dur = parseFloat(value);
-        const start = key === "desc" && /^start=(-?[\d.]+)$/.exec(value);
+        const start = key === "desc" && /(?:^|\s)start=(-?[\d.]+)/.exec(value);
         if (start) entry.start = parseFloat(start[1]);
+        const outcome = key === "desc" && /(?:^|\s)outcome=([\w-]+)/.exec(value);
+        if (outcome) entry.outcome = outcome[1].replace(/-/g, " ");
       }
       if (entry.dur !== null && !Number.isNaN(entry.dur)) entries.push(entry);
     }
@@ -217,7 +220,7 @@
     for (const entry of [...branches, ...(total ? [{ ...total, start: 0 }] : [])]) {
       const start = entry.start === null ? 0 : entry.start;
       const bar = element("div", {
-        className: entry.name === "total" ? "bar total" : "bar",
+        className: entry.name === "total" ? "bar total" : `bar outcome-${entry.outcome.replace(/ /g, "-")}`,
         dataset: { name: entry.name, start: String(start), end: String(start + entry.dur) },
         title: `${entry.name}: from ${start.toFixed(1)} ms to ${(start + entry.dur).toFixed(1)} ms`,
       });
@@ -229,7 +232,9 @@
         element("div", { className: "track" }, bar),
         element("span", { className: "ms", textContent: `${entry.dur.toFixed(1)} ms` }),
       );
-      text.append(element("li", { textContent: `${entry.name} started at ${start.toFixed(1)} ms and took ${entry.dur.toFixed(1)} ms` }));
+      const ended = entry.outcome && entry.outcome !== "ok" ? ` (${entry.outcome})` : "";
+      bar.title += ended;
+      text.append(element("li", { textContent: `${entry.name} started at ${start.toFixed(1)} ms and took ${entry.dur.toFixed(1)} ms${ended}` }));
     }
     if (entries.length) {
       box.append(element("div", { className: "axis" }, element("span", { textContent: "0 ms" }), element("span", { textContent: `${scale.toFixed(1)} ms` })));
