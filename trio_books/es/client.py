@@ -264,6 +264,12 @@ def error_from_response(status: int, content: bytes) -> ElasticsearchError:
     if isinstance(decoded, dict) and isinstance(decoded.get("error"), dict):
         error_type = str(decoded["error"].get("type", error_type))
         reason = str(decoded["error"].get("reason", reason))
+        # "all shards failed" says little: the first root cause says why.
+        causes = decoded["error"].get("root_cause")
+        if isinstance(causes, list) and causes and isinstance(causes[0], dict):
+            cause = causes[0]
+            if cause.get("reason") and cause.get("reason") != reason:
+                reason = f"{reason} ({cause.get('type')}: {str(cause['reason'])[:300]})"
     if error_type == "index_not_found_exception":
         return IndexMissing(f"the index does not exist yet: {reason}")
     return ElasticsearchError(f"Elasticsearch answered {status} ({error_type}): {reason}")
