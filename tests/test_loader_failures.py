@@ -29,7 +29,7 @@ from trio_books.load.pipeline import LoadOptions, load_catalogue
 from trio_books.load.report import RejectsLog
 from trio_books.load.sources import SyntheticReader
 
-PUSHBACK_PORT = int(os.environ.get("TRIO_BOOKS_TEST_ES_PORT", "9250")) + 21
+PUSHBACK_PORT = int(os.environ.get("TRIO_BOOKS_TEST_ES_PORT", "9250")) + 2
 TINY_WRITE_QUEUE = {"thread_pool.write.size": "1", "thread_pool.write.queue_size": "1"}
 
 

@@ -118,3 +118,11 @@ def test_rules(params: dict[str, Any], rule: str) -> None:
 
 def test_the_deepest_page_allowed() -> None:
     assert SearchQuery(page=100, size=100).page == 100
+
+
+def test_index_body_is_a_fresh_copy_each_time() -> None:
+    from trio_books.core.mapping import index_body
+
+    changed = index_body()
+    changed["mappings"]["properties"]["title_sort"] = {"type": "text"}
+    assert index_body()["mappings"]["properties"]["title_sort"] == {"type": "keyword"}

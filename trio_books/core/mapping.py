@@ -8,6 +8,7 @@ instead (``title_sort``).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 BOOK_MAPPING: dict[str, Any] = {
@@ -41,10 +42,10 @@ BOOK_MAPPING: dict[str, Any] = {
 
 
 def index_body(*, shards: int = 1, replicas: int = 0) -> dict[str, Any]:
-    """The body of ``PUT /<index>`` for a books index."""
+    """The body of ``PUT /<index>`` for a books index (a fresh copy: callers may change it)."""
     return {
         "settings": {"number_of_shards": shards, "number_of_replicas": replicas},
-        "mappings": BOOK_MAPPING,
+        "mappings": copy.deepcopy(BOOK_MAPPING),
     }
 
 
