@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import math
 import sys
 
 import trio
@@ -10,9 +12,15 @@ from hypercorn.config import Config
 from hypercorn.run import run as run_workers
 
 from trio_books.errors import TrioBooksError, UsageError
+from trio_books.logs import configure_logging
 from trio_books.settings import Settings, load_settings
 
 BUILDS = ("trio",)
+# Room for the request line and header framing above the app's own caps, so a
+# head just past them still reaches the app and gets a JSON answer.
+HEAD_SLACK = 1024
+
+log = logging.getLogger("trio_books.serving")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,13 +46,25 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def hypercorn_config(settings: Settings, *, host: str, port: int, workers: int = 1) -> Config:
-    """Hypercorn's configuration for the trio worker."""
+    """Hypercorn's configuration for the trio worker, its limits and timeouts from *settings*."""
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.worker_class = "trio"
     config.workers = workers
+    # The app writes its own access lines (with the request id); Hypercorn's
+    # errors go through the root logger, so they are JSON too.
     config.accesslog = None
-    config.errorlog = "-"
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.include_server_header = False
+    # A connection still sending its request head, or idle between requests,
+    # is closed after this: it cuts off clients that send a byte at a time.
+    config.keep_alive_timeout = settings.keep_alive_timeout
+    config.read_timeout = math.ceil(settings.read_timeout)
+    config.graceful_timeout = settings.graceful_timeout
+    config.backlog = settings.backlog
+    config.h11_max_incomplete_size = (
+        settings.max_url_length + settings.max_header_bytes + HEAD_SLACK
+    )
     return config
 
 
@@ -67,10 +87,13 @@ def run(args: argparse.Namespace) -> int:
     if args.ensure_index:
         trio.run(_ensure_index, settings)
     config = hypercorn_config(settings, host=host, port=port, workers=args.workers)
-    print(
-        f"trio_books ({args.build} build) serving on http://{host}:{port}",
-        file=sys.stderr,
-        flush=True,
+    configure_logging(settings)
+    log.info(
+        "trio_books (%s build) serving on http://%s:%s",
+        args.build,
+        host,
+        port,
+        extra={"preset": settings.preset, "workers": args.workers},
     )
     if args.workers == 1:
         from trio_books.trio.serve import serve_trio
