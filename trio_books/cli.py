@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from trio_books import serving, tracing
+from trio_books import drills, serving, tracing
 from trio_books.errors import UsageError
 from trio_books.es import commands as es_commands
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     es_commands.add_parser(commands)
     serving.add_parser(commands)
     tracing.add_parser(commands)
+    drills.add_parser(commands)
     return parser
 
 

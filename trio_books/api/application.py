@@ -31,6 +31,7 @@ from trio_books.api.security import (
     policy_for,
     with_inline_hashes,
 )
+from trio_books.api.shedding import DoorShedder
 from trio_books.core.timeline import trace_of
 from trio_books.core.timing import server_timing
 from trio_books.errors import (
@@ -84,6 +85,15 @@ def configure_app(app: Quart, settings: Settings) -> None:
     register_routes(app, settings)
     _register_error_handlers(app)
     _register_headers(app, settings)
+    # At most every slot and queue place of the admission gate may be inside the app.
+    shedder = DoorShedder(
+        app.asgi_app,  # type: ignore[arg-type]
+        prefix=settings.api_prefix or "/",
+        limit=settings.max_in_flight + settings.max_queued,
+        retry_after=settings.retry_after,
+    )
+    app.asgi_app = shedder  # type: ignore[assignment, method-assign]
+    app.extensions["trio_books.shedder"] = shedder
 
 
 def json_error(error: TrioBooksError, extra: dict[str, Any] | None = None) -> Response:

@@ -12,6 +12,7 @@ from trio_books.api.routes import install_service
 from trio_books.api.service import SearchService
 from trio_books.es.client import Elasticsearch, open_http_client
 from trio_books.settings import Settings, load_settings
+from trio_books.trio.asgi import shielded_send
 from trio_books.trio.fanout import CONCURRENCY
 
 
@@ -30,6 +31,8 @@ def create_app(
     settings = settings or load_settings()
     app = QuartTrio("trio_books")
     configure_app(app, settings)
+    # Around everything, the door included: every answer goes out through it.
+    app.asgi_app = shielded_send(app.asgi_app, seconds=settings.read_timeout)  # type: ignore[assignment, method-assign, arg-type]
 
     @app.while_serving
     async def lifespan() -> AsyncGenerator[None, None]:
