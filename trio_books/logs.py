@@ -76,6 +76,9 @@ def configure_logging(settings: Settings) -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    # httpx logs every Elasticsearch call at INFO: one line per branch is noise and CPU.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # Hypercorn's own loggers propagate here instead of printing their own format.
     for name in ("hypercorn.error", "hypercorn.access"):
         hypercorn_logger = logging.getLogger(name)

@@ -25,6 +25,11 @@ MAX_RESULT_WINDOW = 10_000
 MAX_QUERY_LENGTH = 500
 MAX_TAGS = 20
 MAX_SIZE = 100
+# Years are stored as Elasticsearch integers; past this they are no year of a book.
+MAX_YEAR = 100_000
+# The shortest deadline a client may ask for: less cannot cover even one round trip
+# to Elasticsearch, and would only turn searches into 504s.
+MIN_TIMEOUT_MS = 100
 
 SortOrder = Literal["relevance", "year", "-year", "title", "rating"]
 TagsMode = Literal["any", "all"]
@@ -60,10 +65,17 @@ class SearchQuery(BaseModel):
         default="any", description="`any`: a book has any of the tags; `all`: it has all of them."
     )
     year: int | None = Field(
-        default=None, description="Exact original publication year (negative: BCE)."
+        default=None,
+        ge=-MAX_YEAR,
+        le=MAX_YEAR,
+        description="Exact original publication year (negative: BCE).",
     )
-    year_from: int | None = Field(default=None, description="Earliest publication year, inclusive.")
-    year_to: int | None = Field(default=None, description="Latest publication year, inclusive.")
+    year_from: int | None = Field(
+        default=None, ge=-MAX_YEAR, le=MAX_YEAR, description="Earliest publication year, inclusive."
+    )
+    year_to: int | None = Field(
+        default=None, ge=-MAX_YEAR, le=MAX_YEAR, description="Latest publication year, inclusive."
+    )
     language: str | None = Field(
         default=None, max_length=16, description="Language code, e.g. `eng`.", examples=["eng"]
     )
@@ -72,7 +84,8 @@ class SearchQuery(BaseModel):
     sort: SortOrder = Field(default="relevance", description="Result order.")
     timeout: int | None = Field(
         default=None,
-        ge=1,
+        ge=MIN_TIMEOUT_MS,
+        le=60_000,
         description="Milliseconds the search may take; shortens the service's deadline, never lengthens it.",
     )
     trace: bool = Field(

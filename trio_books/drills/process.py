@@ -112,6 +112,9 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
+    def process_count(self) -> int:
+        return len(process_tree(self.pid))
+
     def rss(self) -> int:
         return rss_bytes(self.pid)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 
 import httpx
@@ -14,6 +15,8 @@ from trio_books.es.client import Elasticsearch, open_http_client
 from trio_books.settings import Settings, load_settings
 from trio_books.trio.asgi import shielded_send
 from trio_books.trio.fanout import CONCURRENCY
+
+log = logging.getLogger("trio_books.app")
 
 
 def create_app(
@@ -50,5 +53,7 @@ def create_app(
                 yield
             finally:
                 install_service(app, None)
+        # Drills look for this line: the last request has been answered and the pool is shut.
+        log.info("closed the Elasticsearch client")
 
     return app
