@@ -45,9 +45,18 @@ async def generate(
     seconds: float,
     outcomes: list[Outcome],
     stop: Callable[[], bool] = lambda: False,
+    retry_stale: bool = True,
+    retries: list[float] | None = None,
 ) -> None:
-    """Run *concurrency* clients for *seconds* (or until *stop*), appending to *outcomes*."""
+    """Run *concurrency* clients for *seconds* (or until *stop*), appending to *outcomes*.
+
+    With *retry_stale*, a request the server closed the connection under
+    without answering (``RemoteProtocolError``: it idled the keep-alive
+    connection out just as the client reused it) is sent once more, as
+    browsers and urllib3 do for idempotent requests; their start times go to *retries*.
+    """
     deadline = trio.current_time() + seconds
+    retries = [] if retries is None else retries
 
     async def one_client(number: int) -> None:
         sent = 0
@@ -56,7 +65,13 @@ async def generate(
             sent += 1
             started = trio.current_time()
             try:
-                response = await client.get(path)
+                try:
+                    response = await client.get(path)
+                except httpx.RemoteProtocolError:
+                    if not retry_stale:
+                        raise
+                    retries.append(started)
+                    response = await client.get(path)
             except httpx.TransportError as error:
                 outcomes.append(
                     Outcome(started, trio.current_time() - started, None, type(error).__name__)

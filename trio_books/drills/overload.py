@@ -8,6 +8,8 @@ bounded, keep its memory flat, and serve the light load again at once.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import trio
 
 from trio_books.drills.catalogue import drill_index, search_paths
@@ -40,8 +42,14 @@ async def drill(options: DrillOptions) -> Report:
                 report.say(f"{phase}: {clients} clients for {seconds:.0f} s")
                 rss_before = server.rss()
                 outcomes: list[Outcome] = []
+                retries: list[float] = []
                 await generate(
-                    client, paths, concurrency=clients, seconds=seconds, outcomes=outcomes
+                    client,
+                    paths,
+                    concurrency=clients,
+                    seconds=seconds,
+                    outcomes=outcomes,
+                    retries=retries,
                 )
                 phases[phase] = outcomes
                 summary = summarise(outcomes, seconds)
@@ -54,6 +62,8 @@ async def drill(options: DrillOptions) -> Report:
                     "503": summary.shed,
                     "504": summary.timed_out,
                     "other": summary.other_status + summary.errors,
+                    "errors": dict(Counter(o.error for o in outcomes if o.error)),
+                    "stale_connection_retries": len(retries),
                     "p99_accepted_ms": round(summary.p99_ok_ms, 1),
                     "p99_503_ms": round(summary.p99_shed_ms, 1),
                 }

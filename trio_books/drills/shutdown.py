@@ -64,6 +64,8 @@ async def _one(options: DrillOptions, workers: int, report: Report) -> None:
                 seconds=40,
                 outcomes=outcomes,
                 stop=lambda: bool(exit_code),
+                # Strict: a request the server dropped is a failure, not retried.
+                retry_stale=False,
             )
         at = signalled[0]
         in_flight = [o for o in outcomes if o.started < at]
