@@ -6,6 +6,7 @@ reads the environment at import time.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -111,9 +112,16 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _preset_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
         # Values given explicitly (environment, .env or keyword) win over the preset.
-        if isinstance(data, dict) and str(data.get("preset", "")).lower() == "production":
-            return {**PRODUCTION_DEFAULTS, **data}
+        if str(data.get("preset", "")).lower() == "production":
+            data = {**PRODUCTION_DEFAULTS, **data}
+        # A read waits while a search runs: unless set, it outlasts a longer deadline.
+        if "read_timeout" not in data and "search_deadline" in data:
+            # A malformed deadline is left for the field's own validation to report.
+            with contextlib.suppress(TypeError, ValueError):
+                data = {**data, "read_timeout": max(10.0, float(data["search_deadline"]) + 5)}
         return data
 
     @model_validator(mode="after")
