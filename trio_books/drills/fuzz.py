@@ -60,8 +60,9 @@ async def drill(options: DrillOptions) -> Report:
                 "1",
             ]
             report.say(f"schemathesis, up to {examples} examples per operation, checks {CHECKS}")
+            # Run in the temporary folder: schemathesis keeps a cache where it runs.
             result = await trio.run_process(
-                command, check=False, capture_stdout=True, capture_stderr=True
+                command, check=False, capture_stdout=True, capture_stderr=True, cwd=folder
             )
         output = result.stdout.decode(errors="replace")
         statuses, failures = _tally(events)
