@@ -1,5 +1,5 @@
 """Sessions for developers and CI: ``nox -s tests``, ``lint``, ``typecheck``, ``serve``, ``demos``,
-``bench``.
+``bench``, ``bench_load``, and the hardening drills: ``fuzz``, ``soak``, ``drills`` and ``audit``.
 
 Every session installs what it needs into its own virtualenv; ``tests`` and
 ``serve`` also start a local Elasticsearch through the project's CLI unless
@@ -52,6 +52,22 @@ def ensure_chromium(session: nox.Session) -> None:
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     session.run("apt-get", "update", "-q", external=True, env=env)
     session.run("apt-get", "install", "-y", "-q", "chromium", external=True, env=env)
+
+
+def drill(session: nox.Session, *names: str) -> None:
+    """Run drills against a real Elasticsearch (``-- --quick`` for the short versions)."""
+    install(session)
+    with elasticsearch(session, TEST_ES_PORT) as urls:
+        for name in names:
+            session.run(
+                "python",
+                "-m",
+                "trio_books",
+                "drill",
+                name,
+                *session.posargs,
+                env={"TRIO_BOOKS_ES_URLS": urls},
+            )
 
 
 @contextmanager
@@ -176,3 +192,34 @@ def bench_load(session: nox.Session) -> None:
             *session.posargs,
             env={"TRIO_BOOKS_ES_URLS": urls},
         )
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """schemathesis from the OpenAPI document against a real server: at least 2,000 requests."""
+    drill(session, "fuzz")
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Steady mixed load (``-- --duration 600``, the default); nothing may creep."""
+    drill(session, "soak")
+
+
+@nox.session
+def drills(session: nox.Session) -> None:
+    """Overload, slow clients, shutdown and soak drills; ``-- --quick`` for CI's versions."""
+    drill(session, "overload", "slow-clients", "shutdown", "soak")
+
+
+@nox.session
+def audit(session: nox.Session) -> None:
+    """pip-audit over the resolved dependency set (the package with its dev extra)."""
+    install(session)
+    session.install("pip-audit>=2.7")
+    # --skip-editable: trio_books itself is not on PyPI; every dependency is audited.
+    # --strict: a dependency that could not be looked up fails the audit instead of
+    # being skipped, so an unreachable vulnerability service never passes as "none found".
+    session.run(
+        "pip-audit", "--strict", "--skip-editable", "--progress-spinner", "off", *session.posargs
+    )

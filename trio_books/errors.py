@@ -7,6 +7,11 @@ Hierarchy::
     ├── InvalidParameter                422  a request parameter breaks a rule
     ├── NotFound                        404  an unknown book or route
     ├── CorsRefused                     403  a preflight from an origin not allowed
+    ├── RequestTooLarge                 413  a request part past its cap
+    │   ├── BodyTooLarge                413  a request body past ``max_body_bytes``
+    │   ├── UrlTooLong                  414  a URL past ``max_url_length``
+    │   └── HeadersTooLarge             431  headers past ``max_header_bytes`` or ``max_header_count``
+    ├── Overloaded                      503  too many searches in progress: shed at once
     ├── ElasticsearchError              502  Elasticsearch answered, but not as expected
     │   └── IndexMissing                503  the index (or alias) does not exist yet
     ├── ElasticsearchUnavailable        503  Elasticsearch could not be reached
@@ -73,6 +78,41 @@ class NotFound(TrioBooksError):
 class CorsRefused(TrioBooksError):
     status = 403
     code = "cors_refused"
+
+
+class RequestTooLarge(TrioBooksError):
+    """A part of the request is larger than the service accepts."""
+
+    status = 413
+    code = "request_too_large"
+
+
+class BodyTooLarge(RequestTooLarge):
+    code = "body_too_large"
+
+
+class UrlTooLong(RequestTooLarge):
+    status = 414
+    code = "url_too_long"
+
+
+class HeadersTooLarge(RequestTooLarge):
+    status = 431
+    code = "headers_too_large"
+
+
+class Overloaded(TrioBooksError):
+    """Too many searches in progress: answered at once so clients can go elsewhere or retry."""
+
+    status = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class ElasticsearchError(TrioBooksError):

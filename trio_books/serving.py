@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import math
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -15,11 +17,17 @@ from trio_books.api.service import SearchService
 from trio_books.errors import TrioBooksError, UsageError
 from trio_books.es.client import Elasticsearch, open_http_client
 from trio_books.es.demo import DEMO_BOOKS, ensure_demo_catalogue
+from trio_books.logs import configure_logging
 from trio_books.settings import Settings, load_settings
 from trio_books.trio.fanout import CONCURRENCY
 
 BUILDS = ("trio", "asyncio")
 LOOPS = ("asyncio", "uvloop")
+# Room for the request line and header framing above the app's own caps, so a
+# head just past them still reaches the app and gets a JSON answer.
+HEAD_SLACK = 1024
+
+log = logging.getLogger("trio_books.serving")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -63,8 +71,20 @@ def hypercorn_config(
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.worker_class = worker_class
     config.workers = workers
+    # The app writes its own access lines (with the request id); Hypercorn's
+    # errors go through the root logger, so they are JSON too.
     config.accesslog = None
-    config.errorlog = "-"
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.include_server_header = False
+    # A connection still sending its request head, or idle between requests,
+    # is closed after this: it cuts off clients that send a byte at a time.
+    config.keep_alive_timeout = settings.keep_alive_timeout
+    config.read_timeout = math.ceil(settings.read_timeout)
+    config.graceful_timeout = settings.graceful_timeout
+    config.backlog = settings.backlog
+    config.h11_max_incomplete_size = (
+        settings.max_url_length + settings.max_header_bytes + HEAD_SLACK
+    )
     return config
 
 
@@ -94,6 +114,14 @@ def run(args: argparse.Namespace) -> int:
     worker_class = "trio" if args.build == "trio" else loop
     config = hypercorn_config(
         settings, host=host, port=port, workers=args.workers, worker_class=worker_class
+    )
+    configure_logging(settings)
+    log.info(
+        "trio_books (%s build) serving on http://%s:%s",
+        args.build,
+        host,
+        port,
+        extra={"preset": settings.preset, "workers": args.workers},
     )
     label = f"{args.build} build" + (", uvloop" if loop == "uvloop" else "")
     if args.workers == 1:

@@ -1,5 +1,11 @@
 """Everything both builds add to their Quart app: OpenAPI, routes, the search page, errors as
-JSON, headers, CORS."""
+JSON, headers, CORS.
+
+Before any route runs, each request gets an id and its head is checked against
+the caps (:mod:`trio_books.api.guards`); every answer carries the security
+headers (:mod:`trio_books.api.security`) and, when access logging is on, one
+log line.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +17,27 @@ import orjson
 from pydantic import ValidationError
 from quart import Quart, Response, current_app, g, request
 from quart_schema import Info, QuartSchema, RequestSchemaValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from trio_books import __version__
 from trio_books.api.cors import cors_headers, preflight_headers
+from trio_books.api.guards import oversized
+from trio_books.api.openapi import DocumentedErrors
 from trio_books.api.routes import register_routes
+from trio_books.api.security import (
+    HEADERS,
+    POLICIES_KEY,
+    add_content_security_policy,
+    docs_policy,
+    policy_for,
+    with_inline_hashes,
+)
+from trio_books.api.shedding import DoorShedder
 from trio_books.api.ui import register_ui
 from trio_books.core.timeline import trace_of
 from trio_books.core.timing import server_timing
 from trio_books.errors import (
+    BodyTooLarge,
     CorsRefused,
     FieldProblem,
     HttpProblem,
@@ -27,9 +45,12 @@ from trio_books.errors import (
     TrioBooksError,
     error_body,
 )
+from trio_books.logs import REQUEST_ID_HEADER, bounded, current_request_id, request_id
 from trio_books.settings import Settings
 
 log = logging.getLogger("trio_books.api")
+access_log = logging.getLogger("trio_books.access")
+DOCS_PATH = "/docs"
 
 
 def configure_app(app: Quart, settings: Settings) -> None:
@@ -42,11 +63,25 @@ def configure_app(app: Quart, settings: Settings) -> None:
             version=__version__,
             description="Book search on Trio and Elasticsearch.",
         ),
-        openapi_path="/openapi.json",
-        swagger_ui_path="/docs",
+        openapi_path="/openapi.json" if settings.openapi else None,
+        swagger_ui_path=DOCS_PATH if settings.docs and settings.openapi else None,
         redoc_ui_path=None,
         scalar_ui_path=None,
+        openapi_provider_class=DocumentedErrors,
     )
+    # The API reads no body; Quart stops buffering one past this size.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["BODY_TIMEOUT"] = settings.read_timeout
+    app.config.setdefault(POLICIES_KEY, {})
+    if settings.docs and settings.openapi:
+        add_content_security_policy(
+            app,
+            DOCS_PATH,
+            docs_policy(
+                app.config["QUART_SCHEMA_SWAGGER_JS_URL"],
+                app.config["QUART_SCHEMA_SWAGGER_CSS_URL"],
+            ),
+        )
     # Keep JSON answers in the documented field order (set after QuartSchema,
     # which installs its own JSON provider).
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -54,6 +89,15 @@ def configure_app(app: Quart, settings: Settings) -> None:
     register_ui(app, settings)
     _register_error_handlers(app)
     _register_headers(app, settings)
+    # At most every slot and queue place of the admission gate may be inside the app.
+    shedder = DoorShedder(
+        app.asgi_app,  # type: ignore[arg-type]
+        prefix=settings.api_prefix or "/",
+        limit=settings.max_in_flight + settings.max_queued,
+        retry_after=settings.retry_after,
+    )
+    app.asgi_app = shedder  # type: ignore[assignment, method-assign]
+    app.extensions["trio_books.shedder"] = shedder
 
 
 def json_error(error: TrioBooksError, extra: dict[str, Any] | None = None) -> Response:
@@ -120,6 +164,24 @@ def _register_headers(app: Quart, settings: Settings) -> None:
     @app.before_request
     async def start_clock() -> Response | None:
         g.started = time.perf_counter()
+        g.request_id = request_id(request.headers.get(REQUEST_ID_HEADER))
+        current_request_id.set(g.request_id)
+        scope = request.scope
+        if too_large := oversized(
+            settings,
+            raw_path=scope.get("raw_path") or scope["path"].encode(),
+            query_string=scope.get("query_string", b""),
+            headers=scope.get("headers", ()),
+        ):
+            return json_error(too_large)
+        if "Transfer-Encoding" in request.headers:
+            # A body of unknown length: read it (Quart stops at MAX_CONTENT_LENGTH) to know.
+            try:
+                await request.get_data(cache=False)
+            except RequestEntityTooLarge:
+                return json_error(
+                    BodyTooLarge(f"the body is over the {settings.max_body_bytes} bytes accepted")
+                )
         origin = request.headers.get("Origin")
         if (
             request.method == "OPTIONS"
@@ -149,4 +211,34 @@ def _register_headers(app: Quart, settings: Settings) -> None:
         origin = request.headers.get("Origin")
         if origin and request.method != "OPTIONS":
             response.headers.update(cors_headers(origin, settings.cors_origins))
+        await _secure(response)
+        response.headers[REQUEST_ID_HEADER] = g.get("request_id") or request_id(None)
+        if settings.access_log:
+            _log_access(response, elapsed, settings.log_input_prefix)
         return response
+
+    async def _secure(response: Response) -> None:
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        policy = policy_for(request.path, app.config[POLICIES_KEY])
+        if "{inline}" in policy:
+            policy = with_inline_hashes(policy, await response.get_data(as_text=False))
+        response.headers.setdefault("Content-Security-Policy", policy)
+
+
+def _log_access(response: Response, elapsed: float, limit: int) -> None:
+    """One line per request; user input only as a bounded prefix."""
+    access_log.info(
+        "%s %s %s",
+        bounded(request.method, 16),
+        bounded(request.path, limit),
+        response.status_code,
+        extra={
+            "method": bounded(request.method, 16),
+            "path": bounded(request.path, limit),
+            "query": bounded(request.query_string.decode("latin-1"), limit),
+            "status": response.status_code,
+            "duration_ms": round(elapsed * 1000, 3),
+            "client": (request.scope.get("client") or ("-",))[0],
+        },
+    )

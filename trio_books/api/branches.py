@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from trio_books.api.admission import CountingGate, GateFactory
 from trio_books.core.timeline import Timeline
 
 Answer = dict[str, Any]
@@ -48,7 +49,9 @@ class FanOut(Protocol):
 
 @dataclass(frozen=True)
 class Concurrency:
-    """A build's concurrency shell: how it fans out, and what "cancelled" is in it."""
+    """A build's concurrency shell: how it fans out, what "cancelled" is, how it admits work."""
 
     fan_out: FanOut
     cancelled: type[BaseException]
+    # A loop-neutral default that sheds without waiting; builds pass their own.
+    gate: GateFactory = CountingGate

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, Quart, current_app, g
+from quart import Blueprint, Quart, current_app, g, request
 from quart_schema import (
     document_response,
     validate_querystring,
     validate_response,
 )
 
+from trio_books.api.guards import unreadable_query
 from trio_books.api.schemas import ErrorResponse, Health, Ping
 from trio_books.api.service import SearchService
 from trio_books.core.books import Book
@@ -59,6 +60,12 @@ def register_routes(app: Quart, settings: Settings) -> None:
         return Health(status=status)
 
     api = Blueprint("api", __name__, url_prefix=settings.api_prefix or None)
+
+    @api.before_request
+    async def readable_query() -> None:
+        # Before validation, which would see broken UTF-8 already replaced.
+        if request.endpoint == "api.search" and (problem := unreadable_query(request.query_string)):
+            raise problem
 
     @api.get("/search/")
     @validate_querystring(SearchQuery)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from trio_books.api.admission import Gate, GateLimits
 from trio_books.api.branches import Answer, Branch, Call, Concurrency
 from trio_books.core.books import Book, document_to_book
 from trio_books.core.mapping import index_body
 from trio_books.core.query import (
     HITS_BRANCH,
     SearchQuery,
+    check_caps,
     effective_deadline,
     search_requests,
     with_time_limit,
@@ -37,6 +39,15 @@ class SearchService:
         self.es = es
         self.settings = settings
         self.concurrency = concurrency
+        # One gate per serving lifetime: searches and book look-ups share its slots.
+        self.gate: Gate = concurrency.gate(
+            GateLimits(
+                max_in_flight=settings.max_in_flight,
+                max_queued=settings.max_queued,
+                queue_wait=settings.queue_wait,
+                retry_after=settings.retry_after,
+            )
+        )
 
     def new_timeline(self, started: float | None = None) -> Timeline:
         """A timeline for one request that started at *started* (``time.perf_counter``)."""
@@ -57,6 +68,11 @@ class SearchService:
             raise InvalidParameter(
                 [FieldProblem("trace", "disabled", "tracing is turned off on this service")]
             )
+        check_caps(query, self.settings.query_caps())
+        async with self.gate.admit():
+            return await self._search(query, timeline)
+
+    async def _search(self, query: SearchQuery, timeline: Timeline) -> SearchResponse:
         requests = search_requests(query, self.settings.facet_size)
 
         def after_hits(answer: Answer) -> list[Branch]:
@@ -90,7 +106,8 @@ class SearchService:
         return response
 
     async def book(self, book_id: int) -> Book:
-        source = await self.es.get_source(self.settings.index, str(book_id))
+        async with self.gate.admit():
+            source = await self.es.get_source(self.settings.index, str(book_id))
         if source is None:
             raise NotFound(f"no book with id {book_id}")
         return document_to_book(source)

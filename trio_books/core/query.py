@@ -11,16 +11,25 @@ a Lucene query-syntax parser such as ``query_string``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
+
+from trio_books.errors import FieldProblem, InvalidParameter
 
 MAX_RESULT_WINDOW = 10_000
 """Elasticsearch's default ``index.max_result_window``: page × size may not pass it."""
 
 MAX_QUERY_LENGTH = 500
 MAX_TAGS = 20
+MAX_SIZE = 100
+# Years are stored as Elasticsearch integers; past this they are no year of a book.
+MAX_YEAR = 100_000
+# The shortest deadline a client may ask for: less cannot cover even one round trip
+# to Elasticsearch, and would only turn searches into 504s.
+MIN_TIMEOUT_MS = 100
 
 SortOrder = Literal["relevance", "year", "-year", "title", "rating"]
 TagsMode = Literal["any", "all"]
@@ -56,19 +65,27 @@ class SearchQuery(BaseModel):
         default="any", description="`any`: a book has any of the tags; `all`: it has all of them."
     )
     year: int | None = Field(
-        default=None, description="Exact original publication year (negative: BCE)."
+        default=None,
+        ge=-MAX_YEAR,
+        le=MAX_YEAR,
+        description="Exact original publication year (negative: BCE).",
     )
-    year_from: int | None = Field(default=None, description="Earliest publication year, inclusive.")
-    year_to: int | None = Field(default=None, description="Latest publication year, inclusive.")
+    year_from: int | None = Field(
+        default=None, ge=-MAX_YEAR, le=MAX_YEAR, description="Earliest publication year, inclusive."
+    )
+    year_to: int | None = Field(
+        default=None, ge=-MAX_YEAR, le=MAX_YEAR, description="Latest publication year, inclusive."
+    )
     language: str | None = Field(
         default=None, max_length=16, description="Language code, e.g. `eng`.", examples=["eng"]
     )
-    size: int = Field(default=20, ge=1, le=100, description="Results per page, 1-100.")
+    size: int = Field(default=20, ge=1, le=MAX_SIZE, description="Results per page, 1-100.")
     page: int = Field(default=1, ge=1, description="Page number from 1; page × size ≤ 10,000.")
     sort: SortOrder = Field(default="relevance", description="Result order.")
     timeout: int | None = Field(
         default=None,
-        ge=1,
+        ge=MIN_TIMEOUT_MS,
+        le=60_000,
         description="Milliseconds the search may take; shortens the service's deadline, never lengthens it.",
     )
     trace: bool = Field(
@@ -117,6 +134,44 @@ class SearchQuery(BaseModel):
                 {"year_to": year_to, "year_from": year_from},
             )
         return year_to
+
+
+@dataclass(frozen=True)
+class QueryCaps:
+    """A service's own caps, at or below the ceilings :class:`SearchQuery` documents."""
+
+    max_query_length: int = MAX_QUERY_LENGTH
+    max_tags: int = MAX_TAGS
+    max_size: int = MAX_SIZE
+    max_result_window: int = MAX_RESULT_WINDOW
+
+
+def check_caps(query: SearchQuery, caps: QueryCaps) -> None:
+    """Raise a 422 naming every parameter past the service's caps.
+
+    Raises:
+        InvalidParameter: one problem per broken cap.
+    """
+    problems: list[FieldProblem] = []
+    if query.q is not None and len(query.q) > caps.max_query_length:
+        problems.append(
+            FieldProblem("q", "string_too_long", f"at most {caps.max_query_length} characters")
+        )
+    if len(query.tags) > caps.max_tags:
+        problems.append(FieldProblem("tags", "too_long", f"at most {caps.max_tags} tags"))
+    if query.size > caps.max_size:
+        problems.append(FieldProblem("size", "less_than_equal", f"at most {caps.max_size}"))
+    if query.page * query.size > caps.max_result_window:
+        problems.append(
+            FieldProblem(
+                "page",
+                "result_window",
+                f"page × size must be at most {caps.max_result_window}"
+                f" (here {query.page} × {query.size})",
+            )
+        )
+    if problems:
+        raise InvalidParameter(problems)
 
 
 def effective_deadline(service_deadline: float, timeout_ms: int | None) -> float:

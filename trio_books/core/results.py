@@ -82,7 +82,7 @@ T = TypeVar("T")
 def _shaped(what: str, parse: Callable[[], T]) -> T:
     try:
         return parse()
-    except (KeyError, TypeError, IndexError, ValueError, ValidationError) as error:
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError, ValidationError) as error:
         raise ResponseShapeError(
             f"unexpected Elasticsearch answer for {what}: {error!r:.200}"
         ) from error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 
 import httpx
@@ -12,7 +13,10 @@ from trio_books.api.routes import install_service
 from trio_books.api.service import SearchService
 from trio_books.es.client import Elasticsearch, open_http_client
 from trio_books.settings import Settings, load_settings
+from trio_books.trio.asgi import shielded_send
 from trio_books.trio.fanout import CONCURRENCY
+
+log = logging.getLogger("trio_books.app")
 
 
 def create_app(
@@ -30,6 +34,8 @@ def create_app(
     settings = settings or load_settings()
     app = QuartTrio("trio_books")
     configure_app(app, settings)
+    # Around everything, the door included: every answer goes out through it.
+    app.asgi_app = shielded_send(app.asgi_app, seconds=settings.read_timeout)  # type: ignore[assignment, method-assign, arg-type]
 
     @app.while_serving
     async def lifespan() -> AsyncGenerator[None, None]:
@@ -47,5 +53,7 @@ def create_app(
                 yield
             finally:
                 install_service(app, None)
+        # Drills look for this line: the last request has been answered and the pool is shut.
+        log.info("closed the Elasticsearch client")
 
     return app

@@ -22,6 +22,7 @@ from trio_books.errors import (
     most_severe,
     timed_out_after,
 )
+from trio_books.trio.admission import TrioGate
 
 
 async def fan_out(
@@ -69,4 +70,4 @@ async def fan_out(
     return result
 
 
-CONCURRENCY = Concurrency(fan_out=fan_out, cancelled=trio.Cancelled)
+CONCURRENCY = Concurrency(fan_out=fan_out, cancelled=trio.Cancelled, gate=TrioGate)

@@ -8,11 +8,14 @@ import httpx
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
+from quart_trio import QuartTrio
 
-from trio_books.settings import Settings
+from trio_books.logs import configure_logging
+from trio_books.settings import Settings, load_settings
 from trio_books.trio.app import create_app
 
-APP_FACTORY = "trio_books.trio.app:create_app()"
+# What each of several worker processes loads (``--workers N``).
+APP_FACTORY = "trio_books.trio.serve:worker_app()"
 
 
 async def wait_for_stop_signal() -> None:
@@ -44,3 +47,18 @@ async def serve_trio(
         shutdown_trigger=wait_for_stop_signal if stop_on_signals else None,
         task_status=task_status,
     )
+
+
+def worker_app() -> QuartTrio:
+    """The app of one worker process among several, which Hypercorn's parent process manages.
+
+    The parent turns SIGINT and SIGTERM into a shutdown event each worker
+    polls, then waits for the workers; Hypercorn already makes workers ignore
+    SIGINT for that reason, and this makes them ignore SIGTERM as well, so a
+    signal sent to the whole process group (systemd's default) still ends in
+    a graceful shutdown rather than in workers dying mid-request.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings)

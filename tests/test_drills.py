@@ -1,0 +1,56 @@
+"""The quick version of every drill, against a real server subprocess and the test Elasticsearch.
+
+Assertions are on counts and outcomes (nothing failed, everything cut off,
+exit code 0, memory bounded), never on speed: CI machines vary.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from trio_books.drills import run_drill
+from trio_books.drills.report import DrillOptions, Report
+
+pytestmark = pytest.mark.elasticsearch
+
+
+async def quick(name: str, es_url: str) -> Report:
+    report = await run_drill(name, DrillOptions(es_url=es_url, quick=True))
+    assert report.passed, report.problems
+    return report
+
+
+async def test_overload_is_shed_with_503_and_recovers(es_url: str) -> None:
+    figures = (await quick("overload", es_url)).figures
+    assert figures["flood"]["503"] > 0
+    assert figures["flood"]["other"] == 0
+    assert figures["recovery"]["503"] == 0
+    assert figures["peak_rss_mib"] < 3 * figures["rss_start_mib"]
+
+
+async def test_slow_clients_are_cut_off(es_url: str) -> None:
+    figures = (await quick("slow-clients", es_url)).figures
+    for kind in ("trickling", "non-reading", "idle"):
+        assert figures[kind]["cut_off"] == figures[kind]["clients"]
+
+
+async def test_sigterm_loses_no_in_flight_request(es_url: str) -> None:
+    figures = (await quick("shutdown", es_url)).figures
+    for workers in (1, 2):
+        run = figures[f"workers_{workers}"]
+        assert run["failed_in_flight"] == 0
+        assert run["in_flight_at_signal"] > 0
+        assert run["exit_code"] == 0
+        assert run["es_clients_closed"] == workers
+
+
+async def test_soak_keeps_resources_level(es_url: str) -> None:
+    figures = (await quick("soak", es_url)).figures
+    assert figures["failures"] == 0
+    assert figures["end"]["fds"] <= figures["start"]["fds"] + 5
+
+
+async def test_fuzz_finds_no_server_error_and_no_schema_breach(es_url: str) -> None:
+    figures = (await quick("fuzz", es_url)).figures
+    assert figures["5xx"] == 0
+    assert figures["failed_checks"] == {}

@@ -1,0 +1,201 @@
+"""Hostile input: caps past their settings, Unicode of every kind, query syntax searched as words."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+from quart.typing import TestClientProtocol as Client
+
+from trio_books.serving import hypercorn_config
+from trio_books.settings import Settings
+from trio_books.trio.app import create_app
+from trio_books.trio.serve import serve_trio
+
+SEARCH = "/api/v1/search/"
+
+
+async def answer(client: Client, url: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    response = await client.get(url, **kwargs)
+    assert response.content_type == "application/json"
+    body: dict[str, Any] = await response.get_json()
+    if response.status_code >= 400:
+        assert isinstance(body["error"], str)
+        assert isinstance(body["message"], str)
+    return response.status_code, body
+
+
+@pytest.fixture
+async def tight_client(api_settings: Settings) -> AsyncIterator[Client]:
+    """The app with every cap set well below its default."""
+    settings = api_settings.model_copy(
+        update={
+            "max_query_length": 10,
+            "max_tags": 2,
+            "max_page_size": 5,
+            "max_result_window": 20,
+            "max_url_length": 300,
+            "max_header_bytes": 1024,
+            "max_header_count": 10,
+            "max_body_bytes": 0,
+        }
+    )
+    async with create_app(settings).test_app() as test_app:
+        yield test_app.test_client()
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "rule"),
+    [
+        ("q=" + "x" * 11, "q", "string_too_long"),
+        ("tags=a&tags=b&tags=c", "tags", "too_long"),
+        ("size=6", "size", "less_than_equal"),
+        ("size=5&page=5", "page", "result_window"),
+    ],
+)
+async def test_query_caps_from_settings_are_422(
+    tight_client: Client, query: str, field: str, rule: str
+) -> None:
+    status, body = await answer(tight_client, f"{SEARCH}?{query}")
+    assert status == 422
+    assert {"field": field, "rule": rule} in [
+        {"field": d["field"], "rule": d["rule"]} for d in body["details"]
+    ]
+
+
+async def test_within_the_caps_is_answered(tight_client: Client) -> None:
+    status, body = await answer(tight_client, f"{SEARCH}?q=harry&size=5&page=4")
+    assert status == 200, body
+
+
+async def test_long_url_is_414(tight_client: Client) -> None:
+    status, body = await answer(tight_client, f"{SEARCH}?language={'e' * 400}")
+    assert (status, body["error"]) == (414, "url_too_long")
+
+
+async def test_large_or_many_headers_are_431(tight_client: Client) -> None:
+    status, body = await answer(tight_client, "/", headers={"X-Padding": "p" * 2000})
+    assert (status, body["error"]) == (431, "headers_too_large")
+    many = {f"X-H{i}": "1" for i in range(12)}
+    status, body = await answer(tight_client, "/", headers=many)
+    assert (status, body["error"]) == (431, "headers_too_large")
+
+
+async def raw_exchange(address: str, request: bytes) -> tuple[int, bytes]:
+    """Send *request* as bytes to a live server; its status and body (by ``content-length``)."""
+    host, port = address.removeprefix("http://").rsplit(":", 1)
+    stream = await trio.open_tcp_stream(host, int(port))
+    async with stream:
+        await stream.send_all(request)
+        received = b""
+        with trio.fail_after(10):
+            while b"\r\n\r\n" not in received:
+                received += await stream.receive_some(65536)
+            head, _, body = received.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length: *(\d+)", head)
+            while len(body) < (int(length.group(1)) if length else 0):
+                body += await stream.receive_some(65536)
+    return int(head.split(b" ", 2)[1]), body
+
+
+@pytest.fixture
+async def live_server(nursery: trio.Nursery, api_settings: Settings) -> str:
+    """The app on a real Hypercorn, on a port of its own; its base URL."""
+    settings = api_settings.model_copy(update={"max_body_bytes": 16})
+    config = hypercorn_config(settings, host="127.0.0.1", port=0)
+    binds: list[str] = await nursery.start(
+        functools.partial(serve_trio, settings, config, stop_on_signals=False)
+    )
+    return binds[0]
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: 17\r\n\r\n" + b"x" * 17,
+        b"Transfer-Encoding: chunked\r\n\r\n11\r\n" + b"x" * 17 + b"\r\n0\r\n\r\n",
+    ],
+)
+async def test_a_body_past_its_cap_is_413(live_server: str, framing: bytes) -> None:
+    request = b"GET /api/v1/search/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" + framing
+    status, body = await raw_exchange(live_server, request)
+    assert status == 413
+    assert json.loads(body)["error"] == "body_too_large"
+
+
+async def test_a_body_within_its_cap_is_ignored(live_server: str) -> None:
+    request = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
+    assert await raw_exchange(live_server, request) == (200, b'{"message":"Ping"}\n')
+
+
+async def test_raw_bytes_outside_ascii_in_the_target_are_400(live_server: str) -> None:
+    # HTTP forbids them unencoded; h11 refuses the request before the app sees it.
+    request = b"GET /api/v1/search/?q=\xff HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    status, _ = await raw_exchange(live_server, request)
+    assert status == 400
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Cafe\u0301",  # a combining acute accent
+        "\u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627",  # Hebrew and Arabic
+        "\u202eevil\u202c",  # right-to-left override
+        "\U0001f4da\U0001f409\u200d\U0001f525",  # emoji with a zero-width joiner
+        "\ufeffbom",
+        "\U000e0041 tag characters",
+        "\uffff\ufffe noncharacters",
+    ],
+)
+async def test_unicode_of_every_kind_is_searched(client: Client, text: str) -> None:
+    status, body = await answer(client, SEARCH, query_string={"q": text, "tags": text})
+    assert status == 200, body
+
+
+@pytest.mark.parametrize(
+    ("raw", "rule"),
+    [
+        (b"q=%FF%FE", "invalid_utf8"),
+        (b"q=%C3", "invalid_utf8"),
+        (b"tags=%ED%A0%80", "invalid_utf8"),  # a UTF-16 surrogate, not valid UTF-8
+        (b"q=a%00b", "control_character"),
+        (b"q=%1B%5B2J", "control_character"),
+    ],
+)
+async def test_broken_utf8_and_control_characters_are_422(
+    client: Client, raw: bytes, rule: str
+) -> None:
+    status, body = await answer(client, f"{SEARCH}?{raw.decode()}")
+    assert status == 422
+    assert body["details"][0]["rule"] == rule
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "*",
+        "title:*",
+        'hunger AND NOT "catching fire"',
+        "harry~2 OR potter^10",
+        "/.*/",
+        '{"match_all": {}}',
+        '{"script": {"source": "System.exit(0)"}}',
+        "doc['title'].value; ctx._source.remove('title')",
+        "(((((((((((((((((((((((",
+        "\\",
+    ],
+)
+async def test_query_syntax_is_searched_as_plain_words(client: Client, text: str) -> None:
+    status, body = await answer(client, SEARCH, query_string={"q": text, "size": "100"})
+    assert status == 200, body
+    # A query-syntax parser would match everything for "*" or a regex, and
+    # exclude "Catching Fire" for the NOT; as plain words none of that happens.
+    assert body["count"] < 32
+    if "NOT" in text:
+        titles = [book["title"] for book in body["results"]]
+        assert any(title.startswith("Catching Fire") for title in titles)

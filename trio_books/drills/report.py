@@ -1,0 +1,49 @@
+"""What every drill takes and hands back: options in, figures and a verdict out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DrillOptions:
+    """How to run a drill.
+
+    Args:
+        quick: the short version CI runs; the full one is for the closing note.
+        es_url: the Elasticsearch the drill's server uses (it fills an index of its own).
+        duration: seconds, for drills that run for a chosen time (the soak).
+    """
+
+    es_url: str
+    quick: bool = False
+    duration: float | None = None
+
+
+@dataclass
+class Report:
+    """A drill's figures (printed as it goes, kept here for tests) and what went wrong."""
+
+    name: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def say(self, text: str) -> None:
+        """Narrate: what the drill is doing or saw."""
+        print(f"[{self.name}] {text}", flush=True)
+
+    def check(self, ok: bool, problem: str) -> None:
+        if not ok:
+            self.problems.append(problem)
+            self.say(f"FAIL: {problem}")
+
+    def close(self) -> None:
+        verdict = "passed" if self.passed else f"FAILED ({len(self.problems)} problems)"
+        self.say(f"{verdict}; figures: {self.figures}")

@@ -1,0 +1,44 @@
+"""A fix between Quart-Trio and Hypercorn: the app's last ``send`` must not be cancelled.
+
+Quart-Trio runs each request as two tasks in a nursery, one answering and one
+listening for the client, and cancels the nursery as soon as either is done.
+Hypercorn, handling the answer's last message, tells the listener "disconnect"
+and then, in the same ``send`` call, restarts the connection's keep-alive timer
+(or closes the connection after ``Connection: close``). The listener wakes
+first and cancels the nursery, so that restart is cancelled half-way: idle
+keep-alive connections then stay open until the client leaves, whatever
+``keep_alive_timeout`` says. Shielding the app's ``send`` (for a bounded time)
+lets Hypercorn finish its bookkeeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import trio
+
+Message = MutableMapping[str, Any]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Message]], Send], Awaitable[None]
+]
+
+
+def shielded_send(app: ASGIApp, *, seconds: float) -> ASGIApp:
+    """Wrap *app* so each ``send`` it makes runs shielded from cancellation, up to *seconds*."""
+
+    async def wrapped(
+        scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Message]], send: Send
+    ) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_shielded(message: Message) -> None:
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + seconds):
+                await send(message)
+
+        await app(scope, receive, send_shielded)
+
+    return wrapped
