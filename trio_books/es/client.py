@@ -5,27 +5,47 @@ Trio build, the asyncio build and the loader all call Elasticsearch through it.
 It owns no client: whoever serves owns the ``httpx.AsyncClient`` (one per app
 lifetime) and hands it in. Failures become the errors of
 :mod:`trio_books.errors`, each with its HTTP status.
+
+Several nodes: each call goes to the next living node (round-robin, see
+:mod:`trio_books.transport.nodes`). A node that fails (no connection, a
+timeout, 429, 502, 503, 504) is marked dead for 1, 2, 4 … 30 s and the call is
+retried on another node: at most ``retries`` times, never past the call's time
+limit, and after a failure mid-answer only for calls that may be sent twice.
+Each failed attempt shows on the request's timeline as ``<branch>#tryN``.
+Node selection lives here rather than in the transport because it works the
+same over any transport, the stock one included.
 """
 
 from __future__ import annotations
 
-import itertools
+import time
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import httpx
 import orjson
 
-from trio_books.core.timeline import current_span
+from trio_books.core.timeline import attempt_started, current_span, record_attempt
 from trio_books.errors import (
     ElasticsearchError,
     ElasticsearchTimeout,
     ElasticsearchUnavailable,
     IndexMissing,
+    Overloaded,
+    TrioBooksError,
 )
+from trio_books.transport.adapter import PoolOverloaded, idempotent
+from trio_books.transport.nodes import NodeSet
 
 JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
 NDJSON_HEADERS = {"content-type": "application/x-ndjson", "accept": "application/json"}
+# Statuses that say "this node cannot serve now", not "your request is wrong".
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+DEFAULT_RETRIES = 2
+
+avoid_nodes: ContextVar[frozenset[str]] = ContextVar("trio_books_avoid_nodes", default=frozenset())
+"""Nodes this task's calls should not use if another is left (a hedge avoids its rival's node)."""
 
 
 def http_limits(max_connections: int) -> httpx.Limits:
@@ -64,15 +84,19 @@ class Elasticsearch:
 
     Args:
         http: the shared client.
-        urls: node URLs; requests rotate over them.
+        urls: node URLs; requests rotate over the living ones.
+        retries: how many times a failed call may be tried again on another node.
     """
 
-    def __init__(self, http: httpx.AsyncClient, urls: Sequence[str]) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, urls: Sequence[str], *, retries: int = DEFAULT_RETRIES
+    ) -> None:
         if not urls:
             raise ValueError("at least one Elasticsearch URL is needed")
         self.http = http
         self.urls = list(urls)
-        self._next_url = itertools.cycle(self.urls)
+        self.nodes = NodeSet(self.urls)
+        self.retries = retries
         # Calls under way now: a cancelled request must bring this back down.
         self.in_flight = 0
 
@@ -92,39 +116,79 @@ class Elasticsearch:
 
         Args:
             allow_404: return a 404's body (or ``None``) instead of raising.
-            time_limit: seconds for this call instead of the client's timeout.
+            time_limit: seconds for this call (retries included) instead of the
+                client's timeout.
 
         Raises:
-            ElasticsearchUnavailable: no connection.
+            ElasticsearchUnavailable: no connection (``Overloaded`` when every
+                node's pool is full).
             ElasticsearchTimeout: no answer in time.
             ElasticsearchError: an error status (``IndexMissing`` for a missing index).
         """
-        node = next(self._next_url)
-        url = f"{node}{path}"
-        if (span := current_span.get()) is not None:
-            span.node = node
         if body is not None:
             content = orjson.dumps(body)
-        self.in_flight += 1
-        try:
-            response = await self.http.request(
-                method,
-                url,
-                content=content,
-                params=params,
-                headers=headers,
-                timeout=httpx.USE_CLIENT_DEFAULT if time_limit is None else time_limit,
+        deadline = None if time_limit is None else time.monotonic() + time_limit
+        may_resend = idempotent(method, path.encode())
+        span = current_span.get()
+        tried: set[str] = set(avoid_nodes.get())
+        failure: TrioBooksError | None = None
+        for attempt in range(1, self.retries + 2):
+            now = time.monotonic()
+            node = self.nodes.pick(now, exclude=tried)
+            if node is None and attempt == 1:
+                node = self.nodes.pick(now)  # only avoided nodes exist: use one anyway
+            if node is None or (deadline is not None and deadline <= now):
+                break
+            tried.add(node)
+            if span is not None:
+                span.node = node
+            started = attempt_started()
+            timeout = httpx.USE_CLIENT_DEFAULT if deadline is None else deadline - now
+            self.in_flight += 1
+            try:
+                response = await self.http.request(
+                    method,
+                    f"{node}{path}",
+                    content=content,
+                    params=params,
+                    headers=headers,
+                    timeout=timeout,
+                )
+            except PoolOverloaded as error:
+                # Our own load, not the node's fault: try another node, mark none dead.
+                failure = Overloaded(f"every connection to Elasticsearch is busy ({error})")
+            except httpx.PoolTimeout as error:
+                failure = Overloaded(f"no free connection to Elasticsearch in time ({error})")
+            except httpx.TimeoutException as error:
+                self.nodes.mark_dead(node, time.monotonic())
+                failure = ElasticsearchTimeout(
+                    f"Elasticsearch did not answer in time ({type(error).__name__})"
+                )
+                if not may_resend and not isinstance(error, httpx.ConnectTimeout):
+                    raise failure from error
+            except httpx.TransportError as error:
+                self.nodes.mark_dead(node, time.monotonic())
+                failure = ElasticsearchUnavailable(
+                    f"Elasticsearch is unreachable ({type(error).__name__})"
+                )
+                if not may_resend and not isinstance(error, httpx.ConnectError):
+                    raise failure from error
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    self.nodes.mark_alive(node)
+                    return self._decode(response, allow_404)
+                self.nodes.mark_dead(node, time.monotonic())
+                failure = error_from_response(response.status_code, response.content)
+                if not may_resend:
+                    raise failure
+            finally:
+                self.in_flight -= 1
+            record_attempt(
+                f"try{attempt}", started, node=node, outcome="error", detail=failure.message
             )
-        except httpx.TimeoutException as error:
-            raise ElasticsearchTimeout(
-                f"Elasticsearch did not answer in time ({type(error).__name__})"
-            ) from error
-        except httpx.TransportError as error:
-            raise ElasticsearchUnavailable(
-                f"Elasticsearch is unreachable ({type(error).__name__})"
-            ) from error
-        finally:
-            self.in_flight -= 1
+        raise failure or ElasticsearchUnavailable("no Elasticsearch node left to try in time")
+
+    def _decode(self, response: httpx.Response, allow_404: bool) -> Any:
         if response.status_code == 404 and allow_404:
             return orjson.loads(response.content) if response.content else None
         if response.status_code >= 400:
@@ -153,7 +217,8 @@ class Elasticsearch:
 
     async def index_exists(self, index: str) -> bool:
         try:
-            response = await self.http.head(f"{self.urls[0]}/{index}")
+            node = self.nodes.pick(time.monotonic()) or self.urls[0]
+            response = await self.http.head(f"{node}/{index}")
         except httpx.TransportError as error:
             raise ElasticsearchUnavailable(
                 f"Elasticsearch is unreachable ({type(error).__name__})"
