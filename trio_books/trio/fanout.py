@@ -16,6 +16,7 @@ import trio
 from trio_books.api.branches import Branch, Concurrency, FanOutResult
 from trio_books.core.timeline import Timeline
 from trio_books.errors import DeadlineExceeded, TrioBooksError, missed_deadline, most_severe
+from trio_books.trio.hedging import hedged
 
 
 async def fan_out(
@@ -65,4 +66,4 @@ async def fan_out(
     return result
 
 
-CONCURRENCY = Concurrency(fan_out=fan_out, cancelled=trio.Cancelled)
+CONCURRENCY = Concurrency(fan_out=fan_out, cancelled=trio.Cancelled, hedge=hedged)
