@@ -60,7 +60,8 @@ async def hedged(
         # Reached only if no answer came yet (an answer cancels this body). The hedge
         # goes only against a first attempt still running, not after its error.
         if not first_ended.is_set():
-            rival = spans["first"].node
+            first = spans.get("first")  # None if the first has not even started yet
+            rival = first.node if first is not None else None
             avoid = frozenset({rival}) if rival else frozenset()
             nursery.start_soon(attempt, "hedge", avoid, nursery, name=f"es-{name}-hedge")
     if answers:
