@@ -1,0 +1,1 @@
+"""The asyncio build's shells: the Elasticsearch transport and hedging, on asyncio."""
