@@ -9,6 +9,7 @@ import asyncio
 import socket
 
 import httpx
+import pytest
 
 from trio_books.asyncio.hedging import hedged
 from trio_books.asyncio.transport import AsyncioTransport
@@ -23,11 +24,13 @@ def closed_port() -> int:
     return port
 
 
-def test_asyncio_transport_reuses_connections_and_fails_over(es_url: str) -> None:
+@pytest.mark.parametrize("raw", [False, True], ids=["through-httpx", "raw"])
+def test_asyncio_transport_reuses_connections_and_fails_over(es_url: str, raw: bool) -> None:
     async def main() -> None:
         transport = AsyncioTransport(connections_per_node=4)
         async with open_http_client(timeout=10, max_connections=4, transport=transport) as http:
-            es = Elasticsearch(http, [f"http://127.0.0.1:{closed_port()}", es_url])
+            urls = [f"http://127.0.0.1:{closed_port()}", es_url]
+            es = Elasticsearch(http, urls, raw=transport if raw else None)
             answers = await asyncio.gather(*(es.cluster_health() for _ in range(12)))
             assert all(answer["status"] in {"green", "yellow"} for answer in answers)
             stats = transport.stats()[es_url.removeprefix("http://")]

@@ -62,11 +62,13 @@ async def dead_port() -> int:
     return port
 
 
-async def test_a_refusing_node_is_skipped_and_the_attempt_recorded(es_url: str) -> None:
+@pytest.mark.parametrize("raw", [False, True], ids=["through-httpx", "raw"])
+async def test_a_refusing_node_is_skipped_and_the_attempt_recorded(es_url: str, raw: bool) -> None:
     dead = f"http://127.0.0.1:{await dead_port()}"
     timeline = Timeline(cancelled=trio.Cancelled)
-    async with open_http_client(timeout=5, max_connections=4, transport=TrioTransport()) as http:
-        es = Elasticsearch(http, [dead, es_url])
+    transport = TrioTransport()
+    async with open_http_client(timeout=5, max_connections=4, transport=transport) as http:
+        es = Elasticsearch(http, [dead, es_url], raw=transport if raw else None)
         with timeline.span("hits") as span:
             health = await es.cluster_health()
         assert health["status"] in {"green", "yellow"}
@@ -92,7 +94,7 @@ async def test_full_pools_on_every_node_answer_503_at_once(nursery: trio.Nursery
     peers = [await nursery.start(HttpPeer().serve) for _ in range(2)]
     transport = TrioTransport(connections_per_node=1, max_waiting_per_node=0)
     async with open_http_client(timeout=5, max_connections=4, transport=transport) as http:
-        es = Elasticsearch(http, [peer.url for peer in peers], retries=2)
+        es = Elasticsearch(http, [peer.url for peer in peers], retries=2, raw=transport)
         for peer in peers:
             nursery.start_soon(http.get, f"{peer.url}/hang")
         await trio.testing.wait_all_tasks_blocked()

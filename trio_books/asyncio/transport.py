@@ -9,7 +9,7 @@ h11 framing, with ``asyncio.open_connection`` for the streams, an
 from __future__ import annotations
 
 import asyncio
-from contextlib import nullcontext, suppress
+from contextlib import suppress
 
 import h11
 import httpx
@@ -97,41 +97,73 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         return asyncio.get_running_loop().time()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host, port = origin_of(request)
+        answer = await self.exchange(
+            host,
+            port,
+            request.method.encode(),
+            request.url.raw_path,
+            request.headers.raw,
+            request.content,
+            timeouts_of(request),
+            idempotent=is_idempotent(request),
+        )
+        return to_response(answer, request)
+
+    async def exchange(
+        self,
+        host: str,
+        port: int,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        timeouts: Timeouts,
+        *,
+        idempotent: bool,
+    ) -> http11.Answer:
+        """One request, below httpx's request and response objects (see ``RawTransport``)."""
         if self._closed:
-            raise httpx.ConnectError("the transport is closed", request=request)
-        pool = self._pool(*origin_of(request))
-        timeouts = timeouts_of(request)
+            raise httpx.ConnectError("the transport is closed")
+        pool = self._pools.get((host, port)) or self._pool(host, port)
         state = pool.state
         if not state.admit():
             raise PoolOverloaded(
-                f"{pool.host}:{pool.port}: {state.in_use} requests in flight and "
-                f"{state.waiting} waiting",
-                request=request,
+                f"{host}:{port}: {state.in_use} requests in flight and {state.waiting} waiting"
             )
-        state.start_waiting()
-        try:
-            async with asyncio.timeout(timeouts.pool) if timeouts.pool else nullcontext():
-                await pool.slots.acquire()
-        except TimeoutError:
-            self.pool_timeouts += 1
-            raise httpx.PoolTimeout("no connection slot in time", request=request) from None
-        finally:
-            state.stop_waiting()
+        if pool.slots.locked():
+            await self._wait_for_slot(pool, timeouts.pool)
+        else:
+            await pool.slots.acquire()  # free: returns at once
         state.acquired()
         try:
-            return await self._exchange(pool, request, timeouts)
+            return await self._exchange(pool, method, target, headers, body, timeouts, idempotent)
         finally:
             state.released()
             pool.slots.release()
 
+    async def _wait_for_slot(self, pool: NodePool, limit: float | None) -> None:
+        pool.state.start_waiting()
+        try:
+            async with asyncio.timeout(limit):
+                await pool.slots.acquire()
+        except TimeoutError:
+            self.pool_timeouts += 1
+            raise httpx.PoolTimeout("no connection slot in time") from None
+        finally:
+            pool.state.stop_waiting()
+
     async def _exchange(
-        self, pool: NodePool, request: httpx.Request, timeouts: Timeouts
-    ) -> httpx.Response:
+        self,
+        pool: NodePool,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        timeouts: Timeouts,
+        idempotent: bool,
+    ) -> http11.Answer:
         state = pool.state
-        method = request.method.encode()
-        target = request.url.raw_path
-        headers = request.headers.raw
-        body = request.content
         while True:
             connection, expired = state.take_idle(self._now())
             for old in expired:
@@ -142,18 +174,17 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                 continue
             fresh = connection is None
             if connection is None:
-                connection = await self._connect(pool, timeouts, request)
+                connection = await self._connect(pool, timeouts)
             try:
                 data = http11.request_bytes(connection.h11, method, target, headers, body)
-                answer = await self._round_trip(connection, data, timeouts, request, fresh)
+                answer = await self._round_trip(connection, data, timeouts, fresh)
             except _Stale:
                 connection.close()
                 state.discard()
-                if not is_idempotent(request):
+                if not idempotent:
                     raise httpx.RemoteProtocolError(
                         "the server closed a keep-alive connection under a request that "
-                        "may not be sent twice",
-                        request=request,
+                        "may not be sent twice"
                     ) from None
                 state.stale_retries += 1
                 continue
@@ -167,36 +198,29 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
             else:
                 connection.close()
                 state.discard()
-            return to_response(answer, request)
+            return answer
 
-    async def _connect(
-        self, pool: NodePool, timeouts: Timeouts, request: httpx.Request
-    ) -> Connection:
+    async def _connect(self, pool: NodePool, timeouts: Timeouts) -> Connection:
         try:
-            async with asyncio.timeout(timeouts.connect) if timeouts.connect else nullcontext():
+            async with asyncio.timeout(timeouts.connect):
                 reader, writer = await asyncio.open_connection(pool.host, pool.port)
         except TimeoutError:
             raise httpx.ConnectTimeout(
-                f"no connection to {pool.host}:{pool.port} in time", request=request
+                f"no connection to {pool.host}:{pool.port} in time"
             ) from None
         except OSError as error:
             raise httpx.ConnectError(
-                f"cannot connect to {pool.host}:{pool.port}: {error}", request=request
+                f"cannot connect to {pool.host}:{pool.port}: {error}"
             ) from error
         pool.state.opened_one()
         return Connection(reader, writer)
 
     async def _round_trip(
-        self,
-        connection: Connection,
-        data: bytes,
-        timeouts: Timeouts,
-        request: httpx.Request,
-        fresh: bool,
+        self, connection: Connection, data: bytes, timeouts: Timeouts, fresh: bool
     ) -> http11.Answer:
         reader = http11.ResponseReader(connection.h11)
         try:
-            async with asyncio.timeout(timeouts.read) if timeouts.read else nullcontext():
+            async with asyncio.timeout(timeouts.read):
                 connection.writer.write(data)
                 await connection.writer.drain()
                 while True:
@@ -204,7 +228,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                     if answer is not None:
                         return answer
         except TimeoutError:
-            raise httpx.ReadTimeout("no answer in time", request=request) from None
+            raise httpx.ReadTimeout("no answer in time") from None
         except (OSError, h11.RemoteProtocolError) as error:
             if not fresh and not reader.received_any:
                 raise _Stale from error
@@ -213,7 +237,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                 if isinstance(error, h11.ProtocolError)
                 else httpx.ReadError
             )
-            raise kind(f"the connection failed mid-answer: {error!r}", request=request) from error
+            raise kind(f"the connection failed mid-answer: {error!r}") from error
 
     async def aclose(self) -> None:
         """Close every idle connection; requests still in flight close their own."""

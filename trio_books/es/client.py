@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import orjson
@@ -35,7 +36,7 @@ from trio_books.errors import (
     Overloaded,
     TrioBooksError,
 )
-from trio_books.transport.adapter import PoolOverloaded, idempotent
+from trio_books.transport.adapter import PoolOverloaded, RawTransport, idempotent, timeouts_from
 from trio_books.transport.nodes import NodeSet
 
 JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
@@ -86,10 +87,19 @@ class Elasticsearch:
         http: the shared client.
         urls: node URLs; requests rotate over the living ones.
         retries: how many times a failed call may be tried again on another node.
+        raw: the client's transport, when it takes requests below httpx's
+            objects (:class:`~trio_books.transport.adapter.RawTransport`): calls
+            then skip the client's per-call work (URL merging, header merging,
+            cookies, auth and redirect handling, request and response objects).
     """
 
     def __init__(
-        self, http: httpx.AsyncClient, urls: Sequence[str], *, retries: int = DEFAULT_RETRIES
+        self,
+        http: httpx.AsyncClient,
+        urls: Sequence[str],
+        *,
+        retries: int = DEFAULT_RETRIES,
+        raw: RawTransport | None = None,
     ) -> None:
         if not urls:
             raise ValueError("at least one Elasticsearch URL is needed")
@@ -97,8 +107,63 @@ class Elasticsearch:
         self.urls = list(urls)
         self.nodes = NodeSet(self.urls)
         self.retries = retries
+        self.raw = raw
+        self._origins = {url: _origin(url) for url in self.urls}
+        self._head_cache: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
         # Calls under way now: a cancelled request must bring this back down.
         self.in_flight = 0
+
+    def _head(self, node: str, headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+        """The request's headers as bytes, built once per node and header set."""
+        key = (node, id(headers))
+        found = self._head_cache.get(key)
+        if found is None or len(self._head_cache) > 64:
+            found = [(b"host", self._origins[node][2])]
+            found += [(k.encode(), v.encode()) for k, v in headers.items()]
+            found.append((b"user-agent", b"trio_books"))
+            if headers is JSON_HEADERS or headers is NDJSON_HEADERS:
+                # Module constants live for ever: their id cannot be reused.
+                self._head_cache[key] = found
+        return found
+
+    async def _send(
+        self,
+        node: str,
+        method: str,
+        path: str,
+        content: bytes | None,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str],
+        seconds: float | None,
+        may_resend: bool,
+    ) -> tuple[int, bytes]:
+        """One attempt on *node*: (status, body)."""
+        if self.raw is None:
+            response = await self.http.request(
+                method,
+                f"{node}{path}",
+                content=content,
+                params=params,
+                headers=headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if seconds is None else seconds,
+            )
+            return response.status_code, response.content
+        host, port, _ = self._origins[node]
+        head = self._head(node, headers)
+        if content:
+            head = [*head, (b"content-length", str(len(content)).encode())]
+        target = f"{path}?{urlencode(params)}" if params else path
+        answer = await self.raw.exchange(
+            host,
+            port,
+            method.encode(),
+            target.encode(),
+            head,
+            content or b"",
+            timeouts_from(self.http.timeout, seconds),
+            idempotent=may_resend,
+        )
+        return answer.status, answer.body
 
     async def request(
         self,
@@ -143,16 +208,11 @@ class Elasticsearch:
             if span is not None:
                 span.node = node
             started = attempt_started()
-            timeout = httpx.USE_CLIENT_DEFAULT if deadline is None else deadline - now
+            seconds = None if deadline is None else deadline - now
             self.in_flight += 1
             try:
-                response = await self.http.request(
-                    method,
-                    f"{node}{path}",
-                    content=content,
-                    params=params,
-                    headers=headers,
-                    timeout=timeout,
+                status, answer = await self._send(
+                    node, method, path, content, params, headers, seconds, may_resend
                 )
             except PoolOverloaded as error:
                 # Our own load, not the node's fault: try another node, mark none dead.
@@ -174,11 +234,11 @@ class Elasticsearch:
                 if not may_resend and not isinstance(error, httpx.ConnectError):
                     raise failure from error
             else:
-                if response.status_code not in RETRY_STATUSES:
+                if status not in RETRY_STATUSES:
                     self.nodes.mark_alive(node)
-                    return self._decode(response, allow_404)
+                    return _decode(status, answer, allow_404)
                 self.nodes.mark_dead(node, time.monotonic())
-                failure = error_from_response(response.status_code, response.content)
+                failure = error_from_response(status, answer)
                 if not may_resend:
                     raise failure
             finally:
@@ -187,13 +247,6 @@ class Elasticsearch:
                 f"try{attempt}", started, node=node, outcome="error", detail=failure.message
             )
         raise failure or ElasticsearchUnavailable("no Elasticsearch node left to try in time")
-
-    def _decode(self, response: httpx.Response, allow_404: bool) -> Any:
-        if response.status_code == 404 and allow_404:
-            return orjson.loads(response.content) if response.content else None
-        if response.status_code >= 400:
-            raise error_from_response(response.status_code, response.content)
-        return orjson.loads(response.content) if response.content else None
 
     async def search(
         self, index: str, body: Mapping[str, Any], *, time_limit: float | None = None
@@ -243,6 +296,22 @@ class Elasticsearch:
             "GET", "/_cluster/health", time_limit=time_limit
         )
         return result
+
+
+def _origin(url: str) -> tuple[str, int, bytes]:
+    """(host, port, Host header) of a node URL."""
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return host, port, parts.netloc.encode()
+
+
+def _decode(status: int, content: bytes, allow_404: bool) -> Any:
+    if status == 404 and allow_404:
+        return orjson.loads(content) if content else None
+    if status >= 400:
+        raise error_from_response(status, content)
+    return orjson.loads(content) if content else None
 
 
 def error_from_response(status: int, content: bytes) -> ElasticsearchError:

@@ -10,6 +10,7 @@ It imports no event loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
@@ -37,6 +38,35 @@ class Timeouts:
     read: float | None
     write: float | None
     pool: float | None
+
+
+class RawTransport(Protocol):
+    """A transport that also takes a request below httpx's objects (both shells do).
+
+    httpx's request and response objects cost about as much as the transport
+    itself: the Elasticsearch client, which sends a handful of request shapes
+    over and over, builds their bytes once per node and calls this directly.
+    """
+
+    async def exchange(
+        self,
+        host: str,
+        port: int,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        timeouts: Timeouts,
+        *,
+        idempotent: bool,
+    ) -> Answer: ...
+
+
+def timeouts_from(timeout: httpx.Timeout, seconds: float | None = None) -> Timeouts:
+    """The four timeouts of *timeout*, or all *seconds* when given (a call's own limit)."""
+    if seconds is not None:
+        return Timeouts(seconds, seconds, seconds, seconds)
+    return Timeouts(timeout.connect, timeout.read, timeout.write, timeout.pool)
 
 
 def timeouts_of(request: httpx.Request) -> Timeouts:

@@ -18,7 +18,7 @@ shed at once with :class:`~trio_books.transport.adapter.PoolOverloaded`.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import math
 
 import h11
 import httpx
@@ -113,42 +113,80 @@ class TrioTransport(httpx.AsyncBaseTransport):
         return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host, port = origin_of(request)
+        answer = await self.exchange(
+            host,
+            port,
+            request.method.encode(),
+            request.url.raw_path,
+            request.headers.raw,
+            request.content,
+            timeouts_of(request),
+            idempotent=is_idempotent(request),
+        )
+        return to_response(answer, request)
+
+    async def exchange(
+        self,
+        host: str,
+        port: int,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        timeouts: Timeouts,
+        *,
+        idempotent: bool,
+    ) -> http11.Answer:
+        """One request, below httpx's request and response objects (see :class:`RawTransport`).
+
+        *headers* must hold ``Host`` and, with a body, ``Content-Length``.
+
+        Raises:
+            httpx.TransportError: the same errors as through httpx.
+        """
         if self._closed:
-            raise httpx.ConnectError("the transport is closed", request=request)
-        pool = self._pool(*origin_of(request))
-        timeouts = timeouts_of(request)
+            raise httpx.ConnectError("the transport is closed")
+        pool = self._pools.get((host, port)) or self._pool(host, port)
         state = pool.state
         if not state.admit():
             raise PoolOverloaded(
-                f"{pool.host}:{pool.port}: {state.in_use} requests in flight and "
-                f"{state.waiting} waiting",
-                request=request,
+                f"{host}:{port}: {state.in_use} requests in flight and {state.waiting} waiting"
             )
         borrower = object()  # a token per request, not per task: a task may nest calls
-        state.start_waiting()
         try:
-            with trio.fail_after(timeouts.pool) if timeouts.pool else nullcontext():
-                await pool.limiter.acquire_on_behalf_of(borrower)
-        except trio.TooSlowError:
-            self.pool_timeouts += 1
-            raise httpx.PoolTimeout("no connection slot in time", request=request) from None
-        finally:
-            state.stop_waiting()
+            pool.limiter.acquire_on_behalf_of_nowait(borrower)
+        except trio.WouldBlock:
+            await self._wait_for_slot(pool, borrower, timeouts.pool)
         state.acquired()
         try:
-            return await self._exchange(pool, request, timeouts)
+            return await self._exchange(pool, method, target, headers, body, timeouts, idempotent)
         finally:
             state.released()
             pool.limiter.release_on_behalf_of(borrower)
 
+    async def _wait_for_slot(self, pool: NodePool, borrower: object, limit: float | None) -> None:
+        pool.state.start_waiting()
+        try:
+            with trio.move_on_after(limit if limit is not None else math.inf) as waited:
+                await pool.limiter.acquire_on_behalf_of(borrower)
+        finally:
+            pool.state.stop_waiting()
+        if waited.cancelled_caught:
+            self.pool_timeouts += 1
+            raise httpx.PoolTimeout("no connection slot in time")
+
     async def _exchange(
-        self, pool: NodePool, request: httpx.Request, timeouts: Timeouts
-    ) -> httpx.Response:
+        self,
+        pool: NodePool,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        timeouts: Timeouts,
+        idempotent: bool,
+    ) -> http11.Answer:
         state = pool.state
-        method = request.method.encode()
-        target = request.url.raw_path
-        headers = request.headers.raw
-        body = request.content
         while True:
             connection, expired = state.take_idle(trio.current_time())
             for old in expired:
@@ -159,18 +197,17 @@ class TrioTransport(httpx.AsyncBaseTransport):
                 continue
             fresh = connection is None
             if connection is None:
-                connection = await self._connect(pool, timeouts, request)
+                connection = await self._connect(pool, timeouts)
             try:
                 data = http11.request_bytes(connection.h11, method, target, headers, body)
-                answer = await self._round_trip(connection, data, timeouts, request, fresh)
+                answer = await self._round_trip(connection, data, timeouts, fresh)
             except _Stale:
                 connection.close()
                 state.discard()
-                if not is_idempotent(request):
+                if not idempotent:
                     raise httpx.RemoteProtocolError(
                         "the server closed a keep-alive connection under a request that "
-                        "may not be sent twice",
-                        request=request,
+                        "may not be sent twice"
                     ) from None
                 # The server closed it while it was idle; a fresh connection will do.
                 state.stale_retries += 1
@@ -185,44 +222,36 @@ class TrioTransport(httpx.AsyncBaseTransport):
             else:
                 connection.close()
                 state.discard()
-            return to_response(answer, request)
+            return answer
 
-    async def _connect(
-        self, pool: NodePool, timeouts: Timeouts, request: httpx.Request
-    ) -> Connection:
+    async def _connect(self, pool: NodePool, timeouts: Timeouts) -> Connection:
+        limit = timeouts.connect if timeouts.connect is not None else math.inf
         try:
-            with trio.fail_after(timeouts.connect) if timeouts.connect else nullcontext():
+            with trio.move_on_after(limit) as waited:
                 stream = await trio.open_tcp_stream(pool.host, pool.port)
-        except trio.TooSlowError:
-            raise httpx.ConnectTimeout(
-                f"no connection to {pool.host}:{pool.port} in time", request=request
-            ) from None
         except OSError as error:
             raise httpx.ConnectError(
-                f"cannot connect to {pool.host}:{pool.port}: {error}", request=request
+                f"cannot connect to {pool.host}:{pool.port}: {error}"
             ) from error
+        if waited.cancelled_caught:
+            raise httpx.ConnectTimeout(f"no connection to {pool.host}:{pool.port} in time")
         pool.state.opened_one()
         return Connection(stream)
 
     async def _round_trip(
-        self,
-        connection: Connection,
-        data: bytes,
-        timeouts: Timeouts,
-        request: httpx.Request,
-        fresh: bool,
+        self, connection: Connection, data: bytes, timeouts: Timeouts, fresh: bool
     ) -> http11.Answer:
         reader = http11.ResponseReader(connection.h11)
         stream = connection.stream
+        # A bare cancel scope rather than fail_after: this runs on every call.
+        limit = timeouts.read if timeouts.read is not None else math.inf
         try:
-            with trio.fail_after(timeouts.read) if timeouts.read else nullcontext():
+            with trio.move_on_after(limit):
                 await stream.send_all(data)
                 while True:
                     answer = reader.feed(await stream.receive_some(http11.READ_SIZE))
                     if answer is not None:
                         return answer
-        except trio.TooSlowError:
-            raise httpx.ReadTimeout("no answer in time", request=request) from None
         except (trio.BrokenResourceError, OSError, h11.RemoteProtocolError) as error:
             if not fresh and not reader.received_any:
                 raise _Stale from error
@@ -231,7 +260,9 @@ class TrioTransport(httpx.AsyncBaseTransport):
                 if isinstance(error, h11.ProtocolError)
                 else httpx.ReadError
             )
-            raise kind(f"the connection failed mid-answer: {error!r}", request=request) from error
+            raise kind(f"the connection failed mid-answer: {error!r}") from error
+        # Only a timed-out read gets here; the caller closes the connection.
+        raise httpx.ReadTimeout("no answer in time")
 
     async def aclose(self) -> None:
         """Close every idle connection; requests still in flight close their own."""
