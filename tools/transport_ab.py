@@ -30,11 +30,16 @@ WORKLOADS = {"ping": "/", "facets": "/api/v1/search/?tags=classics&year_from=180
 INDEX = "transport-ab-books"
 
 
-async def load_catalogue(es_url: str) -> None:
+async def load_catalogue(es_url: str) -> bytes:
+    """Load the test catalogue; return one answer holding the facet search's hits and aggregations."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    import orjson
     from catalogue import BOOKS
 
     from trio_books.core.bulk import bulk_body
     from trio_books.core.mapping import index_body
+    from trio_books.core.query import SearchQuery, search_requests
     from trio_books.es.client import Elasticsearch, open_http_client
 
     async with open_http_client(timeout=30, max_connections=2) as http:
@@ -42,6 +47,13 @@ async def load_catalogue(es_url: str) -> None:
         await es.delete_index(INDEX)
         await es.create_index(INDEX, index_body())
         await es.bulk(bulk_body(INDEX, BOOKS), refresh=True)
+        params = dict(parse_qsl(urlsplit(WORKLOADS["facets"]).query))
+        merged: dict[str, object] = {"aggregations": {}}
+        for body in search_requests(SearchQuery.model_validate(params), 20).values():
+            answer = await es.search(INDEX, body)
+            merged["aggregations"].update(answer.pop("aggregations", {}))  # type: ignore[attr-defined]
+            merged = {**answer, **merged} if "hits" not in merged else merged
+    return orjson.dumps(merged)
 
 
 def wrk(url: str, clients: int, seconds: int) -> tuple[float, float, float, int]:
@@ -65,6 +77,7 @@ def wrk(url: str, clients: int, seconds: int) -> tuple[float, float, float, int]
 
 
 def serve(transport: str, es_url: str, port: int) -> subprocess.Popen[bytes]:
+    """Serve the app on *port* over *es_url* with the chosen transport."""
     env = {
         **os.environ,
         "TRIO_BOOKS_ES_URLS": es_url,
@@ -104,8 +117,39 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clients", default="8,64")
     parser.add_argument("--transports", default="stock,trio_books")
+    parser.add_argument(
+        "--standin",
+        action="store_true",
+        help="serve over a stand-in upstream answering at once (tools/standin.py) instead of "
+        "Elasticsearch, to measure the client alone",
+    )
     args = parser.parse_args()
-    trio.run(load_catalogue, args.es.split(",")[0])
+    answer = trio.run(load_catalogue, args.es.split(",")[0])
+    standin = None
+    if args.standin:
+        answer_file = Path("/tmp/trio-books-standin-answer.json")
+        answer_file.write_bytes(answer)
+        standin = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "tools" / "standin.py"),
+                "--answer",
+                str(answer_file),
+                "--port",
+                "5190",
+            ]
+        )
+        time.sleep(1)
+        args.es = "http://127.0.0.1:5190"
+    try:
+        run_rounds(args)
+    finally:
+        if standin is not None:
+            standin.terminate()
+            standin.wait(5)
+
+
+def run_rounds(args: argparse.Namespace) -> None:
     clients = [int(c) for c in args.clients.split(",")]
     transports = args.transports.split(",")
     results: dict[tuple[str, str, int], list[tuple[float, float, float, int]]] = {}

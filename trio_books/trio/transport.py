@@ -154,9 +154,11 @@ class TrioTransport(httpx.AsyncBaseTransport):
                 f"{host}:{port}: {state.in_use} requests in flight and {state.waiting} waiting"
             )
         borrower = object()  # a token per request, not per task: a task may nest calls
-        try:
+        # A free token means nobody waits (a release hands its token to a waiter):
+        # take it without the WouldBlock exception, whose traceback is garbage for the GC.
+        if pool.limiter.available_tokens:
             pool.limiter.acquire_on_behalf_of_nowait(borrower)
-        except trio.WouldBlock:
+        else:
             await self._wait_for_slot(pool, borrower, timeouts.pool)
         state.acquired()
         try:
