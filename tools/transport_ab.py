@@ -82,7 +82,9 @@ def serve(transport: str, es_url: str, port: int) -> subprocess.Popen[bytes]:
         **os.environ,
         "TRIO_BOOKS_ES_URLS": es_url,
         "TRIO_BOOKS_INDEX": INDEX,
-        "TRIO_BOOKS_ES_TRANSPORT": transport,
+        "TRIO_BOOKS_ES_TRANSPORT": transport.partition("+")[0],
+        # "trio_books+nogc": the same without the GC tuning of serving.
+        "TRIO_BOOKS_GC_TUNING": "false" if transport.endswith("+nogc") else "true",
         "TRIO_BOOKS_SEARCH_DEADLINE": "5",
     }
     server = subprocess.Popen(

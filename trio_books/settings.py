@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     # hits call) without an answer, the same call goes to another node too.
     hedge_hits: bool = False
     hedge_delay_ms: float | None = Field(default=None, gt=0, le=60_000)
+    # Freeze start-up objects out of the cyclic GC's sight when serving (see gc_tuning).
+    gc_tuning: bool = True
     # How many buckets each facet returns.
     facet_size: int = Field(default=20, ge=1, le=1000)
     # Seconds one search may take in all; a client's ?timeout= may only shorten it.

@@ -8,6 +8,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
+from trio_books.gc_tuning import tune_gc_for_serving
 from trio_books.settings import Settings
 from trio_books.trio.app import create_app
 
@@ -33,6 +34,8 @@ async def serve_trio(
     Start it with ``binds = await nursery.start(serve_trio, settings, config)``.
     """
     app = create_app(settings)
+    if settings.gc_tuning:
+        tune_gc_for_serving()
     await serve(
         app,
         config,
