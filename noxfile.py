@@ -100,6 +100,43 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def fault_drills(session: nox.Session) -> None:
+    """Fault drills on a local three-node cluster (ports 9280-9282), longer than in ``tests``.
+
+    Kills a node under load, pauses one (SIGSTOP) with hedging off and on, and
+    soaks 50,000 requests with clients hanging up; each prints its figures.
+    """
+    install(session)
+    session.run(
+        "pytest",
+        "-m",
+        "drill",
+        "-s",
+        "-p",
+        "no:logging",
+        "tests/test_fault_drills.py",
+        *session.posargs,
+        env={
+            "TRIO_BOOKS_DRILL_SECONDS": "30",
+            "TRIO_BOOKS_SOAK_REQUESTS": "50000",
+            # The shared fixtures also want the session's single node.
+            "TRIO_BOOKS_ES_URLS": os.environ.get("TRIO_BOOKS_ES_URLS", "http://127.0.0.1:9200"),
+        },
+    )
+
+
+@nox.session
+def transport_ab(session: nox.Session) -> None:
+    """A/B of stock httpx against the trio_books transport with wrk (needs ``wrk`` installed).
+
+    Arguments after ``--`` go to ``python -m trio_books.bench.transport_ab`` (e.g. ``-- --rounds 3``).
+    """
+    install(session)
+    session.run("python", "-m", "trio_books.bench.transport_ab", *session.posargs)
+    session.run("python", "-m", "trio_books.bench.transport_cpu", "--calls", "10000")
+
+
+@nox.session
 def serve(session: nox.Session) -> None:
     """Start a local Elasticsearch (left running afterwards), load a demo catalogue, serve on port 5000.
 

@@ -15,6 +15,7 @@ Hierarchy::
     ├── ElasticsearchError              502  Elasticsearch answered, but not as expected
     │   └── IndexMissing                503  the index (or alias) does not exist yet
     ├── ElasticsearchUnavailable        503  Elasticsearch could not be reached
+    │   └── ConnectionsExhausted        503  every connection to every node is busy: shed
     ├── DeadlineExceeded                504  the search's deadline passed first
     │   └── ElasticsearchTimeout        504  an Elasticsearch call timed out
     ├── ResponseShapeError              502  an Elasticsearch answer did not parse
@@ -134,6 +135,15 @@ class ElasticsearchUnavailable(TrioBooksError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "5"}
+
+
+class ConnectionsExhausted(ElasticsearchUnavailable):
+    """Every connection slot and wait-queue place of every node is taken: answer at once."""
+
+    code = "overloaded"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
 
 
 class DeadlineExceeded(TrioBooksError):

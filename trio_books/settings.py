@@ -54,6 +54,20 @@ class Settings(BaseSettings):
     es_timeout: float = Field(default=5.0, gt=0, le=300)
     # One connection pool per app lifetime; these bound it.
     es_max_connections: int = Field(default=64, ge=1, le=10_000)
+    # The httpx transport under the client: trio_books' own pools, or httpx's stock one.
+    es_transport: Literal["trio_books", "stock"] = "trio_books"
+    # trio_books transport: connections per node, and requests that may wait for one;
+    # the next is shed with a 503 at once.
+    es_pool_size: int = Field(default=32, ge=1, le=10_000)
+    es_pool_queue: int = Field(default=256, ge=0, le=100_000)
+    # How many times a failed call is tried again on another node.
+    es_retries: int = Field(default=2, ge=0, le=10)
+    # Hedged hits calls: after hedge_delay_ms (default: the observed p95 of the
+    # hits call) without an answer, the same call goes to another node too.
+    hedge_hits: bool = False
+    hedge_delay_ms: float | None = Field(default=None, gt=0, le=60_000)
+    # Freeze start-up objects out of the cyclic GC's sight when serving (see gc_tuning).
+    gc_tuning: bool = True
     # How many buckets each facet returns.
     facet_size: int = Field(default=20, ge=1, le=1000)
     # Seconds one search may take in all; a client's ?timeout= may only shorten it.

@@ -47,11 +47,23 @@ class FanOut(Protocol):
     ) -> Awaitable[FanOutResult]: ...
 
 
+class Hedge(Protocol):
+    """Run *call*; if it has not answered after *delay* seconds, run it once more on another
+    node; the first answer wins and the other is cancelled. Each attempt is a span
+    ``<name>#first`` / ``<name>#hedge`` of *timeline*; the loser's outcome is "lost a hedge"."""
+
+    def __call__(
+        self, call: Call, seconds_left: float, *, delay: float, timeline: Timeline, name: str
+    ) -> Awaitable[Answer]: ...
+
+
 @dataclass(frozen=True)
 class Concurrency:
-    """A build's concurrency shell: how it fans out, what "cancelled" is, how it admits work."""
+    """A build's concurrency shell: how it fans out, how it races a hedge, what "cancelled" is,
+    how it admits work."""
 
     fan_out: FanOut
     cancelled: type[BaseException]
     # A loop-neutral default that sheds without waiting; builds pass their own.
     gate: GateFactory = CountingGate
+    hedge: Hedge | None = None

@@ -7,6 +7,7 @@ nursery-based fan-out, the asyncio build a ``TaskGroup``-based one.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from trio_books.api.admission import Gate, GateLimits
@@ -27,9 +28,13 @@ from trio_books.core.timeline import Timeline, trace_of
 from trio_books.errors import ElasticsearchUnavailable, FieldProblem, InvalidParameter, NotFound
 from trio_books.es.client import Elasticsearch
 from trio_books.settings import Settings
+from trio_books.transport.quantile import RollingQuantile
 
 READY_TIME_LIMIT = 2.0
 SUGGEST_BRANCH = "suggest"
+# The hedging delay until the hits call's p95 has been observed, and its floor.
+HEDGE_DELAY_BEFORE_P95 = 0.1
+HEDGE_DELAY_FLOOR = 0.002
 
 
 class SearchService:
@@ -48,6 +53,15 @@ class SearchService:
                 retry_after=settings.retry_after,
             )
         )
+        # Seconds each answered hits call took: its p95 is the default hedging delay.
+        self.hits_latency = RollingQuantile(0.95)
+
+    def hedge_delay(self) -> float:
+        """Seconds before a hits call is hedged: the setting, else the observed p95."""
+        if self.settings.hedge_delay_ms is not None:
+            return self.settings.hedge_delay_ms / 1000
+        observed = self.hits_latency.value
+        return HEDGE_DELAY_BEFORE_P95 if observed is None else max(observed, HEDGE_DELAY_FLOOR)
 
     def new_timeline(self, started: float | None = None) -> Timeline:
         """A timeline for one request that started at *started* (``time.perf_counter``)."""
@@ -59,6 +73,28 @@ class SearchService:
             return await self.es.search(
                 self.settings.index, with_time_limit(body, seconds_left), time_limit=seconds_left
             )
+
+        return call
+
+    def _hits_call(self, body: dict[str, Any], timeline: Timeline) -> Call:
+        """The hits call, hedged if the settings say so, its latency observed."""
+        plain = self._search_call(body)
+        hedge = self.concurrency.hedge if self.settings.hedge_hits else None
+
+        async def call(seconds_left: float) -> Answer:
+            started = time.perf_counter()
+            if hedge is None:
+                answer = await plain(seconds_left)
+            else:
+                answer = await hedge(
+                    plain,
+                    seconds_left,
+                    delay=self.hedge_delay(),
+                    timeline=timeline,
+                    name=HITS_BRANCH,
+                )
+            self.hits_latency.add(time.perf_counter() - started)
+            return answer
 
         return call
 
@@ -84,7 +120,7 @@ class SearchService:
         branches = [
             Branch(
                 name,
-                self._search_call(body),
+                self._hits_call(body, timeline) if name == HITS_BRANCH else self._search_call(body),
                 required=name == HITS_BRANCH,
                 then=after_hits if name == HITS_BRANCH else None,
             )
@@ -123,8 +159,15 @@ class SearchService:
         return status
 
     async def ensure_index(self) -> bool:
-        """Create the index (with the book mapping) if neither it nor an alias of that name exists."""
+        """Create the index (with the book mapping) if neither it nor an alias of that name exists.
+
+        With more than one data node the index gets a replica, so a node may fail
+        and every shard still has a copy to search.
+        """
         if await self.es.index_exists(self.settings.index):
             return False
-        await self.es.create_index(self.settings.index, index_body())
+        health = await self.es.cluster_health()
+        data_nodes = health.get("number_of_data_nodes", 1)
+        replicas = 1 if isinstance(data_nodes, int) and data_nodes > 1 else 0
+        await self.es.create_index(self.settings.index, index_body(replicas=replicas))
         return True

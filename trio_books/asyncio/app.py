@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 
 import httpx
@@ -11,8 +12,22 @@ from trio_books.api.application import configure_app
 from trio_books.api.routes import install_service
 from trio_books.api.service import SearchService
 from trio_books.asyncio.fanout import CONCURRENCY
+from trio_books.asyncio.transport import AsyncioTransport
 from trio_books.es.client import Elasticsearch, open_http_client
 from trio_books.settings import Settings, load_settings
+
+TRANSPORT_KEY = "trio_books.transport"
+log = logging.getLogger("trio_books.app")
+
+
+def es_transport(settings: Settings) -> httpx.AsyncBaseTransport | None:
+    """The transport *settings* ask for (``None``: httpx's stock one)."""
+    if settings.es_transport == "stock":
+        return None
+    return AsyncioTransport(
+        connections_per_node=settings.es_pool_size,
+        max_waiting_per_node=settings.es_pool_queue,
+    )
 
 
 def create_app(
@@ -35,17 +50,22 @@ def create_app(
     async def lifespan() -> AsyncGenerator[None, None]:
         # The client lives exactly as long as serving does: opened before the
         # first request, closed (with its connections) after the last.
+        chosen = transport or es_transport(settings)
+        app.extensions[TRANSPORT_KEY] = chosen
         async with open_http_client(
             timeout=settings.es_timeout,
             max_connections=settings.es_max_connections,
-            transport=transport,
+            transport=chosen,
         ) as http:
-            install_service(
-                app, SearchService(Elasticsearch(http, settings.es_urls), settings, CONCURRENCY)
-            )
+            # Our own transport also takes calls below httpx's objects; one
+            # given by a caller (a test's recorder) sees every call through httpx.
+            raw = chosen if isinstance(chosen, AsyncioTransport) and transport is None else None
+            es = Elasticsearch(http, settings.es_urls, retries=settings.es_retries, raw=raw)
+            install_service(app, SearchService(es, settings, CONCURRENCY))
             try:
                 yield
             finally:
                 install_service(app, None)
+        log.info("closed the Elasticsearch client")
 
     return app

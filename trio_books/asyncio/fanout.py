@@ -10,9 +10,11 @@ time shared by all branches; each branch's own ``asyncio.timeout_at`` tells
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from trio_books.api.branches import Branch, Concurrency, FanOutResult
+from trio_books.asyncio.hedging import hedged
 from trio_books.core.timeline import Timeline
 from trio_books.errors import (
     DeadlineExceeded,
@@ -21,6 +23,8 @@ from trio_books.errors import (
     most_severe,
     timed_out_after,
 )
+
+Runner = Callable[[Branch, asyncio.TaskGroup, Any], Coroutine[Any, Any, None]]
 
 
 async def fan_out(
@@ -31,7 +35,10 @@ async def fan_out(
     deadline_at = loop.time() + deadline
     result = FanOutResult()
 
-    async def run(branch: Branch, group: asyncio.TaskGroup) -> None:
+    # ``run`` gets itself as *again* rather than naming itself: a closure that
+    # refers to itself is a reference cycle, which would hold every answer of
+    # the request until the cyclic GC came.
+    async def run(branch: Branch, group: asyncio.TaskGroup, again: Runner) -> None:
         with timeline.span(branch.name) as span:
             try:
                 async with asyncio.timeout_at(deadline_at):
@@ -56,12 +63,12 @@ async def fan_out(
             result.answers[branch.name] = answer
             for follower in branch.then(answer) if branch.then else ():
                 # Same task group: the follower runs beside the branches still in flight.
-                group.create_task(run(follower, group), name=f"es-{follower.name}")
+                group.create_task(again(follower, group, again), name=f"es-{follower.name}")
 
     try:
         async with asyncio.TaskGroup() as group:
             for branch in branches:
-                group.create_task(run(branch, group), name=f"es-{branch.name}")
+                group.create_task(run(branch, group, run), name=f"es-{branch.name}")
     except BaseExceptionGroup as group_error:
         error = most_severe(group_error)
         if error is None:
@@ -70,4 +77,4 @@ async def fan_out(
     return result
 
 
-CONCURRENCY = Concurrency(fan_out=fan_out, cancelled=asyncio.CancelledError)
+CONCURRENCY = Concurrency(fan_out=fan_out, cancelled=asyncio.CancelledError, hedge=hedged)

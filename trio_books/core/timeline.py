@@ -42,6 +42,36 @@ class Span:
 current_span: ContextVar[Span | None] = ContextVar("trio_books_current_span", default=None)
 """The span of the task running now, so the client can note which node it used."""
 
+current_timeline: ContextVar[Timeline | None] = ContextVar(
+    "trio_books_current_timeline", default=None
+)
+"""The timeline of the request running now, so the client can add a retried attempt to it."""
+
+
+def attempt_started() -> float | None:
+    """Now, on the running request's timeline (``None`` outside a request's span)."""
+    timeline = current_timeline.get()
+    return None if timeline is None else timeline.now()
+
+
+def record_attempt(
+    suffix: str, started: float | None, *, node: str | None, outcome: Outcome, detail: str
+) -> None:
+    """Add a finished sub-span ``<task>#<suffix>`` (a failed attempt, retried) to the running task's timeline."""
+    timeline, span = current_timeline.get(), current_span.get()
+    if timeline is None or span is None or started is None:
+        return
+    timeline.spans.append(
+        Span(
+            f"{span.name}#{suffix}",
+            start=started,
+            end=timeline.now(),
+            node=node,
+            outcome=outcome,
+            detail=detail[:200],
+        )
+    )
+
 
 @dataclass
 class Timeline:
@@ -78,6 +108,7 @@ class Timeline:
         span = Span(name=name, start=self.now())
         self.spans.append(span)
         token = current_span.set(span)
+        timeline_token = current_timeline.set(self)
         try:
             yield span
         except self.cancelled:
@@ -95,6 +126,7 @@ class Timeline:
         finally:
             span.end = self.now()
             current_span.reset(token)
+            current_timeline.reset(timeline_token)
 
 
 class TraceTask(BaseModel):

@@ -21,7 +21,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ):
         action = actions.add_parser(name, help=help_text, description=help_text)
         action.add_argument(
-            "--port", type=_port, default=local.DEFAULT_PORT, help="HTTP port (default %(default)s)"
+            "--port",
+            type=_port,
+            default=local.DEFAULT_PORT,
+            help="HTTP port (of the first node; default %(default)s)",
+        )
+        action.add_argument(
+            "--nodes",
+            type=_node_count,
+            default=1,
+            help="nodes of one local cluster, on consecutive ports (default %(default)s)",
         )
         if name == "start":
             action.add_argument(
@@ -43,19 +52,35 @@ def _port(text: str) -> int:
     return port
 
 
+def _node_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of nodes: {text!r}") from None
+    if not 1 <= count <= 9:
+        raise argparse.ArgumentTypeError(f"nodes must be 1-9, not {count}")
+    return count
+
+
 def run(args: argparse.Namespace) -> int:
-    layout = local.NodeLayout(
+    layouts = local.cluster_layouts(
         local.default_cache_dir(),
-        version=getattr(args, "es_version", local.DEFAULT_VERSION),
+        nodes=args.nodes,
         port=args.port,
+        version=getattr(args, "es_version", local.DEFAULT_VERSION),
     )
-    action = {"start": _start, "stop": _stop, "status": _status, "wipe": _wipe}[args.es_command]
-    return trio.run(action, layout)
+    if args.es_command == "start":
+        return trio.run(_start, layouts)
+    action = {"stop": _stop, "status": _status, "wipe": _wipe}[args.es_command]
+    # Each node on its own, in port order; the worst exit code wins.
+    return max(trio.run(action, layout) for layout in layouts)
 
 
-async def _start(layout: local.NodeLayout) -> int:
-    url = await local.start(layout)
-    print(url)
+async def _start(layouts: list[local.NodeLayout]) -> int:
+    if len(layouts) == 1:
+        print(await local.start(layouts[0]))
+        return 0
+    print(",".join(await local.start_cluster(layouts)))
     return 0
 
 

@@ -5,6 +5,10 @@ clusters (``org.elasticsearch.distribution.integ-test-zip:elasticsearch``),
 fetched once with ``mvn`` into a cache folder, unpacked once, and started bound
 to 127.0.0.1 with single-node discovery, a 512 MB heap and security off.
 
+Several nodes form one cluster (:func:`start_cluster`): consecutive HTTP ports
+from the first, each node's transport port 100 above its HTTP port, every node
+master-eligible and seeded with the others, one data folder per node.
+
 That distribution carries only the core server (no ``analysis-common``, no
 painless, no reindex, no ``GET /`` route on 8.9+), so readiness is read from
 ``/_cluster/health`` and the book mapping uses only core features.
@@ -20,6 +24,7 @@ Trio with a deadline.
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import shutil
@@ -40,6 +45,7 @@ from trio_books.es.java import find_java_home
 
 DEFAULT_VERSION = "8.19.21"
 DEFAULT_PORT = 9200
+TRANSPORT_PORT_OFFSET = 100
 ES_USER = "trio-books-es"
 HEAP = "512m"
 START_TIMEOUT = 180.0
@@ -67,6 +73,12 @@ class NodeLayout:
     cache_dir: Path
     version: str = DEFAULT_VERSION
     port: int = DEFAULT_PORT
+    # The HTTP ports of every node of this node's cluster; () for a single node.
+    cluster_ports: tuple[int, ...] = ()
+
+    @property
+    def transport_port(self) -> int:
+        return self.port + TRANSPORT_PORT_OFFSET
 
     @property
     def dist_dir(self) -> Path:
@@ -250,14 +262,38 @@ def log_tail(layout: NodeLayout, lines: int = 20) -> str:
 # ---------------------------------------------------------------- start and stop
 
 
+def cluster_layouts(
+    cache_dir: Path, *, nodes: int, port: int = DEFAULT_PORT, version: str = DEFAULT_VERSION
+) -> list[NodeLayout]:
+    """The layouts of *nodes* local nodes on consecutive HTTP ports from *port*."""
+    if nodes < 1:
+        raise LocalElasticsearchError("a cluster needs at least one node")
+    if nodes == 1:
+        return [NodeLayout(cache_dir, version=version, port=port)]
+    ports = tuple(range(port, port + nodes))
+    return [NodeLayout(cache_dir, version=version, port=p, cluster_ports=ports) for p in ports]
+
+
+def _discovery(layout: NodeLayout) -> dict[str, str]:
+    if len(layout.cluster_ports) < 2:
+        return {"cluster.name": "trio-books", "discovery.type": "single-node"}
+    seeds = [f"127.0.0.1:{p + TRANSPORT_PORT_OFFSET}" for p in layout.cluster_ports]
+    return {
+        # Named for its first port, so two local clusters never join each other.
+        "cluster.name": f"trio-books-{layout.cluster_ports[0]}",
+        "transport.port": str(layout.transport_port),
+        "discovery.seed_hosts": ",".join(seeds),
+        "cluster.initial_master_nodes": ",".join(f"trio-books-{p}" for p in layout.cluster_ports),
+    }
+
+
 def server_command(
     layout: NodeLayout, extra_settings: Mapping[str, str] | None = None
 ) -> list[str]:
     """The launcher's command line; *extra_settings* become more ``-E`` options."""
     settings = {
-        "cluster.name": "trio-books",
+        **_discovery(layout),
         "node.name": f"trio-books-{layout.port}",
-        "discovery.type": "single-node",
         "network.host": "127.0.0.1",
         "http.port": str(layout.port),
         "xpack.security.enabled": "false",
@@ -371,6 +407,35 @@ async def start(
         )
     say(f"Elasticsearch is up at {layout.url} after {trio.current_time() - started:.1f} s")
     return layout.url
+
+
+async def start_cluster(
+    layouts: list[NodeLayout], *, say: Say = say_to_stderr, health_wait: float = START_TIMEOUT
+) -> list[str]:
+    """Start every node of a local cluster together; return their URLs once all have joined.
+
+    The nodes start concurrently: none is healthy until enough master-eligible
+    nodes run to elect a master, so one at a time would wait on itself.
+    """
+    await download(layouts[0], say)
+    await trio.to_thread.run_sync(unpack, layouts[0])
+    async with trio.open_nursery() as nursery:
+        for layout in layouts:
+            nursery.start_soon(functools.partial(start, layout, say=say, health_wait=health_wait))
+    with trio.move_on_after(health_wait) as scope:
+        while True:
+            try:
+                health = await cluster_health(layouts[0].url)
+            except httpx.HTTPError:
+                health = {}
+            if health.get("number_of_nodes") == len(layouts):
+                break
+            await trio.sleep(0.5)
+    if scope.cancelled_caught:
+        raise LocalElasticsearchError(
+            f"the {len(layouts)} local nodes did not form one cluster in {health_wait:.0f} s"
+        )
+    return [layout.url for layout in layouts]
 
 
 async def stop(layout: NodeLayout, *, say: Say = say_to_stderr) -> bool:

@@ -10,6 +10,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
+from trio_books.gc_tuning import tune_gc_for_serving
 from trio_books.logs import configure_logging
 from trio_books.settings import Settings, load_settings
 from trio_books.trio.app import create_app
@@ -41,6 +42,8 @@ async def serve_trio(
         transport: passed to :func:`~trio_books.trio.app.create_app`.
     """
     app = create_app(settings, transport=transport)
+    if settings.gc_tuning:
+        tune_gc_for_serving()
     await serve(
         app,
         config,

@@ -1,0 +1,305 @@
+"""Fault drills on a real three-node cluster: a node killed, a node paused, a long soak.
+
+Each drill serves the Trio app with Hypercorn on loopback, loads it with
+concurrent searches, makes a fault for real (SIGKILL, SIGSTOP/SIGCONT, clients
+that hang up early) and prints its figures. The cluster (HTTP ports 9280-9282)
+is started once for the module, which takes about a minute, and stopped
+afterwards unless it was running already. ``nox -s drills`` runs them longer
+(``TRIO_BOOKS_DRILL_SECONDS``, ``TRIO_BOOKS_SOAK_REQUESTS``).
+
+The node-killing drill runs last: the others need all three nodes.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import signal
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+import trio
+from hypercorn.trio import serve
+
+from trio_books.api.routes import SERVICE_KEY
+from trio_books.api.service import SearchService
+from trio_books.core.timing import parse_timing_entries
+from trio_books.es import local
+from trio_books.serving import hypercorn_config
+from trio_books.settings import Settings
+from trio_books.trio.app import TRANSPORT_KEY, create_app
+from trio_books.trio.transport import TrioTransport
+
+pytestmark = pytest.mark.drill
+
+CLUSTER_PORT = 9280
+NODES = 3
+SECONDS = float(os.environ.get("TRIO_BOOKS_DRILL_SECONDS", "6"))
+SOAK_REQUESTS = int(os.environ.get("TRIO_BOOKS_SOAK_REQUESTS", "3000"))
+QUERIES = [
+    {"q": "the"},
+    {"tags": "classics"},
+    {"q": "war", "sort": "year"},
+    {"year_from": "1900", "language": "en"},
+    {"q": "homer"},
+]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[list[local.NodeLayout]]:
+    layouts = local.cluster_layouts(local.default_cache_dir(), nodes=NODES, port=CLUSTER_PORT)
+    running = [
+        trio.run(local.probe, layout.url) is local.PortState.ELASTICSEARCH for layout in layouts
+    ]
+    trio.run(local.start_cluster, layouts)
+    yield layouts
+    if not all(running):
+        for layout in layouts:
+            trio.run(local.stop, layout)
+
+
+def fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@dataclass
+class Load:
+    """What the load generator saw."""
+
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    hedges: int = 0
+    hedges_won: int = 0
+    retries: int = 0
+    hung_up: int = 0
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.latencies)} answers {dict(sorted(self.statuses.items()))}, "
+            f"p50 {self.percentile(0.5):.1f} ms, p99 {self.percentile(0.99):.1f} ms, "
+            f"max {max(self.latencies) * 1000:.1f} ms; hedges {self.hedges} (won {self.hedges_won}), "
+            f"retried attempts {self.retries}, hung up early {self.hung_up}"
+        )
+
+
+async def load(
+    base_url: str,
+    *,
+    clients: int,
+    seconds: float | None = None,
+    requests: int | None = None,
+    hang_up: float = 0.0,
+) -> Load:
+    """*clients* concurrent clients searching until *seconds* pass or *requests* are sent.
+
+    A fraction *hang_up* of requests is abandoned after a few milliseconds:
+    the client closes its connection, and Hypercorn cancels the handler.
+    """
+    seen = Load()
+    left = requests if requests is not None else 10**9
+    stop_at = trio.current_time() + (seconds if seconds is not None else 10**9)
+    rng = random.Random(7)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal left
+        while left > 0 and trio.current_time() < stop_at:
+            left -= 1
+            params = rng.choice(QUERIES)
+            if rng.random() < hang_up:
+                with trio.move_on_after(rng.uniform(0.0, 0.02)):
+                    await http.get("/api/v1/search/", params=params)
+                    continue
+                seen.hung_up += 1
+                continue
+            started = trio.current_time()
+            response = await http.get("/api/v1/search/", params=params)
+            seen.latencies.append(trio.current_time() - started)
+            seen.statuses[response.status_code] = seen.statuses.get(response.status_code, 0) + 1
+            for entry in parse_timing_entries(response.headers.get("server-timing", "")):
+                if entry.name.endswith("#hedge"):
+                    seen.hedges += 1
+                    seen.hedges_won += entry.outcome != "lost a hedge"
+                elif "#try" in entry.name:
+                    seen.retries += 1
+
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=10, limits=limits) as http,
+        trio.open_nursery() as nursery,
+    ):
+        for _ in range(clients):
+            nursery.start_soon(client, http)
+    return seen
+
+
+@dataclass
+class Served:
+    url: str
+    transport: TrioTransport
+    service: SearchService
+    stop: trio.Event
+
+
+@pytest.fixture
+async def drill_index(cluster: list[local.NodeLayout], index_name: str) -> AsyncIterator[Settings]:
+    """The test catalogue on the cluster, with a replica; settings naming every node."""
+    from catalogue import BOOKS
+
+    from trio_books.core.bulk import bulk_body
+    from trio_books.es.client import Elasticsearch, open_http_client
+
+    settings = Settings(
+        es_urls=[layout.url for layout in cluster], index=index_name, facet_size=100
+    )
+    async with open_http_client(timeout=30, max_connections=4) as http:
+        es = Elasticsearch(http, settings.es_urls)
+        service = SearchService(es, settings, concurrency=None)  # type: ignore[arg-type]
+        assert await service.ensure_index()
+        await es.bulk(bulk_body(index_name, BOOKS), refresh=True)
+        await es.request(
+            "GET", "/_cluster/health", params={"wait_for_status": "green", "timeout": "30s"}
+        )
+        yield settings
+        with trio.CancelScope(shield=True), trio.move_on_after(10):
+            await es.delete_index(index_name)
+
+
+async def serving(nursery: trio.Nursery, settings: Settings) -> Served:
+    """Serve the app until ``stop`` is set: a graceful shutdown, so the lifespan closes the pools."""
+    app = create_app(settings)
+    config = hypercorn_config(settings, host="127.0.0.1", port=0)
+    stop = trio.Event()
+    binds = await nursery.start(functools.partial(serve, app, config, shutdown_trigger=stop.wait))
+    async with httpx.AsyncClient(base_url=binds[0]) as http:
+        assert (await http.get("/")).status_code == 200
+    return Served(binds[0], app.extensions[TRANSPORT_KEY], app.extensions[SERVICE_KEY], stop)
+
+
+def non_master(cluster: list[local.NodeLayout]) -> local.NodeLayout:
+    """A node that is not the elected master (pausing the master stalls more than searches)."""
+    master = httpx.get(f"{cluster[0].url}/_cat/master", params={"h": "node"}).text.strip()
+    return next(layout for layout in cluster if f"trio-books-{layout.port}" != master)
+
+
+def assert_pools_clean(transport: TrioTransport) -> None:
+    for node, stats in transport.stats().items():
+        assert (stats.in_use, stats.waiting) == (0, 0), f"{node}: {stats}"
+    assert transport.pool_timeouts == 0
+
+
+# ---------------------------------------------------------------- drill 2: a node paused
+
+
+async def test_drill_paused_node_p99_with_and_without_hedging(
+    drill_index: Settings, cluster: list[local.NodeLayout]
+) -> None:
+    paused = non_master(cluster)
+    victim = local.read_pid(paused)
+    assert victim is not None
+    figures = {}
+    modes: dict[str, dict[str, object]] = {
+        "off": {"hedge_hits": False},
+        "on, delay p95": {"hedge_hits": True},
+        "on, delay 50 ms": {"hedge_hits": True, "hedge_delay_ms": 50.0},
+    }
+    for mode, update in modes.items():
+        settings = drill_index.model_copy(update=update)
+        figures[mode] = await paused_node_run(settings, victim)
+        print(
+            f"\n[drill 2] {paused.url} SIGSTOPped 500 ms every 2 s, hedging {mode}: "
+            f"{figures[mode].summary()}"
+        )
+        assert figures[mode].statuses.get(200, 0) >= 0.99 * len(figures[mode].latencies)
+    print(
+        "[drill 2] p99: "
+        + ", ".join(
+            f"hedging {mode} {seen.percentile(0.99):.0f} ms" for mode, seen in figures.items()
+        )
+    )
+
+
+async def paused_node_run(settings: Settings, victim: int) -> Load:
+    async def pauser(task_status: trio.TaskStatus[trio.CancelScope]) -> None:
+        # Pause for 500 ms every 2 s, for as long as the load runs.
+        with trio.CancelScope() as pausing:
+            task_status.started(pausing)
+            while True:
+                await trio.sleep(1.5)
+                os.kill(victim, signal.SIGSTOP)
+                try:
+                    await trio.sleep(0.5)
+                finally:
+                    os.kill(victim, signal.SIGCONT)
+
+    async with trio.open_nursery() as nursery:
+        served = await serving(nursery, settings)
+        await load(served.url, clients=8, seconds=2)  # warm up, learn the p95
+        pausing = await nursery.start(pauser)
+        seen = await load(served.url, clients=16, seconds=SECONDS)
+        pausing.cancel()
+        assert_pools_clean(served.transport)
+        served.stop.set()
+    return seen
+
+
+# ---------------------------------------------------------------- drill 3: the soak
+
+
+async def test_drill_soak_with_hedging_and_clients_hanging_up(drill_index: Settings) -> None:
+    settings = drill_index.model_copy(update={"hedge_hits": True})
+    fds_before = fd_count()
+    async with trio.open_nursery() as nursery:
+        served = await serving(nursery, settings)
+        seen = await load(served.url, clients=32, requests=SOAK_REQUESTS, hang_up=0.1)
+        transport = served.transport
+        with trio.fail_after(10):
+            while any(stats.in_use for stats in transport.stats().values()):
+                await trio.sleep(0.05)
+        stats = transport.stats()
+        assert_pools_clean(transport)
+        served.stop.set()
+    with trio.fail_after(10):
+        while fd_count() > fds_before:
+            await trio.sleep(0.05)
+    print(
+        f"\n[drill 3] soak of {SOAK_REQUESTS} requests, hedging on, 10% hung up early: "
+        f"{seen.summary()}\n[drill 3] pools afterwards: "
+        + "; ".join(
+            f"{node} in use {s.in_use}, waiting {s.waiting}, idle {s.idle}, opened {s.opened}, "
+            f"reused {s.reused}, discarded {s.discarded}"
+            for node, s in stats.items()
+        )
+        + f"\n[drill 3] PoolTimeouts {transport.pool_timeouts}; open fds {fds_before} before, "
+        f"{fd_count()} after"
+    )
+    assert seen.statuses.get(200, 0) >= 0.99 * len(seen.latencies)
+
+
+# ---------------------------------------------------------------- drill 1: a node killed
+
+
+async def test_drill_node_killed_under_load_fails_no_search(
+    drill_index: Settings, cluster: list[local.NodeLayout]
+) -> None:
+    victim = local.read_pid(cluster[2])
+    assert victim is not None
+    async with trio.open_nursery() as nursery:
+        served = await serving(nursery, drill_index)
+
+        async def killer() -> None:
+            await trio.sleep(SECONDS / 3)
+            os.kill(victim, signal.SIGKILL)
+
+        nursery.start_soon(killer)
+        seen = await load(served.url, clients=16, seconds=SECONDS)
+        served.stop.set()
+    print(f"\n[drill 1] node {cluster[2].url} SIGKILLed under load: {seen.summary()}")
+    assert set(seen.statuses) == {200}, seen.statuses
+    assert seen.retries > 0  # the dead node's calls really went elsewhere

@@ -1,0 +1,199 @@
+"""The Trio transport's pool against a real local HTTP server (``http_peer.py``).
+
+Loopback only, port 0, a deadline on every test (conftest). Each test checks the
+pool's own counters and what the server saw on its side of the sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import trio
+from http_peer import HttpPeer
+
+from trio_books.transport.adapter import IDEMPOTENT, PoolOverloaded
+from trio_books.transport.pool import PoolStats
+from trio_books.trio.transport import TrioTransport
+
+
+async def start_peer(nursery: trio.Nursery, **options: object) -> HttpPeer:
+    peer: HttpPeer = await nursery.start(HttpPeer(**options).serve)  # type: ignore[arg-type]
+    return peer
+
+
+@pytest.fixture
+async def peer(nursery: trio.Nursery) -> HttpPeer:
+    return await start_peer(nursery)
+
+
+def only_pool(transport: TrioTransport) -> PoolStats:
+    (stats,) = transport.stats().values()
+    return stats
+
+
+@pytest.fixture
+async def transport() -> AsyncIterator[TrioTransport]:
+    transport = TrioTransport(connections_per_node=4, max_waiting_per_node=8)
+    yield transport
+    await transport.aclose()
+
+
+async def test_keep_alive_connection_is_reused(peer: HttpPeer, transport: TrioTransport) -> None:
+    async with httpx.AsyncClient(transport=transport) as http:
+        answers = [(await http.get(f"{peer.url}/echo")).json() for _ in range(10)]
+    assert {answer["conn"] for answer in answers} == {1}
+    stats = only_pool(transport)
+    assert (stats.opened, stats.reused, stats.in_use) == (1, 9, 0)
+    assert peer.opened == 1
+
+
+async def test_concurrent_requests_reuse_up_to_capacity(
+    peer: HttpPeer, transport: TrioTransport
+) -> None:
+    async with httpx.AsyncClient(transport=transport) as http:
+        for _ in range(3):
+            async with trio.open_nursery() as nursery:
+                for _ in range(12):
+                    nursery.start_soon(http.get, f"{peer.url}/slow?ms=20")
+        stats = only_pool(transport)
+    # Never more than the capacity at once, and the same four connections each round.
+    assert peer.max_busy <= 4
+    assert stats.opened == 4
+    assert (stats.in_use, stats.waiting, stats.idle) == (0, 0, 4)
+
+
+async def test_idle_connection_closed_by_the_server_is_not_reused(nursery: trio.Nursery) -> None:
+    peer = await start_peer(nursery, idle_close=0.05)
+    transport = TrioTransport()
+    async with httpx.AsyncClient(transport=transport) as http:
+        first = (await http.post(f"{peer.url}/echo", content=b"{}")).json()
+        await trio.sleep(0.2)  # the server closes the idle connection meanwhile
+        # POST /echo may not be sent twice: it succeeds because the dead
+        # connection is noticed before anything is sent on it.
+        second = (await http.post(f"{peer.url}/echo", content=b"{}")).json()
+    assert first["conn"] != second["conn"]
+    assert only_pool(transport).stale_retries == 0
+
+
+async def test_stale_connection_retried_once_for_idempotent_requests(
+    nursery: trio.Nursery,
+) -> None:
+    peer = await start_peer(nursery, drop_second=True)
+    transport = TrioTransport()
+    async with httpx.AsyncClient(transport=transport) as http:
+        await http.get(f"{peer.url}/echo")
+        # The server drops the connection when the second request arrives on it.
+        retried = await http.post(f"{peer.url}/books/_search", content=b"{}")
+        assert retried.status_code == 200
+        assert only_pool(transport).stale_retries == 1
+        await http.get(f"{peer.url}/echo")
+        with pytest.raises(httpx.RemoteProtocolError):
+            await http.post(f"{peer.url}/_bulk", content=b"{}")
+        await http.get(f"{peer.url}/echo")
+        marked = await http.post(f"{peer.url}/_bulk", content=b"{}", extensions={IDEMPOTENT: True})
+        assert marked.status_code == 200
+    assert only_pool(transport).in_use == 0
+
+
+async def test_connection_close_answers_are_not_pooled(
+    peer: HttpPeer, transport: TrioTransport
+) -> None:
+    async with httpx.AsyncClient(transport=transport) as http:
+        await http.get(f"{peer.url}/close")
+        await http.get(f"{peer.url}/echo")
+        stats = only_pool(transport)
+    assert (stats.opened, stats.idle) == (2, 1)
+
+
+@pytest.mark.parametrize("path", ["/slow?ms=30", "/hang", "/half"])
+async def test_cancellation_at_any_point_leaves_the_pool_clean(
+    peer: HttpPeer, transport: TrioTransport, path: str
+) -> None:
+    async with httpx.AsyncClient(transport=transport, timeout=5) as http:
+        # Cancel after 0, 1, 2 … 40 ms: in the slot wait, the connect, the send,
+        # between the head and the body, and while waiting for the answer.
+        for step in range(0, 41, 1):
+            with trio.move_on_after(step / 1000):
+                async with trio.open_nursery() as nursery:
+                    for _ in range(6):  # more than the capacity: some wait for a slot
+                        nursery.start_soon(http.get, f"{peer.url}{path}")
+                    nursery.start_soon(http.get, f"{peer.url}/echo")
+            stats = only_pool(transport)
+            assert (stats.in_use, stats.waiting) == (0, 0)
+            # Whatever stayed pooled answers its own next request, not a stale one.
+            for n in range(stats.idle + 1):
+                answer = (await http.get(f"{peer.url}/echo", headers={"x-id": str(n)})).json()
+                assert answer["id"] == str(n)
+    assert only_pool(transport).in_use == 0
+
+
+async def test_timeouts_release_the_slot(peer: HttpPeer, transport: TrioTransport) -> None:
+    async with httpx.AsyncClient(transport=transport, timeout=0.05) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.get(f"{peer.url}/hang")
+        with pytest.raises(httpx.ReadTimeout):
+            await http.get(f"{peer.url}/half")
+        assert (await http.get(f"{peer.url}/echo")).status_code == 200
+    stats = only_pool(transport)
+    assert (stats.in_use, stats.waiting) == (0, 0)
+
+
+async def test_full_wait_queue_sheds_at_once(peer: HttpPeer) -> None:
+    transport = TrioTransport(connections_per_node=2, max_waiting_per_node=2)
+    async with (
+        httpx.AsyncClient(transport=transport, timeout=5) as http,
+        trio.open_nursery() as nursery,
+    ):
+        for _ in range(4):  # two hold the slots, two wait
+            nursery.start_soon(http.get, f"{peer.url}/hang")
+        await trio.testing.wait_all_tasks_blocked()
+        assert only_pool(transport).waiting == 2
+        started = trio.current_time()
+        with pytest.raises(PoolOverloaded):
+            await http.get(f"{peer.url}/echo")
+        assert trio.current_time() - started < 0.05
+        nursery.cancel_scope.cancel()
+    stats = only_pool(transport)
+    assert (stats.in_use, stats.waiting, stats.shed) == (0, 0, 1)
+
+
+async def test_pool_timeout_when_slots_stay_busy(peer: HttpPeer) -> None:
+    transport = TrioTransport(connections_per_node=1, max_waiting_per_node=4)
+    timeout = httpx.Timeout(5, pool=0.05)
+    async with (
+        httpx.AsyncClient(transport=transport, timeout=timeout) as http,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(http.get, f"{peer.url}/hang")
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(httpx.PoolTimeout):
+            await http.get(f"{peer.url}/echo")
+        nursery.cancel_scope.cancel()
+    assert transport.pool_timeouts == 1
+    assert only_pool(transport).in_use == 0
+
+
+async def test_refused_connection_is_a_connect_error(transport: TrioTransport) -> None:
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()  # nothing listens there now
+    async with httpx.AsyncClient(transport=transport) as http:
+        with pytest.raises(httpx.ConnectError):
+            await http.get(f"http://127.0.0.1:{port}/")
+    assert only_pool(transport).in_use == 0
+
+
+async def test_close_closes_idle_connections(peer: HttpPeer) -> None:
+    transport = TrioTransport()
+    async with httpx.AsyncClient(transport=transport) as http, trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(http.get, f"{peer.url}/slow?ms=20")
+    # Leaving the client closed the transport; the server sees the sockets close.
+    with trio.fail_after(2):
+        while peer.open_now:
+            await trio.sleep(0.01)
+    with pytest.raises(httpx.ConnectError):
+        await transport.handle_async_request(httpx.Request("GET", f"{peer.url}/echo"))

@@ -1,0 +1,77 @@
+"""CPU microseconds per Elasticsearch call on the client side: stock httpx against trio_books'.
+
+Runs *concurrency* tasks that each make calls through one shared
+``httpx.AsyncClient`` to a real Elasticsearch (a small ``_search``), and divides
+this process's CPU time by the number of calls: Elasticsearch's own work is in
+another process, so what is left is httpx plus the transport (plus Trio).
+With ``--profile`` the run is recorded by pyinstrument.
+
+    python -m trio_books.bench.transport_cpu --es http://127.0.0.1:9200 --calls 20000 --concurrency 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import trio
+
+from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.trio.transport import TrioTransport
+
+BODY = {"size": 1, "query": {"match_all": {}}}
+
+
+async def run(es_url: str, transport_name: str, calls: int, concurrency: int) -> float:
+    raw = transport_name == "trio_books"
+    transport = (
+        TrioTransport(connections_per_node=concurrency) if transport_name != "stock" else None
+    )
+    async with open_http_client(
+        timeout=30, max_connections=concurrency, transport=transport
+    ) as http:
+        # The app's own wiring: our transport also takes calls below httpx's objects.
+        es = Elasticsearch(http, [es_url], raw=transport if raw else None)
+        await es.search("_all", BODY)
+        left = calls
+
+        async def worker() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                await es.search("_all", BODY)
+
+        cpu, wall = time.process_time(), time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for _ in range(concurrency):
+                nursery.start_soon(worker)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    print(
+        f"{transport_name:<17} {calls} calls, {concurrency} concurrent: "
+        f"{cpu / calls * 1e6:.0f} CPU µs per call, {calls / wall:.0f} calls/s"
+    )
+    return cpu / calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--es", default="http://127.0.0.1:9200")
+    parser.add_argument("--calls", type=int, default=10000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--profile", choices=["stock", "trio_books/httpx", "trio_books"])
+    args = parser.parse_args()
+    if args.profile:
+        from pyinstrument import Profiler  # type: ignore[import-not-found]
+
+        with Profiler(async_mode="disabled") as profiler:
+            trio.run(run, args.es, args.profile, args.calls, args.concurrency)
+        profiler.print(short_mode=True, show_all=False, color=False)
+        return
+    for _ in range(args.rounds):
+        for name in ("stock", "trio_books/httpx", "trio_books"):
+            trio.run(run, args.es, name, args.calls, args.concurrency)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""One HTTP/1.1 exchange on a keep-alive connection, framed by ``h11`` (sans-IO).
+
+The shell writes :func:`request_bytes` in one send, then feeds what it reads
+into a :class:`ResponseReader` until it hands back an :class:`Answer`, and asks
+:func:`reusable` whether the connection may go back to the pool. Any exchange
+that did not end cleanly (cancelled, timed out, broken) leaves h11 in a state
+where :func:`reusable` says no, so a half-read connection never returns to the
+pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import h11
+
+READ_SIZE = 65536
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A whole response: Elasticsearch answers are small JSON, read in full."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    reason: bytes
+
+
+def new_connection() -> h11.Connection:
+    return h11.Connection(h11.CLIENT)
+
+
+def request_bytes(
+    connection: h11.Connection, method: bytes, target: bytes, headers: Headers, body: bytes
+) -> bytes:
+    """The request's bytes, head and body together, so the shell sends them in one write.
+
+    *headers* must carry ``Host`` and, with a body, ``Content-Length`` (httpx sets both).
+    """
+    data = connection.send(h11.Request(method=method, target=target, headers=headers)) or b""
+    if body:
+        data += connection.send(h11.Data(data=body)) or b""
+    return data + (connection.send(h11.EndOfMessage()) or b"")
+
+
+class ResponseReader:
+    """Collects one response from the bytes the shell reads."""
+
+    def __init__(self, connection: h11.Connection) -> None:
+        self.connection = connection
+        self.received_any = False
+        self._status = 0
+        self._reason = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._chunks: list[bytes] = []
+
+    def feed(self, data: bytes) -> Answer | None:
+        """Take the next bytes read (``b""`` at end of stream); the answer once it is complete.
+
+        Raises:
+            h11.RemoteProtocolError: the peer broke the framing or closed mid-answer.
+        """
+        if data:
+            self.received_any = True
+        self.connection.receive_data(data)
+        while True:
+            event = self.connection.next_event()
+            if event is h11.NEED_DATA:
+                return None
+            if isinstance(event, h11.Response):
+                self._status, self._reason = event.status_code, event.reason
+                self._headers = list(event.headers)
+            elif isinstance(event, h11.Data):
+                self._chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+                return Answer(self._status, self._headers, body, self._reason)
+            elif isinstance(event, h11.ConnectionClosed):
+                raise h11.RemoteProtocolError("the server closed the connection before answering")
+            # InformationalResponse (1xx): keep reading.
+
+
+def reusable(connection: h11.Connection) -> bool:
+    """Whether the exchange ended cleanly on both sides; if so, ready the connection for the next."""
+    if connection.our_state is h11.DONE and connection.their_state is h11.DONE:
+        connection.start_next_cycle()
+        return True
+    return False
