@@ -154,13 +154,14 @@ async def drill_index(cluster: list[local.NodeLayout], index_name: str) -> Async
 
     from trio_books.core.bulk import bulk_body
     from trio_books.es.client import Elasticsearch, open_http_client
+    from trio_books.trio.fanout import CONCURRENCY
 
     settings = Settings(
         es_urls=[layout.url for layout in cluster], index=index_name, facet_size=100
     )
     async with open_http_client(timeout=30, max_connections=4) as http:
         es = Elasticsearch(http, settings.es_urls)
-        service = SearchService(es, settings, concurrency=None)  # type: ignore[arg-type]
+        service = SearchService(es, settings, CONCURRENCY)
         assert await service.ensure_index()
         await es.bulk(bulk_body(index_name, BOOKS), refresh=True)
         await es.request(

@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     )
     configure_logging(settings)
     log.info(
-        "trio_books (%s build) serving on http://%s:%s",
+        "starting trio_books (%s build), binding %s:%s",
         args.build,
         host,
         port,
