@@ -27,6 +27,7 @@ from trio_books.errors import TrioBooksError
 from trio_books.es import local
 from trio_books.es.client import Elasticsearch, open_http_client
 from trio_books.settings import Settings
+from trio_books.trio.transport import TrioTransport
 
 # The test session's own nodes use this port and the next ones, apart from a developer's 9200
 # (TRIO_BOOKS_TEST_ES_PORT moves them, so two suites can run side by side).
@@ -50,7 +51,9 @@ def es_url() -> Iterator[str]:
 
 @pytest.fixture
 async def es(es_url: str) -> AsyncIterator[Elasticsearch]:
-    async with open_http_client(timeout=30, max_connections=16) as http:
+    # The project's own transport, as the Trio build and the loader use.
+    transport = TrioTransport(connections_per_node=16)
+    async with open_http_client(timeout=30, max_connections=16, transport=transport) as http:
         yield Elasticsearch(http, [es_url])
 
 

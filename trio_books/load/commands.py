@@ -26,6 +26,7 @@ from trio_books.load.sources import (
     open_catalogue_file,
 )
 from trio_books.settings import load_settings
+from trio_books.trio.transport import TrioTransport
 
 FORMATS = {"auto": None, **{f.value: f for f in Format}}
 INDEX_NAME = re.compile(r"[a-z0-9][a-z0-9_\-]*")
@@ -210,7 +211,12 @@ async def _load(
     report: LoadReport | None = None
     failure: TrioBooksError | None = None
     # One client for the whole load; its pool has a connection per sender (and spare).
-    async with open_http_client(timeout=http_timeout, max_connections=options.senders + 2) as http:
+    # The project's own transport: it never leaves a request body half-iterated
+    # when Ctrl-C cancels a bulk call in flight.
+    transport = TrioTransport(connections_per_node=options.senders + 2)
+    async with open_http_client(
+        timeout=http_timeout, max_connections=options.senders + 2, transport=transport
+    ) as http:
         es = Elasticsearch(http, urls)
         async with trio.open_nursery() as nursery:
             # The progress task lives exactly as long as the load: cancelled when it ends.
