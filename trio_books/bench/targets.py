@@ -45,19 +45,19 @@ TARGETS: dict[str, Target] = {
         Target(
             "trio",
             "Quart-Trio on Hypercorn's trio worker",
-            "httpx (one shared AsyncClient), fan-out in a Trio nursery",
+            "httpx (one shared AsyncClient) over trio_books' Trio transport (h11), fan-out in a Trio nursery",
             ("trio_books", "serve", "--build", "trio"),
         ),
         Target(
             "asyncio",
             "Quart on Hypercorn's asyncio worker",
-            "httpx (one shared AsyncClient), fan-out in an asyncio.TaskGroup",
+            "httpx (one shared AsyncClient) over trio_books' asyncio transport (h11), fan-out in an asyncio.TaskGroup",
             ("trio_books", "serve", "--build", "asyncio"),
         ),
         Target(
             "asyncio-uvloop",
             "Quart on Hypercorn's uvloop worker",
-            "httpx (one shared AsyncClient), fan-out in an asyncio.TaskGroup",
+            "httpx (one shared AsyncClient) over trio_books' asyncio transport (h11), fan-out in an asyncio.TaskGroup",
             ("trio_books", "serve", "--build", "asyncio", "--loop", "uvloop"),
         ),
         Target(
