@@ -126,3 +126,12 @@ def test_index_body_is_a_fresh_copy_each_time() -> None:
     changed = index_body()
     changed["mappings"]["properties"]["title_sort"] = {"type": "text"}
     assert index_body()["mappings"]["properties"]["title_sort"] == {"type": "keyword"}
+
+
+def test_time_limit_rounds_down_to_a_cacheable_step() -> None:
+    from trio_books.core.query import with_time_limit
+
+    assert with_time_limit({}, 1.9987)["timeout"] == "1900ms"
+    assert with_time_limit({}, 1.9012)["timeout"] == "1900ms"
+    assert with_time_limit({}, 0.0734)["timeout"] == "73ms"
+    assert with_time_limit({}, 0.0)["timeout"] == "1ms"

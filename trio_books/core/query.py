@@ -181,9 +181,21 @@ def effective_deadline(service_deadline: float, timeout_ms: int | None) -> float
     return min(service_deadline, timeout_ms / 1000)
 
 
+TIMEOUT_STEP_MS = 100
+
+
 def with_time_limit(body: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """*body* with Elasticsearch's own ``timeout``, so the server stops when we stop waiting."""
-    return {**body, "timeout": f"{max(1, int(seconds * 1000))}ms"}
+    """*body* with Elasticsearch's own ``timeout``, so the server stops when we stop waiting.
+
+    The time left is rounded down to a step of 100 ms (never up: the deadline is
+    never lengthened). The timeout is part of the body, and Elasticsearch's shard
+    request cache keys on the whole body: a value that changed with every call
+    would keep every facet request (``size: 0``) out of that cache.
+    """
+    ms = int(seconds * 1000)
+    if ms >= TIMEOUT_STEP_MS:
+        ms -= ms % TIMEOUT_STEP_MS
+    return {**body, "timeout": f"{max(1, ms)}ms"}
 
 
 # ---------------------------------------------------------------- query parts
