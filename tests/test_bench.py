@@ -20,7 +20,7 @@ import trio
 from trio_books.bench.latency_standin import canned_search_answer
 from trio_books.bench.options import parse_upstream
 from trio_books.bench.queries import Vocabulary, build_queries
-from trio_books.bench.report import RECORD_FIELDS
+from trio_books.bench.report import RECORD_FIELDS, scaling
 from trio_books.bench.wrk import checked_percentiles, http_request, lua_string
 from trio_books.cli import main
 from trio_books.core.query import FACETS, HITS_BRANCH, facet_branch
@@ -80,7 +80,11 @@ async def test_quick_bench_writes_well_formed_outputs(
             assert run["cpu_s_per_1k"] > 0
             assert run["peak_rss_mb"] > 10
     report = (out / "report.md").read_text()
-    for heading in ("## Targets", "## 1 concurrent client", "## 4 concurrent clients"):
+    for heading in (
+        "## Targets",
+        "## search, 1 concurrent client",
+        "## search, 4 concurrent clients",
+    ):
         assert heading in report
     assert "req/s vs asyncio" in report
     assert "req/s vs es-direct" in report
@@ -114,6 +118,58 @@ async def test_quick_bench_against_the_latency_standin(
     assert {r["upstream"] for r in results["runs"]} == {"latency:5ms"}
     assert all(r["errors"] == 0 and r["rps"] > 0 for r in results["runs"])
     assert "latency stand-in, not Elasticsearch" in (out / "report.md").read_text()
+
+
+async def test_quick_bench_interleaves_workloads_and_reads_scaling_against_ping(
+    tmp_path: Path, es_url: str, index_name: str
+) -> None:
+    out, results = await run_bench(
+        tmp_path,
+        es_url,
+        "--index",
+        index_name,
+        "--catalogue-size",
+        "300",
+        "--targets",
+        "trio,trio-stock,es-direct",
+        "--workload",
+        "facets,ping",
+        "--concurrency",
+        "1,4",
+        "--rounds",
+        "1",
+    )
+    assert results["options"]["workload"] == "facets,ping"
+    measured = {(r["workload"], r["target"], r["concurrency"]) for r in results["runs"]}
+    # es-direct has no bare route to stand for ping; every other pair is measured.
+    assert measured == {
+        (workload, target, concurrency)
+        for workload in ("facets", "ping")
+        for target in ("trio", "trio-stock", "es-direct")
+        for concurrency in (1, 4)
+        if (workload, target) != ("ping", "es-direct")
+    }
+    assert all(r["errors"] == 0 and r["rps"] > 0 for r in results["runs"])
+    # The order of measurement is interleaved: workloads take turns within the round.
+    order = [r["workload"] for r in results["runs"]]
+    assert order.index("ping") > order.index("facets")
+    report = (out / "report.md").read_text()
+    assert "## facets, 4 concurrent clients" in report
+    assert "## ping, 4 concurrent clients" in report
+    assert "## Scaling from 1 to 4 clients, against the bare route" in report
+    assert "| trio / trio-stock |" in report
+    assert "httpx's stock transport" in report  # the report names trio-stock's client
+    for plot in ("rps-facets.png", "latency-facets.png", "rps-ping.png", "latency-ping.png"):
+        assert (out / plot).read_bytes().startswith(PNG_MAGIC)
+
+
+def test_scaling_is_rps_at_the_high_level_over_the_low() -> None:
+    summary = {
+        ("facets", "trio", 8): {"rps": 400.0},
+        ("facets", "trio", 64): {"rps": 380.0},
+    }
+    assert scaling(summary, "facets", "trio", 8, 64) == pytest.approx(0.95)
+    assert scaling(summary, "ping", "trio", 8, 64) is None
 
 
 def test_the_standin_answer_parses_as_every_branch() -> None:
@@ -161,6 +217,7 @@ def test_lua_strings_carry_any_bytes() -> None:
         ["bench", "--rounds", "2"],
         ["bench", "--catalogue-size", "10"],
         ["bench", "--workers", "0"],
+        ["bench", "--workload", "facets,sleep"],
     ],
 )
 def test_bad_bench_arguments_exit_2_with_one_line(

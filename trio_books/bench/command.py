@@ -18,6 +18,7 @@ from trio_books.bench.options import (
     parse_concurrency,
     parse_targets,
     parse_upstream,
+    parse_workloads,
 )
 from trio_books.bench.targets import TARGETS
 from trio_books.errors import UsageError
@@ -48,7 +49,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     bench.add_argument("--concurrency", help=f"client counts (default {DEFAULT_CONCURRENCY})")
     bench.add_argument("--duration", type=float, help="seconds per measurement (default 15)")
     bench.add_argument("--workers", type=int, default=1, help="processes per server (default 1)")
-    bench.add_argument("--workload", choices=WORKLOADS, default="search")
+    bench.add_argument(
+        "--workload",
+        default="search",
+        help=f"comma-separated, measured interleaved in one run: {', '.join(WORKLOADS)} "
+        "(ping: the bare GET / route; default %(default)s)",
+    )
     bench.add_argument(
         "--upstream",
         default="real",
@@ -82,7 +88,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
             concurrency=parse_concurrency(str(pick("concurrency", DEFAULT_CONCURRENCY))),
             duration=float(pick("duration", 15.0)),  # type: ignore[arg-type]
             workers=args.workers,
-            workload=args.workload,
+            workloads=parse_workloads(args.workload),
             upstream=parse_upstream(args.upstream),
             out=out,
             rounds=int(pick("rounds", 3)),  # type: ignore[call-overload]
@@ -136,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             "concurrency": list(options.concurrency),
             "duration_s": options.duration,
             "workers": options.workers,
-            "workload": options.workload,
+            "workload": ",".join(options.workloads),
             "upstream": options.upstream.label(),
             "rounds": options.rounds,
             "warmup_s": options.warmup,

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from trio_books.errors import UsageError
 
-TARGETS = ("trio", "asyncio", "asyncio-uvloop", "fastapi", "es-direct")
-WORKLOADS = ("search", "facets", "mixed")
+TARGETS = ("trio", "trio-stock", "asyncio", "asyncio-uvloop", "fastapi", "es-direct")
+# ``ping`` is the bare ``GET /`` route, no Elasticsearch call: the serving stack's
+# own curve, against which the fan-out workloads' curves are read.
+WORKLOADS = ("search", "facets", "mixed", "ping")
 DEFAULT_TARGETS = "trio,asyncio,asyncio-uvloop,fastapi,es-direct"
 DEFAULT_CONCURRENCY = "1,8,32,64,128"
 MIN_ROUNDS = 3
@@ -36,7 +38,7 @@ class BenchOptions:
     concurrency: tuple[int, ...]
     duration: float
     workers: int
-    workload: str
+    workloads: tuple[str, ...]
     upstream: Upstream
     out: Path
     rounds: int
@@ -53,6 +55,16 @@ def parse_targets(text: str) -> tuple[str, ...]:
     if unknown or not names:
         raise UsageError(
             f"--targets: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(TARGETS)}"
+        )
+    return names
+
+
+def parse_workloads(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [name for name in names if name not in WORKLOADS]
+    if unknown or not names:
+        raise UsageError(
+            f"--workload: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(WORKLOADS)}"
         )
     return names
 

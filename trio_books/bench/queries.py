@@ -112,7 +112,12 @@ def build_queries(
     api_prefix: str = "/api/v1",
     count: int = QUERY_COUNT,
 ) -> list[Query]:
-    """*count* queries for *workload* (``search``, ``facets`` or ``mixed``), the same for a seed."""
+    """*count* queries for *workload* (``search``, ``facets`` or ``mixed``), the same for a seed.
+
+    ``ping`` is one request, the bare ``GET /`` route, with no Elasticsearch call.
+    """
+    if workload == "ping":
+        return [Query(path="/", es_requests=[])]
     rng = random.Random(seed)
     queries = []
     for number in range(count):

@@ -96,12 +96,16 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-def summarise(runs: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
-    """Per (target, concurrency): medians over rounds, min and max of the headline figures."""
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+Key = tuple[str, str, int]
+"""(workload, target, concurrency)."""
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
+    """Per (workload, target, concurrency): medians over rounds, min and max of the figures."""
+    groups: dict[Key, list[dict[str, Any]]] = {}
     for run in runs:
-        groups.setdefault((run["target"], run["concurrency"]), []).append(run)
-    summary: dict[tuple[str, int], dict[str, Any]] = {}
+        groups.setdefault((run["workload"], run["target"], run["concurrency"]), []).append(run)
+    summary: dict[Key, dict[str, Any]] = {}
     for key, rounds in groups.items():
         row: dict[str, Any] = {"rounds": len(rounds), "errors": sum(r["errors"] for r in rounds)}
         for name in (
@@ -149,7 +153,7 @@ def write_outputs(
 def markdown(
     options: BenchOptions,
     results: dict[str, Any],
-    summary: dict[tuple[str, int], dict[str, Any]],
+    summary: dict[Key, dict[str, Any]],
     command: str,
 ) -> str:
     host = results["machine"]
@@ -163,9 +167,10 @@ def markdown(
         "",
         f"Command: `{command}`",
         "",
-        f"- Workload `{options.workload}`; upstream: {upstream}; catalogue `{results['catalogue']['index']}` "
+        f"- Workload{'s' if len(options.workloads) > 1 else ''} "
+        f"{', '.join(f'`{w}`' for w in options.workloads)}; upstream: {upstream}; catalogue `{results['catalogue']['index']}` "
         f"of {results['catalogue']['books']:,} books; {results['catalogue']['queries']:,} seeded queries.",
-        f"- {options.rounds} interleaved rounds (every target in turn at each concurrency) of "
+        f"- {options.rounds} interleaved rounds (every workload, concurrency and target in turn) of "
         f"{options.duration:g} s each after a {options.warmup:g} s warm-up; {options.workers} worker "
         "process(es) per server; load by wrk (one thread).",
         f"- Machine: {host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB, {host['system']}, "
@@ -175,7 +180,7 @@ def markdown(
         "",
         "Figures are medians over rounds; `a–b` is the spread (min–max over rounds). Requests are "
         "searches: for `es-direct` one request is the service's four Elasticsearch requests, "
-        "pipelined. CPU is the server processes' user+system time per 1,000 searches; RSS is "
+        "pipelined; `ping` is the bare `GET /` route, no Elasticsearch call. CPU is the server processes' user+system time per 1,000 searches; RSS is "
         "their peak resident memory during the run.",
         "",
         "## Targets",
@@ -184,29 +189,10 @@ def markdown(
         "| --- | --- | --- |",
     ]
     lines += [f"| {t} | {TARGETS[t].server} | {TARGETS[t].es_client} |" for t in options.targets]
-    for concurrency in options.concurrency:
-        lines += [
-            "",
-            f"## {concurrency} concurrent client{'s' if concurrency > 1 else ''}",
-            "",
-            "| target | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | CPU s/1k | peak RSS MB "
-            "| req/s vs asyncio | p99 vs asyncio | req/s vs es-direct |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        ]
-        base = summary.get(("asyncio", concurrency), {})
-        ceiling = summary.get(("es-direct", concurrency), {})
-        for target in options.targets:
-            row = summary.get((target, concurrency))
-            if row is None:
-                continue
-            lines.append(
-                f"| {target} | {_num(row['rps'])} ({_num(row['rps_min'], 0)}–{_num(row['rps_max'], 0)}) "
-                f"| {_num(row['p50_ms'])} | {_num(row['p90_ms'])} "
-                f"| {_num(row['p99_ms'])} ({_num(row['p99_ms_min'])}–{_num(row['p99_ms_max'])}) "
-                f"| {_num(row['max_ms'])} | {row['errors']} | {_num(row['cpu_s_per_1k'], 3)} "
-                f"| {_num(row['peak_rss_mb'])} | {_ratio(row['rps'], base.get('rps'))} "
-                f"| {_ratio(row['p99_ms'], base.get('p99_ms'))} | {_ratio(row['rps'], ceiling.get('rps'))} |"
-            )
+    for workload in options.workloads:
+        for concurrency in options.concurrency:
+            lines += _table(options, summary, workload, concurrency)
+    lines += _transport_goals(options, summary)
     lines += [
         "",
         "## The load generator is not the bottleneck",
@@ -214,26 +200,140 @@ def markdown(
         "wrk's own CPU time during each run, against the server's (medians over rounds). "
         "A load generator that is the bottleneck would sit near 1.0 core.",
         "",
-        "| target | clients | wrk cores busy | wrk CPU s/1k | server CPU s/1k | Elasticsearch CPU s/1k |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| workload | target | clients | wrk cores busy | wrk CPU s/1k | server CPU s/1k "
+        "| Elasticsearch CPU s/1k |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for concurrency in options.concurrency:
-        for target in options.targets:
-            row = summary.get((target, concurrency))
-            if row is not None:
-                lines.append(
-                    f"| {target} | {concurrency} | {_num(row['loadgen_cpu_share'], 2)} "
-                    f"| {_num(row['loadgen_cpu_s_per_1k'], 3)} | {_num(row['cpu_s_per_1k'], 3)} "
-                    f"| {_num(row['es_cpu_s_per_1k'], 3)} |"
-                )
-    lines += ["", "## Plots", "", "![requests/s](rps.png)", "", "![latency](latency.png)", ""]
+    for workload, target, concurrency in _keys(options):
+        row = summary.get((workload, target, concurrency))
+        if row is not None:
+            lines.append(
+                f"| {workload} | {target} | {concurrency} | {_num(row['loadgen_cpu_share'], 2)} "
+                f"| {_num(row['loadgen_cpu_s_per_1k'], 3)} | {_num(row['cpu_s_per_1k'], 3)} "
+                f"| {_num(row['es_cpu_s_per_1k'], 3)} |"
+            )
+    lines += ["", "## Plots", ""]
+    for workload in options.workloads:
+        rps, latency = _plot_names(options, workload)
+        lines += [f"![requests/s, {workload}]({rps})", "", f"![latency, {workload}]({latency})", ""]
     return "\n".join(lines)
 
 
-def plots(
-    out: Path, options: BenchOptions, summary: dict[tuple[str, int], dict[str, Any]]
+def _keys(options: BenchOptions) -> list[Key]:
+    return [
+        (workload, target, concurrency)
+        for workload in options.workloads
+        for concurrency in options.concurrency
+        for target in options.targets
+    ]
+
+
+def _table(
+    options: BenchOptions, summary: dict[Key, dict[str, Any]], workload: str, concurrency: int
+) -> list[str]:
+    lines = [
+        "",
+        f"## {workload}, {concurrency} concurrent client{'s' if concurrency > 1 else ''}",
+        "",
+        "| target | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | CPU s/1k | peak RSS MB "
+        "| req/s vs asyncio | p99 vs asyncio | req/s vs es-direct |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    base = summary.get((workload, "asyncio", concurrency), {})
+    ceiling = summary.get((workload, "es-direct", concurrency), {})
+    for target in options.targets:
+        row = summary.get((workload, target, concurrency))
+        if row is None:
+            continue
+        lines.append(
+            f"| {target} | {_num(row['rps'])} ({_num(row['rps_min'], 0)}–{_num(row['rps_max'], 0)}) "
+            f"| {_num(row['p50_ms'])} | {_num(row['p90_ms'])} "
+            f"| {_num(row['p99_ms'])} ({_num(row['p99_ms_min'])}–{_num(row['p99_ms_max'])}) "
+            f"| {_num(row['max_ms'])} | {row['errors']} | {_num(row['cpu_s_per_1k'], 3)} "
+            f"| {_num(row['peak_rss_mb'])} | {_ratio(row['rps'], base.get('rps'))} "
+            f"| {_ratio(row['p99_ms'], base.get('p99_ms'))} | {_ratio(row['rps'], ceiling.get('rps'))} |"
+        )
+    return lines
+
+
+def scaling(
+    summary: dict[Key, dict[str, Any]], workload: str, target: str, low: int, high: int
+) -> float | None:
+    """rps(*high* clients) / rps(*low* clients): below 1.0, throughput fell as clients rose."""
+    a = summary.get((workload, target, low), {}).get("rps")
+    b = summary.get((workload, target, high), {}).get("rps")
+    return None if not a or b is None else float(b) / float(a)
+
+
+def _transport_goals(options: BenchOptions, summary: dict[Key, dict[str, Any]]) -> list[str]:
+    """The transport's figures, where the run measured what they need.
+
+    - scaling: rps(64)/rps(8) of each fan-out workload against the same for ``ping``;
+    - the Trio build against itself on httpx's stock transport, and against the
+      FastAPI peer, at the highest concurrency.
+    """
+    lines: list[str] = []
+    fan_outs = [w for w in options.workloads if w != "ping"]
+    low, high = min(options.concurrency), max(options.concurrency)
+    if "ping" in options.workloads and fan_outs and low < high:
+        lines += [
+            "",
+            f"## Scaling from {low} to {high} clients, against the bare route",
+            "",
+            f"rps({high}) / rps({low}) of each workload, and that ratio over the same for `ping` "
+            "(1.0: the fan-out scales exactly as the serving stack does; the transport's goal "
+            "is ≥ 0.95).",
+            "",
+            "| target | ping | " + " | ".join(f"{w} | {w} / ping" for w in fan_outs) + " |",
+            "| --- | ---: | " + " | ".join("---: | ---:" for _ in fan_outs) + " |",
+        ]
+        for target in options.targets:
+            ping = scaling(summary, "ping", target, low, high)
+            if ping is None:
+                continue
+            cells = []
+            for workload in fan_outs:
+                own = scaling(summary, workload, target, low, high)
+                cells.append(f"{_num(own, 2)} | {_ratio(own, ping)}")
+            lines.append(f"| {target} | {_num(ping, 2)} | " + " | ".join(cells) + " |")
+    peers = [p for p in ("trio-stock", "fastapi", "asyncio") if p in options.targets]
+    if "trio" in options.targets and peers and fan_outs:
+        lines += [
+            "",
+            f"## The Trio build against its peers at {high} clients",
+            "",
+            "requests/s of `trio` over each peer's (medians over rounds).",
+            "",
+            "| workload | " + " | ".join(f"trio / {p}" for p in peers) + " |",
+            "| --- | " + " | ".join("---:" for _ in peers) + " |",
+        ]
+        for workload in fan_outs:
+            trio_rps = summary.get((workload, "trio", high), {}).get("rps")
+            cells = [
+                _ratio(trio_rps, summary.get((workload, peer, high), {}).get("rps"))
+                for peer in peers
+            ]
+            lines.append(f"| {workload} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _plot_names(options: BenchOptions, workload: str) -> tuple[str, str]:
+    if len(options.workloads) == 1:
+        return "rps.png", "latency.png"
+    return f"rps-{workload}.png", f"latency-{workload}.png"
+
+
+def plots(out: Path, options: BenchOptions, summary: dict[Key, dict[str, Any]]) -> list[Path]:
+    """Per workload: requests/s against concurrency; p50 and p99 latency against concurrency."""
+    written: list[Path] = []
+    for workload in options.workloads:
+        written += _plot_workload(out, options, summary, workload)
+    return written
+
+
+def _plot_workload(
+    out: Path, options: BenchOptions, summary: dict[Key, dict[str, Any]], workload: str
 ) -> list[Path]:
-    """Requests/s against concurrency; p50 and p99 latency against concurrency."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -248,20 +348,22 @@ def plots(
         axes.yaxis.set_major_formatter(ScalarFormatter())
         axes.grid(alpha=0.3)
 
-    title = f"trio_books: {options.workload} workload, upstream {options.upstream.label()}"
+    title = f"trio_books: {workload} workload, upstream {options.upstream.label()}"
     levels = list(options.concurrency)
+    rps_name, latency_name = _plot_names(options, workload)
     figure, axes = pyplot.subplots(figsize=(8, 5))
     for target in options.targets:
-        rows = [summary.get((target, c)) for c in levels]
+        rows = [summary.get((workload, target, c)) for c in levels]
         xs = [c for c, r in zip(levels, rows, strict=True) if r]
         ys = [r["rps"] for r in rows if r]
         low = [r["rps"] - r["rps_min"] for r in rows if r]
         high = [r["rps_max"] - r["rps"] for r in rows if r]
-        axes.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=target)
-    axes.set(xscale="log", xlabel="concurrent clients", ylabel="searches per second", title=title)
+        if xs:
+            axes.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=target)
+    axes.set(xscale="log", xlabel="concurrent clients", ylabel="requests per second", title=title)
     concurrency_axis(axes)
     axes.legend()
-    rps_path = out / "rps.png"
+    rps_path = out / rps_name
     figure.tight_layout()
     figure.savefig(rps_path, dpi=110)
     pyplot.close(figure)
@@ -269,13 +371,10 @@ def plots(
     figure, (p50_axes, p99_axes) = pyplot.subplots(1, 2, figsize=(11, 4.5), sharex=True)
     for field, axes in (("p50_ms", p50_axes), ("p99_ms", p99_axes)):
         for target in options.targets:
-            rows = [summary.get((target, c)) for c in levels]
-            axes.plot(
-                [c for c, r in zip(levels, rows, strict=True) if r],
-                [r[field] for r in rows if r],
-                marker="o",
-                label=target,
-            )
+            rows = [summary.get((workload, target, c)) for c in levels]
+            xs = [c for c, r in zip(levels, rows, strict=True) if r]
+            if xs:
+                axes.plot(xs, [r[field] for r in rows if r], marker="o", label=target)
         axes.set(
             xscale="log",
             yscale="log",
@@ -286,7 +385,7 @@ def plots(
         concurrency_axis(axes)
     p99_axes.legend()
     figure.suptitle(title)
-    latency_path = out / "latency.png"
+    latency_path = out / latency_name
     figure.tight_layout()
     figure.savefig(latency_path, dpi=110)
     pyplot.close(figure)

@@ -41,11 +41,15 @@ BRANCHES_PER_SEARCH = 4
 
 @dataclass
 class Endpoint:
-    """Where wrk sends one target's load, and what it measures besides wrk's own figures."""
+    """Where wrk sends one target's load, and what it measures besides wrk's own figures.
+
+    ``scripts`` has a wrk script per workload the target takes part in (``es-direct``
+    has none for ``ping``: Elasticsearch has no such route to stand for).
+    """
 
     name: str
     url: str
-    script: Path
+    scripts: dict[str, Path]
     depth: int
     server: processes.Server | None
 
@@ -54,19 +58,23 @@ def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-async def _prepare(es_url: str, options: BenchOptions) -> tuple[int, list[Query]]:
+async def _prepare(es_url: str, options: BenchOptions) -> tuple[int, dict[str, list[Query]]]:
+    """The catalogue's size, and each workload's seeded query list."""
     count = await ensure_bench_catalogue(es_url, options.index, options.catalogue_size)
     async with open_http_client(timeout=60, max_connections=2) as http:
         vocabulary = await sample_vocabulary(
             Elasticsearch(http, [es_url]), options.index, options.seed
         )
-    queries = build_queries(
-        vocabulary,
-        options.workload,
-        seed=options.seed,
-        index=options.index,
-        facet_size=load_settings().facet_size,
-    )
+    queries = {
+        workload: build_queries(
+            vocabulary,
+            workload,
+            seed=options.seed,
+            index=options.index,
+            facet_size=load_settings().facet_size,
+        )
+        for workload in options.workloads
+    }
     return count, queries
 
 
@@ -84,9 +92,11 @@ def es_cpu_ms(http: httpx.Client, es_url: str) -> float | None:
 def run_benchmark(options: BenchOptions, wrk_path: str, es_url: str) -> dict[str, Any]:
     """Run everything *options* asks for; return the results (see :mod:`.report`)."""
     count, queries = trio.run(_prepare, es_url, options)
-    log(
-        f"catalogue {options.index!r}: {count:,} books; {len(queries)} seeded {options.workload} queries"
-    )
+    for workload, listed in queries.items():
+        log(
+            f"catalogue {options.index!r}: {count:,} books; {len(listed)} seeded {workload} queries"
+        )
+    first = next(iter(queries.values()))
     scripts = options.out / "wrk"
     runs: list[dict[str, Any]] = []
     started = time.time()
@@ -122,14 +132,18 @@ def run_benchmark(options: BenchOptions, wrk_path: str, es_url: str) -> dict[str
             target = TARGETS[name]
             upstream_host = upstream_url.removeprefix("http://")
             if target.module_args is None:
-                batches = [
-                    b"".join(
-                        wrk.http_request(m, p, upstream_host, body) for m, p, body in q.es_requests
-                    )
-                    for q in queries
-                ]
-                script = wrk.write_script(scripts, name, batches)
-                endpoints.append(Endpoint(name, upstream_url, script, BRANCHES_PER_SEARCH, None))
+                direct: dict[str, Path] = {}
+                for workload, listed in queries.items():
+                    batches = [
+                        b"".join(
+                            wrk.http_request(m, p, upstream_host, body)
+                            for m, p, body in q.es_requests
+                        )
+                        for q in listed
+                    ]
+                    if all(batches):
+                        direct[workload] = wrk.write_script(scripts, f"{name}-{workload}", batches)
+                endpoints.append(Endpoint(name, upstream_url, direct, BRANCHES_PER_SEARCH, None))
                 continue
             port = processes.free_port(ports)
             ports.append(port)
@@ -140,48 +154,69 @@ def run_benchmark(options: BenchOptions, wrk_path: str, es_url: str) -> dict[str
                     "TRIO_BOOKS_ES_URLS": upstream_url,
                     "TRIO_BOOKS_INDEX": options.index,
                     **SERVER_SETTINGS,
+                    **dict(target.env),
                 },
                 url=f"http://127.0.0.1:{port}",
-                ready_path=queries[0].path,
+                ready_path=first[0].path,
                 log=options.out / "logs" / f"{name}.log",
             )
             stack.callback(processes.stop_server, server)
             host = f"127.0.0.1:{port}"
-            script = wrk.write_script(
-                scripts, name, [wrk.http_request("GET", q.path, host) for q in queries]
-            )
-            endpoints.append(Endpoint(name, server.url, script, 1, server))
+            served = {
+                workload: wrk.write_script(
+                    scripts,
+                    f"{name}-{workload}",
+                    [wrk.http_request("GET", q.path, host) for q in listed],
+                )
+                for workload, listed in queries.items()
+            }
+            endpoints.append(Endpoint(name, server.url, served, 1, server))
         warm_connections = min(32, max(options.concurrency))
         for endpoint in endpoints:
-            if options.warmup > 0:
-                log(
-                    f"warming up {endpoint.name} ({options.warmup:g} s, {warm_connections} clients)"
-                )
-                wrk.run_wrk(
-                    wrk_path,
-                    endpoint.url,
-                    endpoint.script,
-                    connections=warm_connections,
-                    duration=options.warmup,
-                    depth=endpoint.depth,
-                )
-        for round_number in range(1, options.rounds + 1):
-            for concurrency in options.concurrency:
-                for endpoint in endpoints:
-                    record = measure(
-                        options, wrk_path, http, upstream_url, endpoint, concurrency, round_number
-                    )
-                    runs.append(record)
+            for workload, script in endpoint.scripts.items():
+                if options.warmup > 0:
                     log(
-                        f"round {round_number} c={concurrency:<4} {endpoint.name:<15} "
-                        f"{record['rps']:8.1f} req/s  p50 {record['p50_ms']} ms  "
-                        f"p99 {record['p99_ms']} ms  errors {record['errors']}"
+                        f"warming up {endpoint.name} on {workload} "
+                        f"({options.warmup:g} s, {warm_connections} clients)"
                     )
+                    wrk.run_wrk(
+                        wrk_path,
+                        endpoint.url,
+                        script,
+                        connections=warm_connections,
+                        duration=options.warmup,
+                        depth=endpoint.depth,
+                    )
+        # Interleaved at every level: workloads, concurrencies and targets all take
+        # turns within a round, so drift falls on every figure alike.
+        for round_number in range(1, options.rounds + 1):
+            for workload in options.workloads:
+                for concurrency in options.concurrency:
+                    for endpoint in endpoints:
+                        if workload not in endpoint.scripts:
+                            continue
+                        record = measure(
+                            options,
+                            wrk_path,
+                            http,
+                            upstream_url,
+                            endpoint,
+                            workload,
+                            concurrency,
+                            round_number,
+                        )
+                        runs.append(record)
+                        log(
+                            f"round {round_number} {workload:<6} c={concurrency:<4} "
+                            f"{endpoint.name:<15} {record['rps']:8.1f} req/s  "
+                            f"p50 {record['p50_ms']} ms  p99 {record['p99_ms']} ms  "
+                            f"errors {record['errors']}"
+                        )
     return {
         "catalogue": {
             "index": options.index,
             "books": count,
-            "queries": len(queries),
+            "queries": len(first),
             "seed": options.seed,
         },
         "runs": runs,
@@ -195,10 +230,11 @@ def measure(
     http: httpx.Client,
     upstream_url: str,
     endpoint: Endpoint,
+    workload: str,
     concurrency: int,
     round_number: int,
 ) -> dict[str, Any]:
-    """One measurement of one target at one concurrency."""
+    """One measurement of one target on one workload at one concurrency."""
     pids = endpoint.server.pids() if endpoint.server else []
     es_before = None if options.upstream.is_standin else es_cpu_ms(http, upstream_url)
     cpu_before = processes.cpu_seconds(pids)
@@ -206,7 +242,7 @@ def measure(
         result = wrk.run_wrk(
             wrk_path,
             endpoint.url,
-            endpoint.script,
+            endpoint.scripts[workload],
             connections=concurrency,
             duration=options.duration,
             depth=endpoint.depth,
@@ -216,7 +252,7 @@ def measure(
     thousands = max(result.searches, 1) / 1000
     return {
         "target": endpoint.name,
-        "workload": options.workload,
+        "workload": workload,
         "upstream": options.upstream.label(),
         "concurrency": concurrency,
         "round": round_number,

@@ -15,12 +15,14 @@ class Target:
         server: the HTTP server and framework that answer the benchmark's requests.
         es_client: the HTTP client that carries its calls to Elasticsearch.
         module_args: ``python -m`` arguments that serve it (``None``: no server of ours).
+        env: settings that make this target what it is, on top of the run's own.
     """
 
     name: str
     server: str
     es_client: str
     module_args: tuple[str, ...] | None
+    env: tuple[tuple[str, str], ...] = ()
 
     def command(self, port: int, workers: int) -> list[str]:
         """The command line that serves this target on 127.0.0.1:*port*."""
@@ -47,6 +49,14 @@ TARGETS: dict[str, Target] = {
             "Quart-Trio on Hypercorn's trio worker",
             "httpx (one shared AsyncClient) over trio_books' Trio transport (h11), fan-out in a Trio nursery",
             ("trio_books", "serve", "--build", "trio"),
+        ),
+        Target(
+            "trio-stock",
+            "Quart-Trio on Hypercorn's trio worker (the Trio build)",
+            "httpx (one shared AsyncClient) over httpx's stock transport (httpcore's pool), "
+            "fan-out in a Trio nursery",
+            ("trio_books", "serve", "--build", "trio"),
+            env=(("TRIO_BOOKS_ES_TRANSPORT", "stock"),),
         ),
         Target(
             "asyncio",
