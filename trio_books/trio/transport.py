@@ -1,4 +1,4 @@
-"""The Trio shell of the Elasticsearch transport: an ``httpx.AsyncBaseTransport`` on Trio streams.
+"""The Trio shell of the Elasticsearch transport: an ``httpx.AsyncBaseTransport`` on Trio's I/O waits.
 
 Give it to the client (``httpx.AsyncClient(transport=TrioTransport())``) and the
 rest of the code keeps httpx's API. Per node (host and port) it keeps a
@@ -19,6 +19,8 @@ shed at once with :class:`~trio_books.transport.adapter.PoolOverloaded`.
 from __future__ import annotations
 
 import math
+import select
+import socket
 
 import h11
 import httpx
@@ -41,23 +43,39 @@ class _Stale(Exception):
 
 
 class Connection:
-    """One keep-alive TCP connection and its h11 state."""
+    """One keep-alive TCP connection and its h11 state.
 
-    __slots__ = ("h11", "stream")
+    It owns a plain non-blocking socket, taken over from the stream that
+    ``trio.open_tcp_stream`` connected: each call of trio's socket methods
+    passes through the scheduler even when the kernel answers at once, and an
+    exchange of the fan-out makes several. :meth:`TrioTransport._round_trip`
+    waits with ``trio.lowlevel.wait_readable``/``wait_writable`` only when the
+    kernel has nothing yet, and still checkpoints once per exchange.
+    """
 
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self.stream = stream
+    __slots__ = ("h11", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
         self.h11 = http11.new_connection()
+
+    @classmethod
+    def taking_over(cls, stream: trio.SocketStream) -> Connection:
+        sock = socket.socket(fileno=stream.socket.detach())
+        sock.setblocking(False)
+        return cls(sock)
 
     def looks_closed(self) -> bool:
         # An idle connection has nothing to read unless the server closed it
         # (or broke the protocol): one poll of one socket, not of the pool.
-        return self.stream.socket.is_readable()
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        return bool(poller.poll(0))
 
     def close(self) -> None:
         # Synchronous on purpose: it runs in except/finally blocks, where a
-        # cancelled task may not await.
-        self.stream.socket.close()
+        # cancelled task may not await. No other task waits on this socket.
+        self.sock.close()
 
 
 class NodePool:
@@ -238,23 +256,33 @@ class TrioTransport(httpx.AsyncBaseTransport):
         if waited.cancelled_caught:
             raise httpx.ConnectTimeout(f"no connection to {pool.host}:{pool.port} in time")
         pool.state.opened_one()
-        return Connection(stream)
+        return Connection.taking_over(stream)
 
     async def _round_trip(
         self, connection: Connection, data: bytes, timeouts: Timeouts, fresh: bool
     ) -> http11.Answer:
         reader = http11.ResponseReader(connection.h11)
-        stream = connection.stream
+        sock = connection.sock
         # A bare cancel scope rather than fail_after: this runs on every call.
         limit = timeouts.read if timeouts.read is not None else math.inf
         try:
             with trio.move_on_after(limit):
-                await stream.send_all(data)
+                await trio.lowlevel.checkpoint_if_cancelled()
+                waited = await _send_all(sock, data)
                 while True:
-                    answer = reader.feed(await stream.receive_some(http11.READ_SIZE))
+                    try:
+                        chunk = sock.recv(http11.READ_SIZE)
+                    except BlockingIOError:
+                        await trio.lowlevel.wait_readable(sock)
+                        waited = True
+                        continue
+                    answer = reader.feed(chunk)
                     if answer is not None:
+                        if not waited:
+                            # Every exchange yields to the scheduler at least once.
+                            await trio.lowlevel.cancel_shielded_checkpoint()
                         return answer
-        except (trio.BrokenResourceError, OSError, h11.RemoteProtocolError) as error:
+        except (OSError, h11.RemoteProtocolError) as error:
             if not fresh and not reader.received_any:
                 raise _Stale from error
             kind = (
@@ -273,3 +301,17 @@ class TrioTransport(httpx.AsyncBaseTransport):
             for connection in pool.state.drain():
                 connection.close()
         await trio.lowlevel.checkpoint()
+
+
+async def _send_all(sock: socket.socket, data: bytes) -> bool:
+    """Send *data*, waiting only while the kernel's buffer is full; True if it waited."""
+    view, waited = memoryview(data), False
+    while view:
+        try:
+            sent = sock.send(view)
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(sock)
+            waited = True
+            continue
+        view = view[sent:]
+    return waited
