@@ -12,6 +12,7 @@ from hypercorn.config import Config
 from hypercorn.utils import repr_socket_addr, wrap_app
 
 from trio_books.asyncio.app import create_app
+from trio_books.gc_tuning import tune_gc_for_serving
 from trio_books.settings import Settings
 
 APP_FACTORY = "trio_books.asyncio.app:create_app()"
@@ -50,6 +51,8 @@ async def serve_asyncio(
         transport: passed to :func:`~trio_books.asyncio.app.create_app`.
     """
     app = create_app(settings, transport=transport)
+    if settings.gc_tuning:
+        tune_gc_for_serving()
     # Bind here rather than inside Hypercorn, so port 0 can be reported.
     sockets = config.create_sockets()
     binds = [

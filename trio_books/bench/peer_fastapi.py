@@ -22,6 +22,7 @@ import uvicorn
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 from fastapi import FastAPI, HTTPException, Query, Request
 
+from trio_books.api.schemas import Ping
 from trio_books.core.query import SearchQuery, search_requests
 from trio_books.core.results import SearchResponse, parse_search
 from trio_books.settings import Settings, load_settings
@@ -48,6 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await es.close()
 
     app = FastAPI(title="trio_books FastAPI peer", lifespan=lifespan)
+
+    @app.get("/", response_model=Ping)
+    async def ping() -> Ping:
+        # The reference sample's ping route, so the ``ping`` workload measures the peer too.
+        return Ping(message="Ping")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
