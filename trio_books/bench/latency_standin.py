@@ -2,7 +2,8 @@
 
 It is not Elasticsearch and never stands in for it in correctness tests. It
 answers every ``_search`` with one canned, well-formed Elasticsearch answer (a
-page of books plus every facet's aggregation) after a fixed delay, so the
+page of books, or none for a facet request, plus every facet's aggregation)
+after a fixed delay, so the
 benchmark can isolate what the concurrency model costs and show the fan-out:
 four branches of X ms each should make a search take about X ms, not 4X.
 
@@ -32,7 +33,11 @@ STANDIN_HEADER = b"X-Latency-Standin"
 
 
 def canned_search_answer(page: int = 20) -> bytes:
-    """One answer that every branch of a search can parse: hits and all three facets."""
+    """One answer that every branch of a search can parse: hits and all three facets.
+
+    With *page* 0 it is the answer to a facet request (``"size":0``): as from
+    Elasticsearch, the total and the aggregations, no documents.
+    """
     books = list(synthetic_books(page))
     answer: dict[str, Any] = {
         "took": 1,
@@ -105,16 +110,19 @@ class StandIn(asyncio.Protocol):
                     length = int(value)
             if len(self.buffer) < end + 4 + length:
                 return  # the body is still coming
+            body = bytes(self.buffer[end + 4 : end + 4 + length])
             del self.buffer[: end + 4 + length]
             method, target = head[0].split(b" ")[:2]
-            self.answer(method, target.split(b"?")[0])
+            self.answer(method, target.split(b"?")[0], body)
 
-    def answer(self, method: bytes, path: bytes) -> None:
+    def answer(self, method: bytes, path: bytes, body: bytes = b"") -> None:
         slot: list[bytes | None] = [None]
         self.pending.append(slot)
         if path.endswith(b"/_search"):
+            # A facet request asks for no documents and, as from Elasticsearch, gets none.
+            kind = "facets" if b'"size":0' in body else "search"
             asyncio.get_running_loop().call_later(
-                self.latency_s, self.ready, slot, self.answers["search"]
+                self.latency_s, self.ready, slot, self.answers[kind]
             )
         elif path == b"/_cluster/health":
             self.ready(slot, self.answers["health"])
@@ -138,6 +146,7 @@ async def serve_standin(host: str, port: int, latency_ms: float) -> None:
     """Serve until cancelled (or killed); prints its address once listening."""
     answers = {
         "search": http_response("200 OK", canned_search_answer(), latency_ms),
+        "facets": http_response("200 OK", canned_search_answer(page=0), latency_ms),
         "health": http_response("200 OK", b'{"status":"green","standin":true}', latency_ms),
         "head": http_response("200 OK", b"", latency_ms),
         "missing": http_response("404 Not Found", b'{"error":{"type":"not_found"}}', latency_ms),

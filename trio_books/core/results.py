@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from trio_books.core.books import Book, document_to_book
+from trio_books.core.books import Book
 from trio_books.core.query import FACETS, HITS_BRANCH, Facet, facet_branch
 from trio_books.core.timeline import Trace
 from trio_books.errors import ResponseShapeError
@@ -78,6 +78,8 @@ class SearchResponse(BaseModel):
 
 T = TypeVar("T")
 
+_BOOKS = TypeAdapter(list[Book])
+
 
 def _shaped(what: str, parse: Callable[[], T]) -> T:
     try:
@@ -93,7 +95,9 @@ def parse_hits(answer: Mapping[str, Any]) -> tuple[list[Book], int]:
 
     def parse() -> tuple[list[Book], int]:
         hits = answer["hits"]
-        books = [document_to_book(hit["_source"]) for hit in hits["hits"]]
+        # One validation call for the page, not one per book (fields the model
+        # does not know, such as ``title_sort``, are ignored).
+        books = _BOOKS.validate_python([hit["_source"] for hit in hits["hits"]])
         return books, int(hits["total"]["value"])
 
     return _shaped("hits", parse)
