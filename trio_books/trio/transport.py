@@ -19,7 +19,6 @@ shed at once with :class:`~trio_books.transport.adapter.PoolOverloaded`.
 from __future__ import annotations
 
 import math
-import select
 import socket
 
 import h11
@@ -68,9 +67,13 @@ class Connection:
     def looks_closed(self) -> bool:
         # An idle connection has nothing to read unless the server closed it
         # (or broke the protocol): one poll of one socket, not of the pool.
-        poller = select.poll()
-        poller.register(self.sock, select.POLLIN)
-        return bool(poller.poll(0))
+        try:
+            self.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False  # nothing to read: still open
+        except OSError:
+            return True
+        return True  # end of stream, or bytes nobody asked for
 
     def close(self) -> None:
         # Synchronous on purpose: it runs in except/finally blocks, where a
@@ -263,8 +266,12 @@ class TrioTransport(httpx.AsyncBaseTransport):
     ) -> http11.Answer:
         reader = http11.ResponseReader(connection.h11)
         sock = connection.sock
-        # A bare cancel scope rather than fail_after: this runs on every call.
+        # A bare cancel scope rather than fail_after: this runs on every call. When
+        # an enclosing deadline (a search's) comes first, the scope could never fire:
+        # an infinite one costs the same to enter and nothing to register.
         limit = timeouts.read if timeouts.read is not None else math.inf
+        if trio.current_time() + limit >= trio.current_effective_deadline():
+            limit = math.inf
         try:
             with trio.move_on_after(limit):
                 await trio.lowlevel.checkpoint_if_cancelled()
