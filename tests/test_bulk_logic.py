@@ -8,10 +8,11 @@ import orjson
 import pytest
 
 from trio_books.core.backoff import Backoff
-from trio_books.core.books import Book
+from trio_books.core.books import Author, Book, Tag, book_to_document, document_json
 from trio_books.core.bulk import BulkItem, Chunk, ChunkBuilder, bulk_item, read_bulk_answer
 from trio_books.core.ids import IdSet
 from trio_books.core.progress import LoadStats, progress_bar, progress_line
+from trio_books.core.synthetic import synthetic_books
 from trio_books.core.versions import (
     is_version_of,
     swap_actions,
@@ -31,6 +32,16 @@ def test_bulk_items_name_no_index_and_use_the_book_id() -> None:
     assert orjson.loads(action) == {"index": {"_id": "42"}}
     assert orjson.loads(document)["title_sort"] == "t"
     assert end == b""
+
+
+def test_encoded_documents_are_the_documents() -> None:
+    books = [
+        *synthetic_books(200),
+        Book(book_id=7, title="  Ωmega \"quoted\"  日本 ", authors=[Author(name="Ana Ñ")]),
+        Book(book_id=0, title="T", tags=[Tag(title="Sci-Fi", slug="sci-fi")], average_rating=4.0),
+    ]
+    for book in books:
+        assert orjson.loads(document_json(book)) == book_to_document(book)
 
 
 def test_chunks_close_by_document_count() -> None:

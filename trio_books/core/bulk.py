@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from trio_books.core.books import Book, book_to_document
+from trio_books.core.books import Book, document_json
 from trio_books.errors import ElasticsearchError, ResponseShapeError
 
 # Only what the loader reads: a full answer repeats index name, shards, versions
@@ -33,7 +33,7 @@ def bulk_action(index: str | None, book: Book) -> bytes:
         action = b'{"index":{"_id":"%d"}}' % book.book_id
     else:
         action = orjson.dumps({"index": {"_index": index, "_id": str(book.book_id)}})
-    return action + b"\n" + orjson.dumps(book_to_document(book)) + b"\n"
+    return action + b"\n" + document_json(book) + b"\n"
 
 
 def bulk_body(index: str | None, books: Iterable[Book]) -> bytes:
