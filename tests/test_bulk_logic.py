@@ -37,7 +37,7 @@ def test_bulk_items_name_no_index_and_use_the_book_id() -> None:
 def test_encoded_documents_are_the_documents() -> None:
     books = [
         *synthetic_books(200),
-        Book(book_id=7, title="  Ωmega \"quoted\"  日本 ", authors=[Author(name="Ana Ñ")]),
+        Book(book_id=7, title='  Ωmega "quoted"  日本 ', authors=[Author(name="Ana Ñ")]),
         Book(book_id=0, title="T", tags=[Tag(title="Sci-Fi", slug="sci-fi")], average_rating=4.0),
     ]
     for book in books:

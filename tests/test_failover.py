@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 import trio
 from http_peer import HttpPeer
@@ -151,13 +152,19 @@ async def test_hedged_search_shows_its_attempts_in_server_timing(api_settings: S
     assert {"es-hits", "es-hits#first"} <= names
 
 
-async def test_stock_transport_still_selectable(api_settings: Settings) -> None:
-    settings = api_settings.model_copy(update={"es_transport": "stock"})
+@pytest.mark.parametrize("chosen", ["stock", "sharded"])
+async def test_httpx_baselines_still_selectable(api_settings: Settings, chosen: str) -> None:
+    settings = api_settings.model_copy(update={"es_transport": chosen})
     app = create_app(settings)
     async with app.test_app() as test_app:
         response = await test_app.test_client().get("/api/v1/search/?q=the")
         assert response.status_code == 200
-        assert app.extensions["trio_books.transport"] is None
+        transport = app.extensions["trio_books.transport"]
+    if chosen == "stock":
+        # httpx's own transport as it ships, not the project's, not sharded.
+        assert type(transport) is httpx.AsyncHTTPTransport
+    else:
+        assert transport is None  # the client's default, ShardedTransport
 
 
 def test_overloaded_is_a_503_with_retry_after() -> None:

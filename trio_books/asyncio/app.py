@@ -13,7 +13,7 @@ from trio_books.api.routes import install_service
 from trio_books.api.service import SearchService
 from trio_books.asyncio.fanout import CONCURRENCY
 from trio_books.asyncio.transport import AsyncioTransport
-from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.es.client import Elasticsearch, open_http_client, stock_transport
 from trio_books.settings import Settings, load_settings
 
 TRANSPORT_KEY = "trio_books.transport"
@@ -21,8 +21,10 @@ log = logging.getLogger("trio_books.app")
 
 
 def es_transport(settings: Settings) -> httpx.AsyncBaseTransport | None:
-    """The transport *settings* ask for (``None``: httpx's stock one)."""
+    """The transport *settings* ask for (``None``: httpx's pools, sharded)."""
     if settings.es_transport == "stock":
+        return stock_transport(settings.es_max_connections)
+    if settings.es_transport == "sharded":
         return None
     return AsyncioTransport(
         connections_per_node=settings.es_pool_size,

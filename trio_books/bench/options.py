@@ -8,7 +8,15 @@ from pathlib import Path
 
 from trio_books.errors import UsageError
 
-TARGETS = ("trio", "trio-stock", "asyncio", "asyncio-uvloop", "fastapi", "es-direct")
+TARGETS = (
+    "trio",
+    "trio-stock",
+    "trio-sharded",
+    "asyncio",
+    "asyncio-uvloop",
+    "fastapi",
+    "es-direct",
+)
 # ``ping`` is the bare ``GET /`` route, no Elasticsearch call: the serving stack's
 # own curve, against which the fan-out workloads' curves are read.
 WORKLOADS = ("search", "facets", "mixed", "ping")

@@ -296,7 +296,9 @@ def _transport_goals(options: BenchOptions, summary: dict[Key, dict[str, Any]]) 
                 own = scaling(summary, workload, target, low, high)
                 cells.append(f"{_num(own, 2)} | {_ratio(own, ping)}")
             lines.append(f"| {target} | {_num(ping, 2)} | " + " | ".join(cells) + " |")
-    peers = [p for p in ("trio-stock", "fastapi", "asyncio") if p in options.targets]
+    peers = [
+        p for p in ("trio-stock", "trio-sharded", "fastapi", "asyncio") if p in options.targets
+    ]
     if "trio" in options.targets and peers and fan_outs:
         lines += [
             "",

@@ -53,10 +53,18 @@ TARGETS: dict[str, Target] = {
         Target(
             "trio-stock",
             "Quart-Trio on Hypercorn's trio worker (the Trio build)",
-            "httpx (one shared AsyncClient) over httpx's stock transport (httpcore's pool), "
-            "fan-out in a Trio nursery",
+            "httpx (one shared AsyncClient) over httpx's stock transport, one httpcore pool "
+            "as httpx ships it, fan-out in a Trio nursery",
             ("trio_books", "serve", "--build", "trio"),
             env=(("TRIO_BOOKS_ES_TRANSPORT", "stock"),),
+        ),
+        Target(
+            "trio-sharded",
+            "Quart-Trio on Hypercorn's trio worker (the Trio build)",
+            "httpx (one shared AsyncClient) over several httpcore pools used in turn "
+            "(the mitigation before trio_books' transport), fan-out in a Trio nursery",
+            ("trio_books", "serve", "--build", "trio"),
+            env=(("TRIO_BOOKS_ES_TRANSPORT", "sharded"),),
         ),
         Target(
             "asyncio",

@@ -14,24 +14,33 @@ from __future__ import annotations
 import argparse
 import time
 
+import httpx
 import trio
 
-from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.es.client import Elasticsearch, open_http_client, stock_transport
 from trio_books.trio.transport import TrioTransport
 
 BODY = {"size": 1, "query": {"match_all": {}}}
+# httpx's stock transport; httpx's pools, sharded; ours under httpx's objects; ours below them.
+NAMES = ("stock", "sharded", "trio_books/httpx", "trio_books")
 
 
 async def run(es_url: str, transport_name: str, calls: int, concurrency: int) -> float:
     raw = transport_name == "trio_books"
-    transport = (
-        TrioTransport(connections_per_node=concurrency) if transport_name != "stock" else None
-    )
+    transport: httpx.AsyncBaseTransport | None
+    if transport_name == "stock":
+        transport = stock_transport(concurrency)  # one httpcore pool, as httpx ships
+    elif transport_name == "sharded":
+        transport = None  # the client's default: several httpcore pools in turn
+    else:
+        transport = TrioTransport(connections_per_node=concurrency)
     async with open_http_client(
         timeout=30, max_connections=concurrency, transport=transport
     ) as http:
         # The app's own wiring: our transport also takes calls below httpx's objects.
-        es = Elasticsearch(http, [es_url], raw=transport if raw else None)
+        es = Elasticsearch(
+            http, [es_url], raw=transport if raw and isinstance(transport, TrioTransport) else None
+        )
         await es.search("_all", BODY)
         left = calls
 
@@ -59,7 +68,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--profile", choices=["stock", "trio_books/httpx", "trio_books"])
+    parser.add_argument("--profile", choices=NAMES)
     args = parser.parse_args()
     if args.profile:
         from pyinstrument import Profiler  # type: ignore[import-not-found]
@@ -69,7 +78,7 @@ def main() -> None:
         profiler.print(short_mode=True, show_all=False, color=False)
         return
     for _ in range(args.rounds):
-        for name in ("stock", "trio_books/httpx", "trio_books"):
+        for name in NAMES:
             trio.run(run, args.es, name, args.calls, args.concurrency)
 
 

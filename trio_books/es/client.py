@@ -78,6 +78,11 @@ POOL_SHARD_SIZE = 8
 """Connections per pool of :class:`ShardedTransport`."""
 
 
+def stock_transport(max_connections: int) -> httpx.AsyncHTTPTransport:
+    """httpx's own transport as it ships, one httpcore pool: the benchmark's baseline."""
+    return httpx.AsyncHTTPTransport(limits=http_limits(max_connections))
+
+
 class ShardedTransport(httpx.AsyncBaseTransport):
     """Several small connection pools used in turn, instead of one large pool.
 

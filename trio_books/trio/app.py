@@ -11,7 +11,7 @@ from quart_trio import QuartTrio
 from trio_books.api.application import configure_app
 from trio_books.api.routes import install_service
 from trio_books.api.service import SearchService
-from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.es.client import Elasticsearch, open_http_client, stock_transport
 from trio_books.settings import Settings, load_settings
 from trio_books.trio.asgi import shielded_send
 from trio_books.trio.fanout import CONCURRENCY
@@ -21,8 +21,10 @@ TRANSPORT_KEY = "trio_books.transport"
 
 
 def es_transport(settings: Settings) -> httpx.AsyncBaseTransport | None:
-    """The transport *settings* ask for (``None``: httpx's stock one)."""
+    """The transport *settings* ask for (``None``: httpx's pools, sharded)."""
     if settings.es_transport == "stock":
+        return stock_transport(settings.es_max_connections)
+    if settings.es_transport == "sharded":
         return None
     return TrioTransport(
         connections_per_node=settings.es_pool_size,
