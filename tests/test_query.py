@@ -131,7 +131,11 @@ def test_index_body_is_a_fresh_copy_each_time() -> None:
 def test_time_limit_rounds_down_to_a_cacheable_step() -> None:
     from trio_books.core.query import with_time_limit
 
-    assert with_time_limit({}, 1.9987)["timeout"] == "1900ms"
-    assert with_time_limit({}, 1.9012)["timeout"] == "1900ms"
+    # Most of a 2 s budget left: one key for every call that started in its first 500 ms.
+    assert with_time_limit({}, 1.9987)["timeout"] == "1500ms"
+    assert with_time_limit({}, 1.6012)["timeout"] == "1500ms"
+    assert with_time_limit({}, 1.0)["timeout"] == "1000ms"
+    # Near the end, finer steps waste less of what is left.
+    assert with_time_limit({}, 0.9987)["timeout"] == "900ms"
     assert with_time_limit({}, 0.0734)["timeout"] == "73ms"
     assert with_time_limit({}, 0.0)["timeout"] == "1ms"
