@@ -57,24 +57,23 @@ class BenchOptions:
     quick: bool
 
 
-def parse_targets(text: str) -> tuple[str, ...]:
+def _names(text: str, option: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated names, each once, in order; every one of them in *allowed*."""
     names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    unknown = [name for name in names if name not in TARGETS]
+    unknown = [name for name in names if name not in allowed]
     if unknown or not names:
         raise UsageError(
-            f"--targets: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(TARGETS)}"
+            f"{option}: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(allowed)}"
         )
     return names
+
+
+def parse_targets(text: str) -> tuple[str, ...]:
+    return _names(text, "--targets", TARGETS)
 
 
 def parse_workloads(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    unknown = [name for name in names if name not in WORKLOADS]
-    if unknown or not names:
-        raise UsageError(
-            f"--workload: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(WORKLOADS)}"
-        )
-    return names
+    return _names(text, "--workload", WORKLOADS)
 
 
 def parse_concurrency(text: str) -> tuple[int, ...]:
