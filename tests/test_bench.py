@@ -29,10 +29,14 @@ from trio_books.core.results import parse_search
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-async def run_bench(tmp_path: Path, es_url: str, *args: str) -> tuple[Path, dict[str, Any]]:
+async def run_bench(
+    tmp_path: Path, es_url: str, index: str, *args: str
+) -> tuple[Path, dict[str, Any]]:
+    """``bench --quick`` on a 300-book catalogue in *index*, with *args*."""
     out = tmp_path / "bench"
+    quick = ["--quick", "--out", str(out), "--index", index, "--catalogue-size", "300"]
     result = await trio.run_process(
-        [sys.executable, "-m", "trio_books", "bench", "--quick", "--out", str(out), *args],
+        [sys.executable, "-m", "trio_books", "bench", *quick, *args],
         env={**os.environ, "TRIO_BOOKS_ES_URLS": es_url},
         capture_stdout=True,
         capture_stderr=True,
@@ -46,9 +50,7 @@ async def run_bench(tmp_path: Path, es_url: str, *args: str) -> tuple[Path, dict
 async def test_quick_bench_writes_well_formed_outputs(
     tmp_path: Path, es_url: str, index_name: str
 ) -> None:
-    out, results = await run_bench(
-        tmp_path, es_url, "--index", index_name, "--catalogue-size", "300", "--concurrency", "1,4"
-    )
+    out, results = await run_bench(tmp_path, es_url, index_name, "--concurrency", "1,4")
     assert {"cpu", "cores", "memory_gib", "python", "load_average"} <= set(results["machine"])
     assert results["versions"]["elasticsearch-server"]
     assert results["versions"]["wrk"].startswith("wrk")
@@ -101,10 +103,7 @@ async def test_quick_bench_against_the_latency_standin(
     out, results = await run_bench(
         tmp_path,
         es_url,
-        "--index",
         index_name,
-        "--catalogue-size",
-        "300",
         "--targets",
         "trio,es-direct",
         "--concurrency",
@@ -126,10 +125,7 @@ async def test_quick_bench_interleaves_workloads_and_reads_scaling_against_ping(
     out, results = await run_bench(
         tmp_path,
         es_url,
-        "--index",
         index_name,
-        "--catalogue-size",
-        "300",
         "--targets",
         "trio,trio-stock,es-direct",
         "--workload",

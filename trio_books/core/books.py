@@ -60,6 +60,5 @@ def document_json(book: Book) -> bytes:
 
 
 def document_to_book(source: dict[str, Any]) -> Book:
-    """The book stored in an Elasticsearch ``_source``."""
-    fields = {key: value for key, value in source.items() if key != "title_sort"}
-    return Book.model_validate(fields)
+    """The book stored in an Elasticsearch ``_source`` (the model ignores ``title_sort``)."""
+    return Book.model_validate(source)
