@@ -131,7 +131,14 @@ async def trio_part(url: str, index: str, narration: Narration) -> Children:
     children = Children("nursery")
     async with open_demo_http() as http:
         es = Elasticsearch(http, [url])
-        await es.search(index, tags_by_year_body())  # warm-up
+        # Warm-up with connections for every child, opened side by side (two per
+        # child: the client spreads calls over its two pools in turn). The demo is
+        # about cancelling requests in flight; a child still connecting when the
+        # cancel comes would stop inside trio's happy-eyeballs nursery and could
+        # end with an exception group rather than a plain Cancelled.
+        async with trio.open_nursery() as warm_up:
+            for _ in range(2 * (len(SLOW) + 1)):
+                warm_up.start_soon(es.search, index, tags_by_year_body())
         narration.section("Trio: three children in a nursery")
         try:
             async with trio.open_nursery() as nursery:
