@@ -10,7 +10,7 @@ It imports no event loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import httpx
 
@@ -28,6 +28,22 @@ _HTTP11 = {"http_version": b"HTTP/1.1"}
 
 class PoolOverloaded(httpx.TransportError):
     """Every slot of the node is taken and its wait queue is full: shed, don't queue."""
+
+
+class AnswerTooLarge(httpx.RemoteProtocolError):
+    """The node's answer was larger than the transport's cap; the connection was closed."""
+
+
+class Origin(NamedTuple):
+    """Where a connection goes: the pool key (a scheme is part of it: https never shares with http)."""
+
+    scheme: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -50,8 +66,7 @@ class RawTransport(Protocol):
 
     async def exchange(
         self,
-        host: str,
-        port: int,
+        origin: Origin,
         method: bytes,
         target: bytes,
         headers: list[tuple[bytes, bytes]],
@@ -93,12 +108,14 @@ def is_idempotent(request: httpx.Request) -> bool:
     return idempotent(request.method, request.url.raw_path)
 
 
-def origin_of(request: httpx.Request) -> tuple[str, int]:
-    """The node's (host, port) that this request goes to."""
+def origin_of(request: httpx.Request) -> Origin:
+    """The node this request goes to."""
     url = request.url
-    if url.scheme != "http":
-        raise httpx.UnsupportedProtocol(f"this transport speaks plain http only, not {url.scheme}")
-    return url.host, url.port or 80
+    if url.scheme == "https":
+        return Origin("https", url.host, url.port or 443)
+    if url.scheme == "http":
+        return Origin("http", url.host, url.port or 80)
+    raise httpx.UnsupportedProtocol(f"this transport speaks http and https, not {url.scheme}")
 
 
 def to_response(answer: Answer, request: httpx.Request) -> httpx.Response:

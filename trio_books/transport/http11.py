@@ -10,12 +10,26 @@ pool.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import h11
 
 READ_SIZE = 65536
 Headers = list[tuple[bytes, bytes]]
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+"""The default cap on one answer's body (``ES_MAX_RESPONSE_BYTES``)."""
+# A TLS record's first bytes (handshake or alert, TLS 1.0-1.3): what a TLS
+# port says to a client that spoke plain HTTP to it.
+_TLS_RECORD_STARTS = (b"\x15\x03", b"\x16\x03")
+
+
+class ResponseTooLarge(h11.RemoteProtocolError):
+    """The answer's body is larger than the cap."""
+
+
+class TLSAnswer(h11.RemoteProtocolError):
+    """The peer answered a plain HTTP request with TLS."""
 
 
 @dataclass(frozen=True)
@@ -46,10 +60,17 @@ def request_bytes(
 
 
 class ResponseReader:
-    """Collects one response from the bytes the shell reads."""
+    """Collects one response from the bytes the shell reads, up to *max_bytes* of body.
 
-    def __init__(self, connection: h11.Connection) -> None:
+    The cap holds by ``Content-Length`` before any of the body is read, and by
+    the bytes read so far for a chunked answer (gzip answers: on the decoded
+    size too, see :func:`decoded_body`).
+    """
+
+    def __init__(self, connection: h11.Connection, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self.connection = connection
+        self.max_bytes = max_bytes
+        self._size = 0
         self.received_any = False
         self._status = 0
         self._reason = b""
@@ -62,8 +83,10 @@ class ResponseReader:
         Raises:
             h11.RemoteProtocolError: the peer broke the framing or closed mid-answer.
         """
-        if data:
+        if data and not self.received_any:
             self.received_any = True
+            if data.startswith(_TLS_RECORD_STARTS):
+                raise TLSAnswer("the node speaks TLS: use https://")
         self.connection.receive_data(data)
         while True:
             event = self.connection.next_event()
@@ -72,7 +95,13 @@ class ResponseReader:
             if isinstance(event, h11.Response):
                 self._status, self._reason = event.status_code, event.reason
                 self._headers = list(event.headers)
+                for name, value in self._headers:
+                    if name == b"content-length" and int(value) > self.max_bytes:
+                        raise ResponseTooLarge(f"the answer's body is over {self.max_bytes} bytes")
             elif isinstance(event, h11.Data):
+                self._size += len(event.data)
+                if self._size > self.max_bytes:
+                    raise ResponseTooLarge(f"the answer's body is over {self.max_bytes} bytes")
                 self._chunks.append(bytes(event.data))
             elif isinstance(event, h11.EndOfMessage):
                 body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
@@ -88,3 +117,26 @@ def reusable(connection: h11.Connection) -> bool:
         connection.start_next_cycle()
         return True
     return False
+
+
+def decoded_body(answer: Answer, max_bytes: int = MAX_RESPONSE_BYTES) -> bytes:
+    """The body with a ``Content-Encoding: gzip`` undone, never more than *max_bytes*.
+
+    Raises:
+        ResponseTooLarge: the decoded body would pass *max_bytes*.
+        h11.RemoteProtocolError: the body is not valid gzip.
+    """
+    encoding = next((value for name, value in answer.headers if name == b"content-encoding"), None)
+    if encoding is None or encoding.lower() == b"identity":
+        return answer.body
+    if encoding.lower() != b"gzip":
+        raise h11.RemoteProtocolError(f"unsupported content encoding {encoding!r}")
+    # Bounded: a small gzip body may inflate to gigabytes.
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        body = inflater.decompress(answer.body, max_bytes + 1)
+    except zlib.error as error:
+        raise h11.RemoteProtocolError(f"the gzip body does not decode: {error}") from error
+    if len(body) > max_bytes:
+        raise ResponseTooLarge(f"the answer's decoded body is over {max_bytes} bytes")
+    return body

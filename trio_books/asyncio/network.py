@@ -1,0 +1,141 @@
+"""The asyncio backend of the Elasticsearch transport: plain sockets on the loop's readiness waits.
+
+It mirrors :mod:`trio_books.trio.network` so the benchmark compares
+concurrency models rather than clients: a connection owns a non-blocking
+socket, calls ``send``/``recv`` directly, and waits (``loop.add_reader`` /
+``add_writer`` on a future, under ``asyncio.timeout_at``) only when the kernel
+has nothing yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+
+from trio_books.transport.tls import READ_SIZE
+
+
+class AsyncioSocket:
+    """One connected non-blocking socket (a :class:`~trio_books.transport.backend.RawStream`)."""
+
+    __slots__ = ("loop", "sock")
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        self.sock = sock
+        self.loop = loop
+
+    async def send_all(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                sent = self.sock.send(view)
+            except BlockingIOError:
+                await _wait(self.loop, self.sock, deadline, writable=True)
+                continue
+            view = view[sent:]
+
+    async def receive_some(self, deadline: float) -> bytes:
+        while True:
+            try:
+                return self.sock.recv(READ_SIZE)
+            except BlockingIOError:
+                await _wait(self.loop, self.sock, deadline, writable=False)
+
+    def receive_nowait(self) -> bytes | None:
+        try:
+            return self.sock.recv(READ_SIZE)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
+
+    def looks_closed(self) -> bool:
+        return self.receive_nowait() is not None
+
+    def close(self) -> None:
+        # Synchronous on purpose: it runs where a cancelled task may not await.
+        self.sock.close()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+async def _wait(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, deadline: float, *, writable: bool
+) -> None:
+    waiter: asyncio.Future[None] = loop.create_future()
+    if writable:
+        loop.add_writer(sock, _wake, waiter)
+    else:
+        loop.add_reader(sock, _wake, waiter)
+    try:
+        if deadline == math.inf:
+            await waiter
+        else:
+            async with asyncio.timeout_at(deadline):
+                await waiter
+    finally:
+        if writable:
+            loop.remove_writer(sock)
+        else:
+            loop.remove_reader(sock)
+
+
+class AsyncioSlots:
+    """A node's slots on an ``asyncio.Semaphore``."""
+
+    __slots__ = ("semaphore",)
+
+    def __init__(self, capacity: int) -> None:
+        self.semaphore = asyncio.Semaphore(capacity)
+
+    def free(self) -> bool:
+        return not self.semaphore.locked()
+
+    async def acquire(self, token: object, deadline: float) -> bool:
+        if not self.semaphore.locked():
+            await self.semaphore.acquire()  # free: returns at once
+            return True
+        try:
+            async with asyncio.timeout_at(None if deadline == math.inf else deadline):
+                await self.semaphore.acquire()
+        except TimeoutError:
+            return False
+        return True
+
+    def release(self, token: object) -> None:
+        self.semaphore.release()
+
+
+class AsyncioNetwork:
+    """The :class:`~trio_books.transport.backend.NetworkBackend` of the asyncio build."""
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def slots(self, capacity: int) -> AsyncioSlots:
+        return AsyncioSlots(capacity)
+
+    async def connect(self, host: str, port: int, deadline: float) -> AsyncioSocket:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout_at(None if deadline == math.inf else deadline):
+            found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            failure: OSError = OSError(f"no address for {host}")
+            for family, kind, proto, _, address in found:
+                sock = socket.socket(family, kind, proto)
+                try:
+                    sock.setblocking(False)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    await loop.sock_connect(sock, address)
+                except OSError as error:
+                    sock.close()
+                    failure = error
+                    continue
+                except BaseException:
+                    sock.close()
+                    raise
+                return AsyncioSocket(sock, loop)
+        raise failure
