@@ -7,17 +7,23 @@ reads the environment at import time.
 from __future__ import annotations
 
 import contextlib
+import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from trio_books.core.query import MAX_QUERY_LENGTH, MAX_RESULT_WINDOW, MAX_SIZE, MAX_TAGS, QueryCaps
+from trio_books.es.connection import decode_cloud_id, parse_node, take_credentials
 
 Preset = Literal["development", "production"]
 
 # What the production preset turns off unless the setting is given explicitly.
 PRODUCTION_DEFAULTS: dict[str, object] = {"docs": False, "allow_trace": False}
+
+MIB = 1024 * 1024
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def _split_commas(value: object) -> object:
@@ -39,6 +45,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        # A validation error would otherwise quote its input, passwords included.
+        hide_input_in_errors=True,
     )
 
     es_urls: Annotated[list[str], NoDecode] = Field(
@@ -85,6 +93,34 @@ class Settings(BaseSettings):
     docs: bool = True
     # Whether /openapi.json is served (kept on in production: it is what clients generate from).
     openapi: bool = True
+
+    # ---- Elasticsearch security, named after elastic-transport's options.
+    # An Elastic Cloud deployment's id: it becomes es_urls, so the two exclude each other.
+    es_cloud_id: str | None = None
+    # One kind of credentials at most: an API key (encoded, or "id:key"), a user name
+    # and password, a bearer token, or "user:password@" in es_urls.
+    es_api_key: SecretStr | None = Field(default=None, min_length=1)
+    es_username: str | None = Field(default=None, min_length=1)
+    es_password: SecretStr | None = None
+    es_bearer_auth: SecretStr | None = Field(default=None, min_length=1)
+    # "user:password" taken out of es_urls (so that no URL, repr or log line holds it);
+    # only ever set from the URLs, never from outside.
+    es_url_credentials: SecretStr | None = None
+    # A PEM file of the CAs to trust instead of the system's.
+    es_ca_certs: str | None = None
+    # false turns certificate checks off (a throwaway cluster's self-signed certificate).
+    es_verify_certs: bool = True
+    # SHA-256 of a certificate in the node's chain (Elasticsearch prints its CA's on first
+    # start), hex, colons allowed. As in elastic-transport, a pin replaces CA verification:
+    # it works alone, and with it es_ca_certs and es_verify_certs play no part.
+    es_ssl_assert_fingerprint: str | None = None
+    # A client certificate (PEM), and its key when the certificate file does not hold it.
+    es_client_cert: str | None = None
+    es_client_key: str | None = None
+    # gzip request bodies and accept gzip answers; unset: on with es_cloud_id, else off.
+    es_http_compress: bool | None = None
+    # A larger answer from Elasticsearch is refused rather than held in memory.
+    es_max_response_bytes: int = Field(default=32 * MIB, ge=1024, le=1024 * MIB)
 
     # ---- caps on what one request may ask; each tightens the documented ceiling.
     max_query_length: int = Field(default=MAX_QUERY_LENGTH, ge=1, le=MAX_QUERY_LENGTH)
@@ -141,6 +177,54 @@ class Settings(BaseSettings):
                 data = {**data, "read_timeout": max(10.0, float(data["search_deadline"]) + 5)}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _nodes_without_secrets(cls, data: Any) -> Any:
+        """Turn a cloud id into es_urls, and move userinfo out of es_urls."""
+        if not isinstance(data, dict):
+            return data
+        # Derived from the URLs alone: a value from outside is dropped.
+        data = {key: value for key, value in data.items() if key != "es_url_credentials"}
+        cloud_id = data.get("es_cloud_id")
+        if isinstance(cloud_id, str):
+            # Any es_urls here was given (environment, .env or keyword), not defaulted.
+            if "es_urls" in data:
+                raise ValueError("es_cloud_id and es_urls exclude each other: give one of them")
+            data["es_urls"] = [decode_cloud_id(cloud_id)]
+        urls = _split_commas(data.get("es_urls"))
+        # Anything but a list of strings is left for the field's own validation.
+        if isinstance(urls, list) and all(isinstance(url, str) for url in urls):
+            data["es_urls"], pair = take_credentials(urls)
+            if pair is not None:
+                data["es_url_credentials"] = pair
+        return data
+
+    @model_validator(mode="after")
+    def _one_kind_of_credentials(self) -> Settings:
+        if (self.es_username is None) != (self.es_password is None):
+            raise ValueError("es_username and es_password go together: give both or neither")
+        if self.es_username is not None and ":" in self.es_username:
+            raise ValueError(
+                "es_username must not contain ':' (basic auth splits on the first one)"
+            )
+        given = [
+            name
+            for name, value in (
+                ("es_api_key", self.es_api_key),
+                ("es_username/es_password", self.es_username),
+                ("es_bearer_auth", self.es_bearer_auth),
+                ("user:password in es_urls", self.es_url_credentials),
+            )
+            if value is not None
+        ]
+        if len(given) > 1:
+            raise ValueError(
+                f"give one kind of Elasticsearch credentials, not {' and '.join(given)}"
+            )
+        if self.es_client_key is not None and self.es_client_cert is None:
+            raise ValueError("es_client_key needs es_client_cert")
+        return self
+
     @model_validator(mode="after")
     def _timeouts_in_order(self) -> Settings:
         if self.read_timeout <= self.search_deadline:
@@ -178,10 +262,35 @@ class Settings(BaseSettings):
     @field_validator("es_urls")
     @classmethod
     def _http_urls(cls, urls: list[str]) -> list[str]:
+        # Userinfo is gone by now (_nodes_without_secrets): these URLs may be quoted.
         for url in urls:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"Elasticsearch URL must start with http:// or https://: {url!r}")
+            try:
+                parse_node(url)
+            except ValueError as error:
+                raise ValueError(f"es_urls: {error}") from None
         return [url.rstrip("/") for url in urls]
+
+    @field_validator("es_ca_certs", "es_client_cert", "es_client_key")
+    @classmethod
+    def _existing_file(cls, path: str | None, info: ValidationInfo) -> str | None:
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"{info.field_name}: no such file: {path!r}")
+        return path
+
+    @field_validator("es_ssl_assert_fingerprint")
+    @classmethod
+    def _sha256_hex(cls, fingerprint: str | None) -> str | None:
+        if fingerprint is None:
+            return None
+        normal = fingerprint.replace(":", "").strip().lower()
+        if not SHA256_HEX.fullmatch(normal):
+            raise ValueError(
+                "es_ssl_assert_fingerprint must be a SHA-256 fingerprint: "
+                "64 hex digits, colons allowed"
+            )
+        return normal
 
 
 def load_settings(**overrides: object) -> Settings:
