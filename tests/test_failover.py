@@ -13,7 +13,7 @@ from quart.typing import TestClientProtocol as Client
 from trio_books.core.timeline import Timeline
 from trio_books.core.timing import parse_timing_entries
 from trio_books.errors import ConnectionsExhausted, ElasticsearchUnavailable
-from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.es.client import Elasticsearch, ShardedTransport, open_http_client
 from trio_books.settings import Settings
 from trio_books.transport.nodes import NodeSet, dead_backoff
 from trio_books.transport.quantile import RollingQuantile
@@ -164,7 +164,7 @@ async def test_httpx_baselines_still_selectable(api_settings: Settings, chosen: 
         # httpx's own transport as it ships, not the project's, not sharded.
         assert type(transport) is httpx.AsyncHTTPTransport
     else:
-        assert transport is None  # the client's default, ShardedTransport
+        assert type(transport) is ShardedTransport
 
 
 def test_overloaded_is_a_503_with_retry_after() -> None:

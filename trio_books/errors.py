@@ -13,9 +13,12 @@ Hierarchy::
     │   └── HeadersTooLarge             431  headers past ``max_header_bytes`` or ``max_header_count``
     ├── Overloaded                      503  too many searches in progress: shed at once
     ├── ElasticsearchError              502  Elasticsearch answered, but not as expected
-    │   └── IndexMissing                503  the index (or alias) does not exist yet
+    │   ├── IndexMissing                503  the index (or alias) does not exist yet
+    │   └── AnswerTooLarge              502  an answer past ``es_max_response_bytes``
     ├── ElasticsearchUnavailable        503  Elasticsearch could not be reached
-    │   └── ConnectionsExhausted        503  every connection to every node is busy: shed
+    │   ├── ConnectionsExhausted        503  every connection to every node is busy: shed
+    │   ├── CredentialsRefused          503  Elasticsearch answered 401 or 403
+    │   └── CertificateRefused          503  the node's TLS certificate was not accepted
     ├── DeadlineExceeded                504  the search's deadline passed first
     │   └── ElasticsearchTimeout        504  an Elasticsearch call timed out
     ├── ResponseShapeError              502  an Elasticsearch answer did not parse
@@ -44,9 +47,12 @@ class TrioBooksError(Exception):
     status: int = 500
     code: str = "internal_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # What only the log line gets (node, credential kind, upstream text);
+        # ``message`` is what the client sees.
+        self.detail = detail
 
     def headers(self) -> dict[str, str]:
         """Extra response headers this error asks for."""
@@ -129,6 +135,16 @@ class IndexMissing(ElasticsearchError):
         return {"Retry-After": "5"}
 
 
+class AnswerTooLarge(ElasticsearchError):
+    """An Elasticsearch answer was larger than ``es_max_response_bytes``: its connection was closed."""
+
+    code = "elasticsearch_answer_too_large"
+    PUBLIC_MESSAGE = "Elasticsearch's answer was larger than the service accepts"
+
+    def __init__(self, *, detail: str) -> None:
+        super().__init__(self.PUBLIC_MESSAGE, detail=detail)
+
+
 class ElasticsearchUnavailable(TrioBooksError):
     status = 503
     code = "elasticsearch_unavailable"
@@ -144,6 +160,32 @@ class ConnectionsExhausted(ElasticsearchUnavailable):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "1"}
+
+
+class CredentialsRefused(ElasticsearchUnavailable):
+    """Elasticsearch refused the service: 401 (unknown credentials) or 403 (not allowed).
+
+    Not the node's fault, and no other node would answer otherwise: it is
+    neither marked dead nor retried. The public message is fixed; which node
+    and which kind of credential go to the log line (never the secret).
+    """
+
+    code = "elasticsearch_credentials_refused"
+    PUBLIC_MESSAGE = "Elasticsearch refused the service's credentials"
+
+    def __init__(self, upstream_status: int, *, detail: str) -> None:
+        super().__init__(self.PUBLIC_MESSAGE, detail=detail)
+        self.upstream_status = upstream_status
+
+
+class CertificateRefused(ElasticsearchUnavailable):
+    """The node's TLS certificate was not accepted (unknown CA, wrong name or fingerprint)."""
+
+    code = "elasticsearch_certificate_refused"
+    PUBLIC_MESSAGE = "the service could not verify Elasticsearch's TLS certificate"
+
+    def __init__(self, *, detail: str) -> None:
+        super().__init__(self.PUBLIC_MESSAGE, detail=detail)
 
 
 class DeadlineExceeded(TrioBooksError):

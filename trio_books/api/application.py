@@ -129,7 +129,7 @@ def _register_error_handlers(app: Quart) -> None:
     @app.errorhandler(TrioBooksError)
     async def ours(error: TrioBooksError) -> Response:
         if error.status >= 500:
-            log.warning("answered %s: %s", error.status, error.message)
+            log.warning("answered %s: %s", error.status, error.detail or error.message)
         # A failed search's timeline is the most telling one: return it when asked.
         timeline = g.get("timeline")
         settings: Settings = current_app.config["TRIO_BOOKS_SETTINGS"]

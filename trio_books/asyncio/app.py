@@ -12,24 +12,12 @@ from trio_books.api.application import configure_app
 from trio_books.api.routes import install_service
 from trio_books.api.service import SearchService
 from trio_books.asyncio.fanout import CONCURRENCY
-from trio_books.asyncio.transport import AsyncioTransport
-from trio_books.es.client import Elasticsearch, open_http_client, stock_transport
+from trio_books.es.client import open_elasticsearch
+from trio_books.es.connection import connection_config
 from trio_books.settings import Settings, load_settings
 
 TRANSPORT_KEY = "trio_books.transport"
 log = logging.getLogger("trio_books.app")
-
-
-def es_transport(settings: Settings) -> httpx.AsyncBaseTransport | None:
-    """The transport *settings* ask for (``None``: httpx's pools, sharded)."""
-    if settings.es_transport == "stock":
-        return stock_transport(settings.es_max_connections)
-    if settings.es_transport == "sharded":
-        return None
-    return AsyncioTransport(
-        connections_per_node=settings.es_pool_size,
-        max_waiting_per_node=settings.es_pool_queue,
-    )
 
 
 def create_app(
@@ -52,17 +40,10 @@ def create_app(
     async def lifespan() -> AsyncGenerator[None, None]:
         # The client lives exactly as long as serving does: opened before the
         # first request, closed (with its connections) after the last.
-        chosen = transport or es_transport(settings)
-        app.extensions[TRANSPORT_KEY] = chosen
-        async with open_http_client(
-            timeout=settings.es_timeout,
-            max_connections=settings.es_max_connections,
-            transport=chosen,
-        ) as http:
-            # Our own transport also takes calls below httpx's objects; one
-            # given by a caller (a test's recorder) sees every call through httpx.
-            raw = chosen if isinstance(chosen, AsyncioTransport) and transport is None else None
-            es = Elasticsearch(http, settings.es_urls, retries=settings.es_retries, raw=raw)
+        async with open_elasticsearch(
+            connection_config(settings), "asyncio", transport=transport
+        ) as es:
+            app.extensions[TRANSPORT_KEY] = es.transport
             install_service(app, SearchService(es, settings, CONCURRENCY))
             try:
                 yield

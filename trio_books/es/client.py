@@ -2,9 +2,12 @@
 
 This module is loop-neutral: httpx runs on Trio and on asyncio alike, so the
 Trio build, the asyncio build and the loader all call Elasticsearch through it.
-It owns no client: whoever serves owns the ``httpx.AsyncClient`` (one per app
-lifetime) and hands it in. Failures become the errors of
-:mod:`trio_books.errors`, each with its HTTP status.
+Every caller opens its client with :func:`open_elasticsearch` from the one
+:class:`~trio_books.es.connection.ConnectionConfig` of its lifetime: nodes
+(``https://`` ones over TLS), credentials, compression and caps come from
+there, and nothing else reads the URLs. Failures become the errors of
+:mod:`trio_books.errors`, each with its HTTP status; 401 and 403 are their own
+error, neither retried nor marking a node dead.
 
 Several nodes: each call goes to the next living node (round-robin, see
 :mod:`trio_books.transport.nodes`). A node that fails (no connection, a
@@ -18,27 +21,46 @@ same over any transport, the stock one included.
 
 from __future__ import annotations
 
+import gzip
 import itertools
+import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from typing import Any
-from urllib.parse import urlencode, urlsplit
+from typing import Any, Literal
+from urllib.parse import urlencode
 
 import httpx
 import orjson
 
 from trio_books.core.timeline import attempt_started, current_span, record_attempt
 from trio_books.errors import (
+    AnswerTooLarge,
+    CertificateRefused,
     ConnectionsExhausted,
+    CredentialsRefused,
     ElasticsearchError,
     ElasticsearchTimeout,
     ElasticsearchUnavailable,
     IndexMissing,
     TrioBooksError,
+    UsageError,
 )
-from trio_books.transport.adapter import PoolOverloaded, RawTransport, idempotent, timeouts_from
+from trio_books.es.connection import ConnectionConfig, Node, parse_node
+from trio_books.logs import current_request_id
+from trio_books.transport.adapter import AnswerTooLarge as TransportAnswerTooLarge
+from trio_books.transport.adapter import (
+    Origin,
+    PoolOverloaded,
+    RawTransport,
+    idempotent,
+    timeouts_from,
+)
+from trio_books.transport.connection_pool import Transport
+from trio_books.transport.http11 import MAX_RESPONSE_BYTES, decoded_body
 from trio_books.transport.nodes import NodeSet
+from trio_books.transport.tls import CertificateProblem, SpeaksTLS, TLSOptions, client_context
 
 # "identity": httpx asks for gzip by default, and Elasticsearch then spends CPU
 # compressing answers that we spend CPU decompressing, over loopback or a LAN
@@ -51,7 +73,10 @@ JSON_HEADERS = {
 NDJSON_HEADERS = {**JSON_HEADERS, "content-type": "application/x-ndjson"}
 # Statuses that say "this node cannot serve now", not "your request is wrong".
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# Statuses that say "not with these credentials": the same on every node.
+AUTH_STATUSES = frozenset({401, 403})
 DEFAULT_RETRIES = 2
+DEFAULT_TIMEOUT = 30.0
 
 avoid_nodes: ContextVar[frozenset[str]] = ContextVar("trio_books_avoid_nodes", default=frozenset())
 """Nodes this task's calls should not use if another is left (a hedge avoids its rival's node)."""
@@ -78,9 +103,11 @@ POOL_SHARD_SIZE = 8
 """Connections per pool of :class:`ShardedTransport`."""
 
 
-def stock_transport(max_connections: int) -> httpx.AsyncHTTPTransport:
+def stock_transport(
+    max_connections: int, *, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncHTTPTransport:
     """httpx's own transport as it ships, one httpcore pool: the benchmark's baseline."""
-    return httpx.AsyncHTTPTransport(limits=http_limits(max_connections))
+    return httpx.AsyncHTTPTransport(limits=http_limits(max_connections), verify=verify)
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
@@ -93,11 +120,12 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     service's main CPU cost; pools of :data:`POOL_SHARD_SIZE` keep it small.
     """
 
-    def __init__(self, max_connections: int) -> None:
+    def __init__(self, max_connections: int, *, verify: ssl.SSLContext | bool = True) -> None:
         shards = max(1, -(-max_connections // POOL_SHARD_SIZE))
         per_shard = -(-max_connections // shards)
         self.shards = [
-            httpx.AsyncHTTPTransport(limits=http_limits(per_shard)) for _ in range(shards)
+            httpx.AsyncHTTPTransport(limits=http_limits(per_shard), verify=verify)
+            for _ in range(shards)
         ]
         self._next = itertools.cycle(self.shards)
 
@@ -115,11 +143,174 @@ def open_http_client(
     max_connections: int,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """The one ``httpx.AsyncClient`` of an app's lifetime (use it with ``async with``)."""
+    """An ``httpx.AsyncClient`` over *transport* (use it with ``async with``).
+
+    Prefer :func:`open_elasticsearch`, which builds the transport from the
+    connection configuration; this is for a transport the caller made.
+    """
     return httpx.AsyncClient(
         timeout=http_timeout(timeout),
         transport=transport or ShardedTransport(max_connections),
     )
+
+
+Build = Literal["trio", "asyncio"]
+
+
+def own_transport(
+    config: ConnectionConfig, build: Build, *, pool_size: int | None = None
+) -> Transport:
+    """The project's transport for *build*, as *config* describes it."""
+    options: dict[str, Any] = {
+        "connections_per_node": pool_size or config.pool_size,
+        "max_waiting_per_node": config.pool_queue,
+        "tls": config.tls,
+        "max_response_bytes": config.max_response_bytes,
+    }
+    if build == "trio":
+        from trio_books.trio.transport import TrioTransport
+
+        return TrioTransport(**options)
+    from trio_books.asyncio.transport import AsyncioTransport
+
+    return AsyncioTransport(**options)
+
+
+def build_clock(build: Build) -> Callable[[], float]:
+    """The event loop's clock (the transport's deadlines and node backoff share it)."""
+    if build == "trio":
+        from trio_books.trio.network import TrioNetwork
+
+        return TrioNetwork().now
+    from trio_books.asyncio.network import AsyncioNetwork
+
+    return AsyncioNetwork().now
+
+
+def es_transport(config: ConnectionConfig, build: Build) -> httpx.AsyncBaseTransport:
+    """The transport *config* asks for: the project's own, or one of httpx's (baselines).
+
+    Raises:
+        UsageError: a setting httpx's transports cannot honour (a pinned fingerprint).
+    """
+    if config.transport == "trio_books":
+        return own_transport(config, build)
+    if config.tls.assert_fingerprint is not None and any(
+        node.scheme == "https" for node in config.nodes
+    ):
+        raise UsageError(
+            "es_ssl_assert_fingerprint needs the project's transport (es_transport=trio_books)"
+        )
+    verify: ssl.SSLContext | bool = client_context(config.tls)
+    if config.transport == "stock":
+        return stock_transport(config.max_connections, verify=verify)
+    return ShardedTransport(config.max_connections, verify=verify)
+
+
+@asynccontextmanager
+async def open_elasticsearch(
+    config: ConnectionConfig,
+    build: Build = "trio",
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    call_seconds: float | None = None,
+) -> AsyncIterator[Elasticsearch]:
+    """The one client of a lifetime (a serving app's, a loader run's, a command's).
+
+    Every caller reaches Elasticsearch through this: it builds the transport
+    from *config*, and with it the TLS context and the credentials, once.
+
+    Args:
+        config: from :func:`~trio_books.es.connection.connection_config`.
+        build: whose event loop runs it.
+        transport: an httpx transport to use instead (a test's recorder); calls
+            then go through httpx's objects.
+        call_seconds: seconds per call instead of ``config.timeout``.
+    """
+    chosen = transport or es_transport(config, build)
+    async with httpx.AsyncClient(
+        timeout=http_timeout(call_seconds or config.timeout), transport=chosen
+    ) as http:
+        # Our own transport also takes calls below httpx's objects; one given by a
+        # caller (a test's recorder) sees every call through httpx.
+        raw = chosen if isinstance(chosen, Transport) and transport is None else None
+        es = Elasticsearch(http, config, raw=raw, clock=build_clock(build))
+        es.transport = chosen
+        yield es
+
+
+def plain_config(urls: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT) -> ConnectionConfig:
+    """A configuration for unsecured nodes at *urls* (tests, and tools given a URL)."""
+    return ConnectionConfig(
+        nodes=tuple(parse_node(url) for url in urls),
+        tls=TLSOptions(),
+        credentials=None,
+        http_compress=False,
+        max_response_bytes=MAX_RESPONSE_BYTES,
+        timeout=timeout,
+        retries=DEFAULT_RETRIES,
+        transport="trio_books",
+        pool_size=32,
+        pool_queue=256,
+        max_connections=64,
+        user_agent="trio_books",
+    )
+
+
+@contextmanager
+def mapped_errors(node: Node) -> Iterator[None]:
+    """The transport's errors as trio_books errors, in one place (after httpx's
+    ``map_httpcore_exceptions``). Public messages name no address; the detail does.
+    """
+    try:
+        yield
+    except PoolOverloaded as error:
+        # Our own load, not the node's fault.
+        raise ConnectionsExhausted(
+            "every connection to Elasticsearch is busy", detail=f"{node.url}: {error}"
+        ) from error
+    except httpx.PoolTimeout as error:
+        raise ConnectionsExhausted(
+            "no free connection to Elasticsearch in time", detail=f"{node.url}: {error}"
+        ) from error
+    except CertificateProblem as error:
+        raise CertificateRefused(detail=f"{node.url}: {error}") from error
+    except SpeaksTLS as error:
+        raise ElasticsearchUnavailable(
+            "Elasticsearch is unreachable: the node speaks TLS: use https://",
+            detail=f"{node.url}: {error}",
+        ) from error
+    except TransportAnswerTooLarge as error:
+        raise AnswerTooLarge(detail=f"{node.url}: {error}") from error
+    except httpx.TimeoutException as error:
+        raise ElasticsearchTimeout(
+            f"Elasticsearch did not answer in time ({type(error).__name__})",
+            detail=f"{node.url}: {error}",
+        ) from error
+    except httpx.TransportError as error:
+        raise ElasticsearchUnavailable(
+            f"Elasticsearch is unreachable ({type(error).__name__})", detail=f"{node.url}: {error}"
+        ) from error
+
+
+def _before_sending(error: TrioBooksError) -> bool:
+    """Whether the call failed before any byte of it reached the node (safe to send again)."""
+    return isinstance(error.__cause__, (httpx.ConnectError, httpx.ConnectTimeout))
+
+
+class _NodeCalls:
+    """What is built once per node: where to connect, and the headers every call carries."""
+
+    __slots__ = ("headers", "node", "origin")
+
+    def __init__(self, node: Node, config: ConnectionConfig) -> None:
+        self.node = node
+        self.origin = Origin(node.scheme, node.host, node.port)
+        head = [(b"host", node.host_header), (b"user-agent", config.user_agent.encode())]
+        if config.credentials is not None:
+            value = config.credentials.authorization.get_secret_value()
+            head.append((b"authorization", value.encode("latin-1")))
+        self.headers = head
 
 
 class Elasticsearch:
@@ -127,30 +318,40 @@ class Elasticsearch:
 
     Args:
         http: the shared client.
-        urls: node URLs; requests rotate over the living ones.
-        retries: how many times a failed call may be tried again on another node.
+        config: the connection configuration (or, for plain nodes, their URLs).
+        retries: how many times a failed call may be tried again on another
+            node (default: the configuration's).
         raw: the client's transport, when it takes requests below httpx's
             objects (:class:`~trio_books.transport.adapter.RawTransport`): calls
             then skip the client's per-call work (URL merging, header merging,
             cookies, auth and redirect handling, request and response objects).
+        clock: the event loop's clock, for deadlines and node backoff (tests
+            on Trio's ``autojump_clock`` drive failover timing through it).
     """
 
     def __init__(
         self,
         http: httpx.AsyncClient,
-        urls: Sequence[str],
+        config: ConnectionConfig | Sequence[str],
         *,
-        retries: int = DEFAULT_RETRIES,
+        retries: int | None = None,
         raw: RawTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not urls:
-            raise ValueError("at least one Elasticsearch URL is needed")
+        if not isinstance(config, ConnectionConfig):
+            if not config:
+                raise ValueError("at least one Elasticsearch URL is needed")
+            config = plain_config(config)
         self.http = http
-        self.urls = list(urls)
+        self.config = config
+        self.urls = config.urls
         self.nodes = NodeSet(self.urls)
-        self.retries = retries
+        self.retries = config.retries if retries is None else retries
         self.raw = raw
-        self._origins = {url: _origin(url) for url in self.urls}
+        self.clock = clock
+        self._calls = {node.url: _NodeCalls(node, config) for node in config.nodes}
+        # The transport under *http*, when the opener knows it (pool statistics).
+        self.transport: httpx.AsyncBaseTransport | None = None
         self._head_cache: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
         # Calls under way now: a cancelled request must bring this back down.
         self.in_flight = 0
@@ -160,9 +361,10 @@ class Elasticsearch:
         key = (node, id(headers))
         found = self._head_cache.get(key)
         if found is None or len(self._head_cache) > 64:
-            found = [(b"host", self._origins[node][2])]
+            found = [*self._calls[node].headers]
             found += [(k.encode(), v.encode()) for k, v in headers.items()]
-            found.append((b"user-agent", b"trio_books"))
+            if self.config.http_compress:
+                found = [(k, b"gzip") if k == b"accept-encoding" else (k, v) for k, v in found]
             if headers is JSON_HEADERS or headers is NDJSON_HEADERS:
                 # Module constants live for ever: their id cannot be reused.
                 self._head_cache[key] = found
@@ -179,33 +381,44 @@ class Elasticsearch:
         seconds: float | None,
         may_resend: bool,
     ) -> tuple[int, bytes]:
-        """One attempt on *node*: (status, body)."""
+        """One attempt on *node*: (status, body), the body decoded if it came gzipped."""
+        calls = self._calls[node]
+        head = self._head(node, headers)
+        extra: list[tuple[bytes, bytes]] = []
+        if (request_id := current_request_id.get()) is not None:
+            # Elasticsearch logs it with slow queries and tasks: back to our request.
+            extra.append((b"x-opaque-id", request_id.encode("ascii", "replace")))
+        if content and self.config.http_compress:
+            content = gzip.compress(content, compresslevel=1)
+            extra.append((b"content-encoding", b"gzip"))
+        if content:
+            extra.append((b"content-length", str(len(content)).encode()))
+        target = f"{path}?{urlencode(params)}" if params else path
         if self.raw is None:
             response = await self.http.request(
                 method,
-                f"{node}{path}",
+                calls.node.url + target,
                 content=content,
-                params=params,
-                headers=headers,
+                headers=[*head[1:], *extra],
                 timeout=httpx.USE_CLIENT_DEFAULT if seconds is None else seconds,
             )
             return response.status_code, response.content
-        host, port, _ = self._origins[node]
-        head = self._head(node, headers)
-        if content:
-            head = [*head, (b"content-length", str(len(content)).encode())]
-        target = f"{path}?{urlencode(params)}" if params else path
         answer = await self.raw.exchange(
-            host,
-            port,
+            calls.origin,
             method.encode(),
-            target.encode(),
-            head,
+            calls.node.target(target),
+            [*head, *extra] if extra else head,
             content or b"",
             timeouts_from(self.http.timeout, seconds),
             idempotent=may_resend,
         )
-        return answer.status, answer.body
+        return answer.status, decoded_body(answer, self.config.max_response_bytes)
+
+    def _refused(self, node: str, status: int) -> CredentialsRefused:
+        credentials = self.config.credentials
+        who = credentials.describe() if credentials is not None else "no credentials"
+        verdict = "not allowed" if status == 403 else "credentials refused"
+        return CredentialsRefused(status, detail=f"{node} answered {status} ({verdict}) to {who}")
 
     async def request(
         self,
@@ -231,19 +444,21 @@ class Elasticsearch:
 
         Raises:
             ElasticsearchUnavailable: no connection (``ConnectionsExhausted`` when every
-                node's pool is full).
+                node's pool is full, ``CredentialsRefused`` for a 401 or 403,
+                ``CertificateRefused`` for a certificate not accepted).
             ElasticsearchTimeout: no answer in time.
             ElasticsearchError: an error status (``IndexMissing`` for a missing index).
         """
         if body is not None:
             content = orjson.dumps(body)
-        deadline = None if time_limit is None else time.monotonic() + time_limit
+        clock = self.clock
+        deadline = None if time_limit is None else clock() + time_limit
         may_resend = idempotent(method, path.encode())
         span = current_span.get()
         tried: set[str] = set(avoid_nodes.get())
         failure: TrioBooksError | None = None
         for attempt in range(1, self.retries + 2):
-            now = time.monotonic()
+            now = clock()
             node = self.nodes.pick(now, exclude=tried)
             if node is None and attempt == 1:
                 node = self.nodes.pick(now)  # only avoided nodes exist: use one anyway
@@ -256,37 +471,28 @@ class Elasticsearch:
             seconds = None if deadline is None else deadline - now
             self.in_flight += 1
             try:
-                status, answer = await self._send(
-                    node, method, path, content, params, headers, seconds, may_resend
-                )
-            except PoolOverloaded as error:
-                # Our own load, not the node's fault: try another node, mark none dead.
-                failure = ConnectionsExhausted(
-                    f"every connection to Elasticsearch is busy ({error})"
-                )
-            except httpx.PoolTimeout as error:
-                failure = ConnectionsExhausted(
-                    f"no free connection to Elasticsearch in time ({error})"
-                )
-            except httpx.TimeoutException as error:
-                self.nodes.mark_dead(node, time.monotonic())
-                failure = ElasticsearchTimeout(
-                    f"Elasticsearch did not answer in time ({type(error).__name__})"
-                )
-                if not may_resend and not isinstance(error, httpx.ConnectTimeout):
-                    raise failure from error
-            except httpx.TransportError as error:
-                self.nodes.mark_dead(node, time.monotonic())
-                failure = ElasticsearchUnavailable(
-                    f"Elasticsearch is unreachable ({type(error).__name__})"
-                )
-                if not may_resend and not isinstance(error, httpx.ConnectError):
-                    raise failure from error
+                with mapped_errors(self._calls[node].node):
+                    status, answer = await self._send(
+                        node, method, path, content, params, headers, seconds, may_resend
+                    )
+            except (CredentialsRefused, CertificateRefused, AnswerTooLarge):
+                # The same on every node, and no node's fault: neither dead nor retried.
+                raise
+            except ConnectionsExhausted as error:
+                # Our own load: try another node, mark none dead.
+                failure = error
+            except (ElasticsearchTimeout, ElasticsearchUnavailable) as error:
+                self.nodes.mark_dead(node, clock())
+                failure = error
+                if not may_resend and not _before_sending(error):
+                    raise
             else:
+                if status in AUTH_STATUSES:
+                    raise self._refused(node, status)
                 if status not in RETRY_STATUSES:
                     self.nodes.mark_alive(node)
                     return _decode(status, answer, allow_404, index_must_exist)
-                self.nodes.mark_dead(node, time.monotonic())
+                self.nodes.mark_dead(node, clock())
                 failure = error_from_response(status, answer)
                 if not may_resend:
                     raise failure
@@ -319,14 +525,14 @@ class Elasticsearch:
         await self.request("PUT", f"/{index}", body=body)
 
     async def index_exists(self, index: str) -> bool:
-        try:
-            node = self.nodes.pick(time.monotonic()) or self.urls[0]
-            response = await self.http.head(f"{node}/{index}")
-        except httpx.TransportError as error:
-            raise ElasticsearchUnavailable(
-                f"Elasticsearch is unreachable ({type(error).__name__})"
-            ) from error
-        return response.status_code == 200
+        node = self.nodes.pick(self.clock()) or self.urls[0]
+        with mapped_errors(self._calls[node].node):
+            status, _ = await self._send(
+                node, "HEAD", f"/{index}", None, None, JSON_HEADERS, None, True
+            )
+        if status in AUTH_STATUSES:
+            raise self._refused(node, status)
+        return status == 200
 
     async def delete_index(self, index: str) -> None:
         await self.request("DELETE", f"/{index}", allow_404=True)
@@ -354,39 +560,31 @@ class Elasticsearch:
             ElasticsearchUnavailable: no connection (refused or reset).
             ElasticsearchTimeout: no answer in time.
         """
-        node = self.nodes.pick(time.monotonic()) or self.urls[0]
+        node = self.nodes.pick(self.clock()) or self.urls[0]
         params = {"filter_path": filter_path} if filter_path else None
         self.in_flight += 1
         try:
-            return await self._send(
-                node, "POST", f"/{index}/_bulk", body, params, NDJSON_HEADERS, None, False
-            )
-        except httpx.TimeoutException as error:
-            self.nodes.mark_dead(node, time.monotonic())
-            raise ElasticsearchTimeout(
-                f"Elasticsearch did not answer in time ({type(error).__name__})"
-            ) from error
-        except httpx.TransportError as error:
-            self.nodes.mark_dead(node, time.monotonic())
-            raise ElasticsearchUnavailable(
-                f"Elasticsearch is unreachable ({type(error).__name__})"
-            ) from error
+            with mapped_errors(self._calls[node].node):
+                status, answer = await self._send(
+                    node, "POST", f"/{index}/_bulk", body, params, NDJSON_HEADERS, None, False
+                )
+        except (ElasticsearchTimeout, ElasticsearchUnavailable) as error:
+            if not isinstance(
+                error, (CredentialsRefused, CertificateRefused, ConnectionsExhausted)
+            ):
+                self.nodes.mark_dead(node, self.clock())
+            raise
         finally:
             self.in_flight -= 1
+        if status in AUTH_STATUSES:
+            raise self._refused(node, status)
+        return status, answer
 
     async def cluster_health(self, time_limit: float | None = None) -> dict[str, Any]:
         result: dict[str, Any] = await self.request(
             "GET", "/_cluster/health", time_limit=time_limit
         )
         return result
-
-
-def _origin(url: str) -> tuple[str, int, bytes]:
-    """(host, port, Host header) of a node URL."""
-    parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return host, port, parts.netloc.encode()
 
 
 def _decode(status: int, content: bytes, allow_404: bool, index_must_exist: bool) -> Any:

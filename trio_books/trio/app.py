@@ -11,25 +11,13 @@ from quart_trio import QuartTrio
 from trio_books.api.application import configure_app
 from trio_books.api.routes import install_service
 from trio_books.api.service import SearchService
-from trio_books.es.client import Elasticsearch, open_http_client, stock_transport
+from trio_books.es.client import open_elasticsearch
+from trio_books.es.connection import connection_config
 from trio_books.settings import Settings, load_settings
 from trio_books.trio.asgi import shielded_send
 from trio_books.trio.fanout import CONCURRENCY
-from trio_books.trio.transport import TrioTransport
 
 TRANSPORT_KEY = "trio_books.transport"
-
-
-def es_transport(settings: Settings) -> httpx.AsyncBaseTransport | None:
-    """The transport *settings* ask for (``None``: httpx's pools, sharded)."""
-    if settings.es_transport == "stock":
-        return stock_transport(settings.es_max_connections)
-    if settings.es_transport == "sharded":
-        return None
-    return TrioTransport(
-        connections_per_node=settings.es_pool_size,
-        max_waiting_per_node=settings.es_pool_queue,
-    )
 
 
 log = logging.getLogger("trio_books.app")
@@ -57,17 +45,10 @@ def create_app(
     async def lifespan() -> AsyncGenerator[None, None]:
         # The client lives exactly as long as serving does: opened before the
         # first request, closed (with its connections) after the last.
-        chosen = transport or es_transport(settings)
-        app.extensions[TRANSPORT_KEY] = chosen
-        async with open_http_client(
-            timeout=settings.es_timeout,
-            max_connections=settings.es_max_connections,
-            transport=chosen,
-        ) as http:
-            # Our own transport also takes calls below httpx's objects; one
-            # given by a caller (a test's recorder) sees every call through httpx.
-            raw = chosen if isinstance(chosen, TrioTransport) and transport is None else None
-            es = Elasticsearch(http, settings.es_urls, retries=settings.es_retries, raw=raw)
+        async with open_elasticsearch(
+            connection_config(settings), "trio", transport=transport
+        ) as es:
+            app.extensions[TRANSPORT_KEY] = es.transport
             install_service(app, SearchService(es, settings, CONCURRENCY))
             try:
                 yield
