@@ -54,6 +54,18 @@ def ensure_chromium(session: nox.Session) -> None:
     session.run("apt-get", "install", "-y", "-q", "chromium", external=True, env=env)
 
 
+def ensure_nginx(session: nox.Session) -> None:
+    """Install Debian's nginx, the TLS proxy that the API key tests run, when it is missing."""
+    # /usr/sbin is often missing from a non-root PATH.
+    if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        session.error("the API key tests need nginx: sudo apt-get install nginx")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-q", external=True, env=env)
+    session.run("apt-get", "install", "-y", "-q", "nginx", external=True, env=env)
+
+
 def drill(session: nox.Session, *names: str) -> None:
     """Run drills against a real Elasticsearch (``-- --quick`` for the short versions)."""
     install(session)
@@ -91,10 +103,11 @@ def elasticsearch(session: nox.Session, port: int) -> Iterator[str]:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite against a real Elasticsearch (the search page in Chromium; the
-    benchmark's harness test needs wrk)."""
+    benchmark's harness test needs wrk; the API key tests run nginx as a TLS proxy)."""
     install(session)
     ensure_chromium(session)
     ensure_wrk(session)
+    ensure_nginx(session)
     with elasticsearch(session, TEST_ES_PORT) as urls:
         session.run("pytest", *session.posargs, env={"TRIO_BOOKS_ES_URLS": urls})
 
