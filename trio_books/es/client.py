@@ -277,8 +277,7 @@ def mapped_errors(node: Node) -> Iterator[None]:
         raise CertificateRefused(detail=f"{node.url}: {error}") from error
     except SpeaksTLS as error:
         raise ElasticsearchUnavailable(
-            "Elasticsearch is unreachable: the node speaks TLS: use https://",
-            detail=f"{node.url}: {error}",
+            f"Elasticsearch is unreachable: {error}", detail=f"{node.url}: {error}"
         ) from error
     except TransportAnswerTooLarge as error:
         raise AnswerTooLarge(detail=f"{node.url}: {error}") from error

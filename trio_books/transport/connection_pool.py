@@ -222,7 +222,7 @@ class Transport(httpx.AsyncBaseTransport):
                 connection = await self._connect(pool, timeouts)
             try:
                 data = http11.request_bytes(connection.h11, method, target, headers, body)
-                answer = await self._round_trip(connection, data, timeouts, fresh)
+                answer = await self._round_trip(connection, data, timeouts, fresh, pool.origin)
             except _Stale:
                 connection.stream.close()
                 state.discard()
@@ -276,7 +276,7 @@ class Transport(httpx.AsyncBaseTransport):
         return Connection(stream)
 
     async def _round_trip(
-        self, connection: Connection, data: bytes, timeouts: Timeouts, fresh: bool
+        self, connection: Connection, data: bytes, timeouts: Timeouts, fresh: bool, origin: Origin
     ) -> http11.Answer:
         reader = http11.ResponseReader(connection.h11, self.max_response_bytes)
         stream = connection.stream
@@ -300,6 +300,13 @@ class Transport(httpx.AsyncBaseTransport):
         except (OSError, h11.RemoteProtocolError) as error:
             if not fresh and not reader.received_any:
                 raise _Stale from error
+            if fresh and not reader.received_any and origin.scheme == "http":
+                # What a TLS port does with a plain HTTP request (Elasticsearch's
+                # among them): close at once, without a byte.
+                raise SpeaksTLS(
+                    "the node closed a new connection without answering: "
+                    "if it speaks TLS, use https://"
+                ) from error
             kind = (
                 httpx.RemoteProtocolError
                 if isinstance(error, h11.ProtocolError)

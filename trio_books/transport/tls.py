@@ -45,8 +45,8 @@ class CertificateProblem(httpx.ConnectError):
     """The node's certificate was not accepted (unknown CA, wrong name, wrong fingerprint)."""
 
 
-class SpeaksTLS(httpx.ConnectError):
-    """An ``http://`` node answered with TLS: the URL should say ``https://``."""
+class SpeaksTLS(httpx.RemoteProtocolError):
+    """An ``http://`` node answered like a TLS port: the URL should say ``https://``."""
 
 
 def client_context(options: TLSOptions) -> ssl.SSLContext:
