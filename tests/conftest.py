@@ -24,7 +24,7 @@ import trio
 from servers import BUILDS, api_client
 
 from trio_books.errors import TrioBooksError
-from trio_books.es import local
+from trio_books.es import local, security
 from trio_books.es.client import Elasticsearch, open_http_client
 from trio_books.settings import Settings
 from trio_books.trio.transport import TrioTransport
@@ -211,3 +211,25 @@ async def paused_catalogue(pausable_node: PausableNode, index_name: str) -> Asyn
             # A test may have taken the node down; its data goes with the session.
             with trio.CancelScope(shield=True), contextlib.suppress(TrioBooksError):
                 await node_es.delete_index(index_name)
+
+
+# ---------------------------------------------------------------- a secured node
+
+
+SECURE_ES_PORT = TEST_ES_PORT + 10
+
+
+@pytest.fixture(scope="session")
+def secure_es() -> Iterator[security.SecureInfo]:
+    """A single local node with TLS and file-realm users (``es start --secure``), once a session.
+
+    Stopped at the end if this session started it; its ``secure.json`` says how to reach it.
+    """
+    layout = local.NodeLayout(local.default_cache_dir(), port=SECURE_ES_PORT, secure=True)
+    already_running = trio.run(local.probe_node, layout) is local.PortState.ELASTICSEARCH
+    trio.run(local.start, layout)
+    info = security.read_secure_info(layout)
+    assert info is not None, f"no {security.secure_file(layout)} after a secure start"
+    yield info
+    if not already_running:
+        trio.run(local.stop, layout)

@@ -1,13 +1,22 @@
-"""``python -m trio_books es start|stop|status|wipe``: the local Elasticsearch from the shell."""
+"""``python -m trio_books es start|stop|status|wipe``: the local Elasticsearch from the shell.
+
+``--secure`` runs the node with TLS and file-realm users (``es start --secure``
+prints the settings to paste, the reader's password included: that is the
+point of this local development command, and nothing else prints it). The
+other actions find a secure node by its ``secure.json`` without the flag.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from pathlib import Path
 
 import httpx
 import trio
 
-from trio_books.es import local
+from trio_books.errors import LocalElasticsearchError
+from trio_books.es import local, security
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,6 +40,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             type=_node_count,
             default=1,
             help="nodes of one local cluster, on consecutive ports (default %(default)s)",
+        )
+        action.add_argument(
+            "--secure",
+            action="store_true",
+            help=(
+                "with TLS and file-realm users; prints the settings to paste"
+                if name == "start"
+                else "expect a secure node (one is found by its secure.json without this)"
+            ),
         )
         if name == "start":
             action.add_argument(
@@ -68,20 +86,55 @@ def run(args: argparse.Namespace) -> int:
         nodes=args.nodes,
         port=args.port,
         version=getattr(args, "es_version", local.DEFAULT_VERSION),
+        secure=args.secure,
     )
     if args.es_command == "start":
         return trio.run(_start, layouts)
+    layouts = [_detect_secure(layout, required=args.secure) for layout in layouts]
     action = {"stop": _stop, "status": _status, "wipe": _wipe}[args.es_command]
     # Each node on its own, in port order; the worst exit code wins.
     return max(trio.run(action, layout) for layout in layouts)
 
 
+def _detect_secure(layout: local.NodeLayout, *, required: bool) -> local.NodeLayout:
+    """The layout as provisioned: secure when its ``secure.json`` exists."""
+    if security.secure_file(layout).exists():
+        return dataclasses.replace(layout, secure=True)
+    if required:
+        raise LocalElasticsearchError(
+            f"no secure Elasticsearch was provisioned on port {layout.port} "
+            "(es start --secure makes one)"
+        )
+    return layout
+
+
 async def _start(layouts: list[local.NodeLayout]) -> int:
     if len(layouts) == 1:
-        print(await local.start(layouts[0]))
+        urls = [await local.start(layouts[0])]
+    else:
+        urls = await local.start_cluster(layouts)
+    if not layouts[0].secure:
+        print(",".join(urls))
         return 0
-    print(",".join(await local.start_cluster(layouts)))
+    info = security.read_secure_info(layouts[0])
+    if info is None:
+        raise LocalElasticsearchError(
+            f"cannot read {security.secure_file(layouts[0])}: was the node started by another user?"
+        )
+    print(secure_instructions(info, urls, security.secure_file(layouts[0])))
     return 0
+
+
+def secure_instructions(info: security.SecureInfo, urls: list[str], secure_json: Path) -> str:
+    """What ``es start --secure`` prints: the node's URL, its CA, and the settings to paste."""
+    lines = [
+        f"url: {','.join(urls)}",
+        f"CA: {info.ca_certs}",
+        f"CA SHA-256 fingerprint: {info.fingerprint}",
+        *(f"export {key}={value}" for key, value in info.environment(urls=",".join(urls)).items()),
+        f"(also in {secure_json}, readable by you only)",
+    ]
+    return "\n".join(lines)
 
 
 async def _stop(layout: local.NodeLayout) -> int:
@@ -92,15 +145,20 @@ async def _stop(layout: local.NodeLayout) -> int:
 
 async def _status(layout: local.NodeLayout) -> int:
     pid = local.read_pid(layout)
+    secure = local.node_access(layout)
+    if layout.secure and secure is None:
+        raise LocalElasticsearchError(f"cannot read {security.secure_file(layout)}")
     try:
-        health = await local.cluster_health(layout.url)
-        version = await local.server_version(layout.url)
+        health = await local.cluster_health(layout.url, secure=secure)
+        version = await local.server_version(layout.url, secure=secure)
     except httpx.HTTPError:
         print(f"url: {layout.url}\nstatus: not running" + (f"\npid: {pid}" if pid else ""))
         return 1
+    # Never a password here: the CA and how to get the settings again.
+    tls = f"\nCA: {secure.ca_certs}\nCA SHA-256 fingerprint: {secure.fingerprint}" if secure else ""
     print(
         f"url: {layout.url}\nversion: {version}\nhealth: {health.get('status')}\n"
-        f"pid: {pid if pid is not None else '(not started by trio_books)'}"
+        f"pid: {pid if pid is not None else '(not started by trio_books)'}{tls}"
     )
     return 0
 

@@ -13,6 +13,11 @@ That distribution carries only the core server (no ``analysis-common``, no
 painless, no reindex, no ``GET /`` route on 8.9+), so readiness is read from
 ``/_cluster/health`` and the book mapping uses only core features.
 
+``secure=True`` layouts run with security on: TLS on HTTP, file-realm users
+and a service token, provisioned by :mod:`trio_books.es.security`. The runner
+reaches such a node over TLS only (verified against its own CA, as the admin
+user); it never sends it a plaintext request.
+
 Elasticsearch refuses to run as root: when we are root, the server runs as a
 dedicated system user, created once.
 
@@ -40,6 +45,7 @@ import httpx
 import trio
 
 from trio_books.errors import LocalElasticsearchError
+from trio_books.es import security
 from trio_books.es.distribution import ARTIFACT_ID, Say, download, say_to_stderr, unpack
 from trio_books.es.java import find_java_home
 
@@ -75,6 +81,8 @@ class NodeLayout:
     port: int = DEFAULT_PORT
     # The HTTP ports of every node of this node's cluster; () for a single node.
     cluster_ports: tuple[int, ...] = ()
+    # TLS and users (es start --secure); see trio_books.es.security.
+    secure: bool = False
 
     @property
     def transport_port(self) -> int:
@@ -114,7 +122,8 @@ class NodeLayout:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.secure else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def server_log(self) -> Path:
         return self.logs_dir / "trio-books.log"
@@ -174,6 +183,8 @@ def _chown_tree(root: Path, owner: Owner) -> None:
     for folder, dirs, files in os.walk(root):
         os.chown(folder, owner.uid, owner.gid)
         for name in dirs + files:
+            if folder == str(root) and name == security.SECURE_FILE:
+                continue  # the passwords stay the invoking user's alone
             os.chown(os.path.join(folder, name), owner.uid, owner.gid, follow_symlinks=False)
 
 
@@ -199,35 +210,101 @@ class PortState(Enum):
     OTHER = "other"
 
 
-async def probe(url: str, http_timeout: float = 2.0) -> PortState:
-    """What answers at *url*: nothing, Elasticsearch, or something else."""
+def _client(http_timeout: float, secure: security.SecureInfo | None = None) -> httpx.AsyncClient:
+    """A plain client, or for a secure node one that trusts its CA alone and logs in as admin."""
+    if secure is None:
+        return httpx.AsyncClient(timeout=http_timeout)
+    admin = secure.admin
+    return httpx.AsyncClient(
+        timeout=http_timeout, verify=secure.ssl_context(), auth=(admin.username, admin.password)
+    )
+
+
+def looks_like_elasticsearch(status: int, body: object) -> bool:
+    """Whether an answer to ``GET /_cluster/health`` comes from Elasticsearch.
+
+    A secured node that refuses our credentials still counts: its 401 carries
+    Elasticsearch's own ``security_exception``.
+    """
+    if not isinstance(body, dict):
+        return False
+    if status == 200:
+        return "cluster_name" in body and "status" in body
+    error = body.get("error")
+    return status == 401 and isinstance(error, dict) and error.get("type") == "security_exception"
+
+
+async def _port_open(url: str, http_timeout: float) -> bool:
+    address = httpx.URL(url)
+    with trio.move_on_after(http_timeout):
+        try:
+            stream = await trio.open_tcp_stream(address.host, address.port or 443)
+        except OSError:
+            return False
+        await stream.aclose()
+    return True
+
+
+async def probe(
+    url: str, http_timeout: float = 2.0, *, secure: security.SecureInfo | None = None
+) -> PortState:
+    """What answers at *url*: nothing, Elasticsearch, or something else.
+
+    An ``https`` URL is probed over TLS only, verified with *secure*'s CA; without
+    *secure* there is nothing to verify it with, so an open port reads as OTHER.
+    """
+    tls = url.startswith("https:")
+    if tls:
+        # A bare TCP connect first: httpx reports a refused connection and a
+        # failed TLS handshake alike (ConnectError).
+        if not await _port_open(url, http_timeout):
+            return PortState.FREE
+        if secure is None:
+            return PortState.OTHER
     try:
-        async with httpx.AsyncClient(timeout=http_timeout) as client:
+        async with _client(http_timeout, secure) as client:
             response = await client.get(f"{url}/_cluster/health")
     except httpx.ConnectError:
-        return PortState.FREE
+        return PortState.OTHER if tls else PortState.FREE
     except httpx.HTTPError:
         return PortState.OTHER
     try:
         body = response.json()
     except ValueError:
         return PortState.OTHER
-    if isinstance(body, dict) and "cluster_name" in body and "status" in body:
+    # Over plain HTTP only a 200 counts, as it always has.
+    if looks_like_elasticsearch(response.status_code, body) and (
+        tls or response.status_code == 200
+    ):
         return PortState.ELASTICSEARCH
     return PortState.OTHER
 
 
-async def cluster_health(url: str, http_timeout: float = 2.0) -> dict[str, object]:
-    async with httpx.AsyncClient(timeout=http_timeout) as client:
+async def probe_node(layout: NodeLayout, http_timeout: float = 2.0) -> PortState:
+    """:func:`probe` of the node's URL, over TLS with its ``secure.json`` when it is secure."""
+    return await probe(layout.url, http_timeout, secure=node_access(layout))
+
+
+def node_access(layout: NodeLayout) -> security.SecureInfo | None:
+    """How to reach a secure layout's node (``None`` for a plain one, or one not provisioned)."""
+    return security.read_secure_info(layout) if layout.secure else None
+
+
+async def cluster_health(
+    url: str, http_timeout: float = 2.0, *, secure: security.SecureInfo | None = None
+) -> dict[str, object]:
+    async with _client(http_timeout, secure) as client:
         response = await client.get(f"{url}/_cluster/health")
         response.raise_for_status()
         body: dict[str, object] = response.json()
         return body
 
 
-async def server_version(url: str, http_timeout: float = 2.0) -> str:
+async def server_version(
+    url: str, http_timeout: float = 2.0, *, secure: security.SecureInfo | None = None
+) -> str:
     """The version of the node at *url* (there is no ``GET /`` on this distribution)."""
-    async with httpx.AsyncClient(timeout=http_timeout) as client:
+    async with _client(http_timeout, secure) as client:
         response = await client.get(
             f"{url}/_nodes/_local", params={"filter_path": "nodes.*.version"}
         )
@@ -263,15 +340,23 @@ def log_tail(layout: NodeLayout, lines: int = 20) -> str:
 
 
 def cluster_layouts(
-    cache_dir: Path, *, nodes: int, port: int = DEFAULT_PORT, version: str = DEFAULT_VERSION
+    cache_dir: Path,
+    *,
+    nodes: int,
+    port: int = DEFAULT_PORT,
+    version: str = DEFAULT_VERSION,
+    secure: bool = False,
 ) -> list[NodeLayout]:
     """The layouts of *nodes* local nodes on consecutive HTTP ports from *port*."""
     if nodes < 1:
         raise LocalElasticsearchError("a cluster needs at least one node")
     if nodes == 1:
-        return [NodeLayout(cache_dir, version=version, port=port)]
+        return [NodeLayout(cache_dir, version=version, port=port, secure=secure)]
     ports = tuple(range(port, port + nodes))
-    return [NodeLayout(cache_dir, version=version, port=p, cluster_ports=ports) for p in ports]
+    return [
+        NodeLayout(cache_dir, version=version, port=p, cluster_ports=ports, secure=secure)
+        for p in ports
+    ]
 
 
 def _discovery(layout: NodeLayout) -> dict[str, str]:
@@ -300,6 +385,7 @@ def server_command(
         "cluster.routing.allocation.disk.threshold_enabled": "false",
         "path.data": str(layout.data_dir),
         "path.logs": str(layout.logs_dir),
+        **(security.server_settings(layout) if layout.secure else {}),
         **(extra_settings or {}),
     }
     return [
@@ -325,6 +411,7 @@ def server_environment(layout: NodeLayout, java_home: Path) -> dict[str, str]:
 
 
 async def _wait_healthy(layout: NodeLayout, pid_required: bool) -> None:
+    secure = node_access(layout)
     while True:
         if pid_required and read_pid(layout) is None and layout.pid_file.exists():
             raise LocalElasticsearchError(
@@ -332,7 +419,7 @@ async def _wait_healthy(layout: NodeLayout, pid_required: bool) -> None:
                 + log_tail(layout)
             )
         try:
-            health = await cluster_health(layout.url)
+            health = await cluster_health(layout.url, secure=secure)
         except httpx.HTTPError:
             health = {}
         if health.get("status") in {"yellow", "green"}:
@@ -352,17 +439,30 @@ async def start(
     Downloads and unpacks the distribution on first use. Returns at once when an
     Elasticsearch already answers there. *extra_settings* (for example
     ``{"thread_pool.write.queue_size": "1"}``) are passed as ``-E`` options to a
-    node this call starts.
+    node this call starts. A secure layout is provisioned first (once; see
+    :func:`trio_books.es.security.provision`), and its ``secure.json`` then says
+    how to reach it.
 
     Raises:
         LocalElasticsearchError: Java or Maven missing, port taken by something
             else, download failed, or the server did not become healthy in time.
     """
-    state = await probe(layout.url)
+    _check_mode(layout)
+    state = await probe_node(layout)
     if state is PortState.ELASTICSEARCH:
         say(f"Elasticsearch already answers at {layout.url}")
         return layout.url
     if state is PortState.OTHER:
+        if layout.secure and read_pid(layout) is not None:
+            why = (
+                f"does not answer over TLS as {security.secure_file(layout)} says"
+                if security.secure_file(layout).exists()
+                else "runs without security"
+            )
+            raise LocalElasticsearchError(
+                f"Elasticsearch on port {layout.port} {why}: "
+                f"stop it first (es stop --port {layout.port})"
+            )
         raise LocalElasticsearchError(
             f"port {layout.port} is taken by something that is not Elasticsearch"
         )
@@ -376,6 +476,12 @@ async def start(
         raise LocalElasticsearchError(
             f"Elasticsearch on port {layout.port} is already starting (pid {running})"
         )
+    if layout.secure:
+        await security.provision(
+            layout, env=server_environment(layout, java_home), owner=owner, say=say
+        )
+    else:
+        security.forget(layout)
     layout.pid_file.unlink(missing_ok=True)
     say(f"starting Elasticsearch {layout.version} on {layout.url} (Java: {java_home})")
     started = trio.current_time()
@@ -409,6 +515,19 @@ async def start(
     return layout.url
 
 
+def _check_mode(layout: NodeLayout) -> None:
+    """Refuse a plain start (and so a plaintext probe) where our secure node runs."""
+    if (
+        not layout.secure
+        and security.secure_file(layout).exists()
+        and (pid := read_pid(layout)) is not None
+    ):
+        raise LocalElasticsearchError(
+            f"Elasticsearch on port {layout.port} (pid {pid}) runs with security: "
+            "use es start --secure, or es stop it first"
+        )
+
+
 async def start_cluster(
     layouts: list[NodeLayout], *, say: Say = say_to_stderr, health_wait: float = START_TIMEOUT
 ) -> list[str]:
@@ -419,13 +538,18 @@ async def start_cluster(
     """
     await download(layouts[0], say)
     await trio.to_thread.run_sync(unpack, layouts[0])
+    if layouts[0].secure:
+        # Made once before the concurrent starts, which then only copy them.
+        env = server_environment(layouts[0], find_java_home())
+        await security.prepare_shared(layouts[0], env=env, say=say)
     async with trio.open_nursery() as nursery:
         for layout in layouts:
             nursery.start_soon(functools.partial(start, layout, say=say, health_wait=health_wait))
+    secure = node_access(layouts[0])
     with trio.move_on_after(health_wait) as scope:
         while True:
             try:
-                health = await cluster_health(layouts[0].url)
+                health = await cluster_health(layouts[0].url, secure=secure)
             except httpx.HTTPError:
                 health = {}
             if health.get("number_of_nodes") == len(layouts):
@@ -495,7 +619,7 @@ async def serve_local_elasticsearch(
     A node that was already running is left running on exit; one we started is
     stopped, even when the surrounding nursery is being cancelled.
     """
-    already = await probe(layout.url) is PortState.ELASTICSEARCH
+    already = await probe_node(layout) is PortState.ELASTICSEARCH
     url = await start(layout, say=say)
     try:
         task_status.started(url)
