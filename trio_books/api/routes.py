@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from quart import Blueprint, Quart, Response, current_app, g, request
 from quart_schema import (
     document_response,
@@ -17,6 +19,8 @@ from trio_books.core.query import SearchQuery
 from trio_books.core.results import SearchResponse
 from trio_books.errors import TrioBooksError, error_body
 from trio_books.settings import Settings
+
+log = logging.getLogger("trio_books.app")
 
 SERVICE_KEY = "trio_books.service"
 
@@ -56,8 +60,10 @@ def register_routes(app: Quart, settings: Settings) -> None:
         try:
             status = await service().ready()
         except TrioBooksError as error:
+            # The client gets the public message; the log line (with the request id) the detail.
+            log.warning("not ready: %s", error.detail or error.message)
             return error_body(error), 503
-        return Health(status=status)
+        return Health(status=status, warnings=service().warnings)
 
     api = Blueprint("api", __name__, url_prefix=settings.api_prefix or None)
 

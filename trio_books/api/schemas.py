@@ -11,6 +11,11 @@ class Ping(BaseModel):
 
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What weakens the connection to Elasticsearch (e.g. certificates not verified).",
+        examples=[[]],
+    )
 
 
 class Problem(BaseModel):

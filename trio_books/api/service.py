@@ -7,6 +7,7 @@ nursery-based fan-out, the asyncio build a ``TaskGroup``-based one.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -27,8 +28,11 @@ from trio_books.core.suggest import parse_suggestions, suggest_body
 from trio_books.core.timeline import Timeline, trace_of
 from trio_books.errors import ElasticsearchUnavailable, FieldProblem, InvalidParameter, NotFound
 from trio_books.es.client import Elasticsearch
+from trio_books.es.connection import connection_warnings
 from trio_books.settings import Settings
 from trio_books.transport.quantile import RollingQuantile
+
+log = logging.getLogger("trio_books.service")
 
 READY_TIME_LIMIT = 2.0
 SUGGEST_BRANCH = "suggest"
@@ -55,6 +59,10 @@ class SearchService:
         )
         # Seconds each answered hits call took: its p95 is the default hedging delay.
         self.hits_latency = RollingQuantile(0.95)
+        # Said once at start, and again on every /readyz: an operator should not miss them.
+        self.warnings = connection_warnings(es.config)
+        for warning in self.warnings:
+            log.warning(warning)
 
     def hedge_delay(self) -> float:
         """Seconds before a hits call is hedged: the setting, else the observed p95."""

@@ -302,3 +302,14 @@ def connection_config(settings: Settings) -> ConnectionConfig:
         max_connections=settings.es_max_connections,
         user_agent=f"trio_books/{_package_version()} (Python {python})",
     )
+
+
+def connection_warnings(config: ConnectionConfig) -> list[str]:
+    """What weakens this configuration's security, for the start-up log and ``/readyz``."""
+    warnings: list[str] = []
+    secure = [node for node in config.nodes if node.scheme == "https"]
+    if secure and not config.tls.verify_certs and config.tls.assert_fingerprint is None:
+        warnings.append("Elasticsearch's TLS certificates are not verified (es_verify_certs=false)")
+    if config.credentials is not None and len(secure) < len(config.nodes):
+        warnings.append("credentials go to an http:// node in cleartext")
+    return warnings

@@ -15,6 +15,7 @@ chain the node presents, not only its own.
 
 from __future__ import annotations
 
+import _ssl
 import hashlib
 import hmac
 import ssl
@@ -75,7 +76,8 @@ def chain_fingerprints(ssl_object: ssl.SSLObject) -> list[str]:
     inner = getattr(ssl_object, "_sslobj", None)
     chain = getattr(inner, "get_unverified_chain", lambda: None)() if inner is not None else None
     if chain:
-        return [hashlib.sha256(cert.public_bytes(ssl.Encoding.DER)).hexdigest() for cert in chain]  # type: ignore[attr-defined]
+        der = getattr(_ssl, "ENCODING_DER", 2)
+        return [hashlib.sha256(cert.public_bytes(der)).hexdigest() for cert in chain]
     leaf = ssl_object.getpeercert(binary_form=True)
     return [hashlib.sha256(leaf).hexdigest()] if leaf else []
 
