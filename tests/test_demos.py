@@ -11,12 +11,13 @@ import pytest
 
 from trio_books.cli import main
 from trio_books.demos import DEMOS, backpressure, deadlines, errors, fanout, hedging, task_tree
+from trio_books.es.client import plain_config
 
 FAN_OUT = ("es-facet-languages", "es-facet-tags", "es-facet-years", "es-hits")
 
 
 def test_fanout_in_a_nursery_beats_one_after_another(es_url: str) -> None:
-    facts = fanout.run(es_url)
+    facts = fanout.run(plain_config([es_url]))
     assert len(facts.sequential_ms) == len(facts.nursery_ms) == fanout.ROUNDS
     assert facts.overlapped
     # The median of round-by-round ratios, with room for a busy 2-core machine.
@@ -25,7 +26,7 @@ def test_fanout_in_a_nursery_beats_one_after_another(es_url: str) -> None:
 
 
 def test_deadlines_cancel_the_call_in_flight(es_url: str) -> None:
-    facts = deadlines.run(es_url)
+    facts = deadlines.run(plain_config([es_url]))
     assert facts.move_on_cancelled_caught
     assert facts.fail_after_raised
     # Both gave up at the deadline, long before the search would have answered.
@@ -43,7 +44,7 @@ def test_deadlines_cancel_the_call_in_flight(es_url: str) -> None:
 
 
 def test_errors_gather_leaves_orphans_nursery_and_task_group_do_not(es_url: str) -> None:
-    facts = errors.run(es_url)
+    facts = errors.run(plain_config([es_url]))
     assert facts.trio_raised == "ExceptionGroup[ElasticsearchError]"
     assert facts.trio_orphans == ()
     assert set(facts.trio_cancelled) == set(errors.SLOW)
@@ -56,15 +57,15 @@ def test_errors_gather_leaves_orphans_nursery_and_task_group_do_not(es_url: str)
 
 
 def test_hedging_skips_cleanly_with_one_node(es_url: str) -> None:
-    facts = hedging.run([es_url])
+    facts = hedging.run(plain_config([es_url]))
     assert facts.skipped
     assert "two Elasticsearch nodes" in facts.reason
-    assert hedging.run([es_url, es_url]).skipped  # two URLs, one node
+    assert hedging.run(plain_config([es_url, es_url])).skipped  # two URLs, one node
 
 
 def test_hedging_cancels_the_loser(es_url: str) -> None:
     # One node on this machine: race two connections to it (see hedging.run).
-    facts = hedging.run([es_url, es_url], same_node_ok=True)
+    facts = hedging.run(plain_config([es_url, es_url]), same_node_ok=True)
     assert not facts.skipped
     assert len(facts.rounds) == hedging.ROUNDS
     for hedge in facts.rounds:
@@ -76,14 +77,14 @@ def test_hedging_cancels_the_loser(es_url: str) -> None:
 
 
 def test_backpressure_bounded_channel_stays_within_its_bound(es_url: str) -> None:
-    facts = backpressure.run(es_url)
+    facts = backpressure.run(plain_config([es_url]))
     assert facts.trio_max_queued <= facts.bound
     assert facts.asyncio_max_queued == facts.items
     assert facts.asyncio_peak_kib > facts.trio_peak_kib
 
 
 def test_task_tree_shows_the_fan_out_under_its_owner(es_url: str) -> None:
-    facts = task_tree.run(es_url)
+    facts = task_tree.run(plain_config([es_url]))
     assert facts.fan_out_owner == "search"
     assert facts.fan_out_children == FAN_OUT
     assert facts.in_flight_when_printed == len(FAN_OUT)

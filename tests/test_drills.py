@@ -10,12 +10,13 @@ import pytest
 
 from trio_books.drills import run_drill
 from trio_books.drills.report import DrillOptions, Report
+from trio_books.es.client import plain_config
 
 pytestmark = pytest.mark.elasticsearch
 
 
 async def quick(name: str, es_url: str) -> Report:
-    report = await run_drill(name, DrillOptions(es_url=es_url, quick=True))
+    report = await run_drill(name, DrillOptions(es=plain_config([es_url]), quick=True))
     assert report.passed, report.problems
     return report
 

@@ -15,7 +15,8 @@ from hypercorn.run import run as run_workers
 
 from trio_books.api.service import SearchService
 from trio_books.errors import TrioBooksError, UsageError
-from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.es.client import open_elasticsearch
+from trio_books.es.connection import connection_config
 from trio_books.es.demo import DEMO_BOOKS, ensure_demo_catalogue
 from trio_books.logs import configure_logging
 from trio_books.settings import Settings, load_settings
@@ -185,8 +186,11 @@ def _require_uvloop() -> None:
 
 async def _prepare_index(settings: Settings, demo_catalogue: bool) -> None:
     """Create the index, or load the demo catalogue, before serving."""
-    async with open_http_client(timeout=max(settings.es_timeout, 30.0), max_connections=2) as http:
-        es = Elasticsearch(http, settings.es_urls)
+    # A short-lived client of its own, before the server's: two connections do.
+    config = connection_config(settings).replace(
+        pool_size=2, max_connections=2, timeout=max(settings.es_timeout, 30.0)
+    )
+    async with open_elasticsearch(config, "trio") as es:
         try:
             if demo_catalogue:
                 loaded = await ensure_demo_catalogue(es, settings.index)

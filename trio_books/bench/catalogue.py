@@ -12,15 +12,16 @@ from trio_books.core.books import Book
 from trio_books.core.bulk import bulk_body
 from trio_books.core.mapping import index_body
 from trio_books.core.synthetic import synthetic_books
-from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.es.client import Elasticsearch, open_elasticsearch
+from trio_books.es.connection import ConnectionConfig
 
 BULK_BATCH = 5_000
 
 
-async def ensure_bench_catalogue(es_url: str, index: str, size: int) -> int:
+async def ensure_bench_catalogue(config: ConnectionConfig, index: str, size: int) -> int:
     """Make sure *index* holds at least *size* books; load them if not. Returns the count."""
-    async with open_http_client(timeout=120, max_connections=4) as http:
-        es = Elasticsearch(http, [es_url])
+    config = config.replace(pool_size=4, max_connections=4, timeout=120.0)
+    async with open_elasticsearch(config, "trio") as es:
         if await es.index_exists(index):
             count = await _count(es, index)
             if count >= size:

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import trio
+
 from trio_books.bench.options import (
     DEFAULT_CONCURRENCY,
     DEFAULT_TARGETS,
@@ -21,7 +23,9 @@ from trio_books.bench.options import (
     parse_workloads,
 )
 from trio_books.bench.targets import TARGETS
-from trio_books.errors import UsageError
+from trio_books.errors import TrioBooksError, UsageError
+from trio_books.es.client import open_elasticsearch
+from trio_books.es.connection import ConnectionConfig, connection_config
 from trio_books.settings import load_settings
 
 QUICK = {
@@ -118,18 +122,21 @@ def run(args: argparse.Namespace) -> int:
             f"bench needs the bench extra ({error.name} is missing): pip install 'trio_books[bench]'"
         ) from None
     try:
-        settings = load_settings()
+        config = connection_config(load_settings())
     except ValueError as error:
         raise UsageError(f"invalid settings: {str(error).splitlines()[0]}") from None
-    es_url = settings.es_urls[0]
+    # One node: es-direct and Elasticsearch's CPU figures are that node's.
+    config = config.replace(nodes=config.nodes[:1])
 
     from trio_books.bench import report, runner
 
     start_machine = report.machine()
-    es_version = _es_version(es_url)
+    es_version = trio.run(_es_version, config)
     if es_version is None:
-        raise UsageError(f"Elasticsearch does not answer at {es_url} (set TRIO_BOOKS_ES_URLS)")
-    results = runner.run_benchmark(options, wrk_path, es_url)
+        raise UsageError(
+            f"Elasticsearch does not answer at {config.urls[0]} (set TRIO_BOOKS_ES_URLS)"
+        )
+    results = runner.run_benchmark(options, wrk_path, config)
     command = "python -m trio_books bench " + shlex.join(
         sys.argv[2:] if sys.argv[1:2] == ["bench"] else []
     )
@@ -160,13 +167,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _es_version(es_url: str) -> str | None:
-    import httpx
+async def _es_version(config: ConnectionConfig) -> str | None:
+    """The node's version; ``None`` if it gave none.
 
+    Raises:
+        UsageError: the node could not be reached or refused the call (its reason).
+    """
     try:
-        found = httpx.get(
-            f"{es_url}/_nodes/_local", params={"filter_path": "nodes.*.version"}, timeout=10
-        ).json()
+        async with open_elasticsearch(config, "trio", call_seconds=10) as es:
+            found = await es.request(
+                "GET", "/_nodes/_local", params={"filter_path": "nodes.*.version"}
+            )
+    except TrioBooksError as error:
+        raise UsageError(f"Elasticsearch at {config.urls[0]}: {error.message}") from None
+    try:
         return str(next(iter(found["nodes"].values()))["version"])
-    except (httpx.HTTPError, KeyError, StopIteration, ValueError, TypeError):
+    except (KeyError, StopIteration, TypeError):
         return None

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trio_books.errors import UsageError
+from trio_books.es.connection import ConnectionConfig, connection_config, parse_node
+from trio_books.settings import load_settings
 
 TARGETS = (
     "trio",
@@ -119,3 +121,24 @@ def check(options: BenchOptions) -> BenchOptions:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_\-]*", options.index):
         raise UsageError(f"--index {options.index!r} is not a valid index name")
     return options
+
+
+def connection_from(urls: str | None) -> ConnectionConfig:
+    """The settings' connection configuration; its nodes *urls* (comma-separated) if given.
+
+    For the benchmark tools' ``--es``: TLS and credentials still come from the
+    ``TRIO_BOOKS_ES_*`` settings (never from the URLs).
+
+    Raises:
+        UsageError: the settings, or *urls*, are invalid.
+    """
+    try:
+        config = connection_config(load_settings())
+        if urls is None:
+            return config
+        nodes = tuple(parse_node(url.strip()) for url in urls.split(",") if url.strip())
+    except ValueError as error:
+        raise UsageError(f"invalid settings: {str(error).splitlines()[0]}") from None
+    if not nodes:
+        raise UsageError("--es needs at least one URL")
+    return config.replace(nodes=nodes)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -25,9 +26,37 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from trio_books.api.schemas import Ping
 from trio_books.core.query import SearchQuery, search_requests
 from trio_books.core.results import SearchResponse, parse_search
+from trio_books.es.connection import ConnectionConfig, connection_config
 from trio_books.settings import Settings, load_settings
 
 FACTORY = "trio_books.bench.peer_fastapi:create_app"
+
+
+def official_client_options(config: ConnectionConfig) -> dict[str, Any]:
+    """*config*'s TLS options and credentials, in the official client's names."""
+    tls = config.tls
+    options: dict[str, Any] = {"verify_certs": tls.verify_certs}
+    for name, value in (
+        ("ca_certs", tls.ca_certs),
+        ("ssl_assert_fingerprint", tls.assert_fingerprint),
+        ("client_cert", tls.client_cert),
+        ("client_key", tls.client_key),
+    ):
+        if value is not None:
+            options[name] = value
+    if config.http_compress:
+        options["http_compress"] = True
+    credentials = config.credentials
+    if credentials is not None:
+        _, _, token = credentials.authorization.get_secret_value().partition(" ")
+        if credentials.kind == "api_key":
+            options["api_key"] = token
+        elif credentials.kind == "bearer":
+            options["bearer_auth"] = token
+        else:
+            user, _, password = base64.b64decode(token).decode().partition(":")
+            options["basic_auth"] = (user, password)
+    return options
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,11 +65,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # One client per serving lifetime, as the trio_books builds do.
+        # One client per serving lifetime, as the trio_books builds do, over the
+        # same connection configuration: nodes, TLS and credentials.
+        config = connection_config(settings)
         es = AsyncElasticsearch(
-            settings.es_urls,
-            request_timeout=settings.es_timeout,
-            connections_per_node=settings.es_max_connections,
+            config.urls,
+            request_timeout=config.timeout,
+            connections_per_node=config.max_connections,
+            **official_client_options(config),
         )
         app.state.es = es
         try:

@@ -19,6 +19,8 @@ from pathlib import Path
 import httpx
 
 import trio_books
+from trio_books.es.connection import ConnectionConfig
+from trio_books.es.environment import child_env
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -137,15 +139,21 @@ def start_server(
     url: str,
     ready_path: str,
     log: Path,
+    connection: ConnectionConfig | None = None,
 ) -> Server:
-    """Start *command*, its output going to *log*; return once ``GET ready_path`` answers 200."""
+    """Start *command*, its output going to *log*; return once ``GET ready_path`` answers 200.
+
+    The child inherits this process's environment, then *env*; with *connection*,
+    its ``TRIO_BOOKS_ES_*`` settings are *connection*'s instead of inherited ones.
+    """
+    base = dict(os.environ) if connection is None else child_env(connection, os.environ)
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as output:
         # Run from the folder holding the trio_books being benchmarked, so that
         # ``python -m trio_books`` serves this very code whatever the caller's folder.
         process = subprocess.Popen(
             list(command),
-            env={**os.environ, **env},
+            env={**base, **env},
             cwd=PROJECT_ROOT,
             stdout=output,
             stderr=subprocess.STDOUT,

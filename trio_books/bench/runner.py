@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import trio
 
 from trio_books.bench import processes, wrk
@@ -23,7 +22,9 @@ from trio_books.bench.catalogue import ensure_bench_catalogue
 from trio_books.bench.options import BenchOptions
 from trio_books.bench.queries import Query, build_queries, sample_vocabulary
 from trio_books.bench.targets import TARGETS
-from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.errors import TrioBooksError
+from trio_books.es.client import open_elasticsearch, plain_config
+from trio_books.es.connection import ConnectionConfig
 from trio_books.settings import load_settings
 
 # The same footing for every target: the peer sheds nothing and logs no access
@@ -58,13 +59,14 @@ def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-async def _prepare(es_url: str, options: BenchOptions) -> tuple[int, dict[str, list[Query]]]:
+async def _prepare(
+    config: ConnectionConfig, options: BenchOptions
+) -> tuple[int, dict[str, list[Query]]]:
     """The catalogue's size, and each workload's seeded query list."""
-    count = await ensure_bench_catalogue(es_url, options.index, options.catalogue_size)
-    async with open_http_client(timeout=60, max_connections=2) as http:
-        vocabulary = await sample_vocabulary(
-            Elasticsearch(http, [es_url]), options.index, options.seed
-        )
+    count = await ensure_bench_catalogue(config, options.index, options.catalogue_size)
+    sampling = config.replace(pool_size=2, max_connections=2, timeout=60.0)
+    async with open_elasticsearch(sampling, "trio") as es:
+        vocabulary = await sample_vocabulary(es, options.index, options.seed)
     queries = {
         workload: build_queries(
             vocabulary,
@@ -78,20 +80,25 @@ async def _prepare(es_url: str, options: BenchOptions) -> tuple[int, dict[str, l
     return count, queries
 
 
-def es_cpu_ms(http: httpx.Client, es_url: str) -> float | None:
-    """Elasticsearch's own CPU time (all nodes), from its node stats; None for the stand-in."""
+def es_cpu_ms(config: ConnectionConfig) -> float | None:
+    """Elasticsearch's own CPU time (all nodes), from its node stats; None if it gave none."""
+    return trio.run(_es_cpu_ms, config)
+
+
+async def _es_cpu_ms(config: ConnectionConfig) -> float | None:
     try:
-        stats = http.get(f"{es_url}/_nodes/stats/process").json()
+        async with open_elasticsearch(config, "trio", call_seconds=10) as es:
+            stats = await es.request("GET", "/_nodes/stats/process")
         return float(
             sum(node["process"]["cpu"]["total_in_millis"] for node in stats["nodes"].values())
         )
-    except (httpx.HTTPError, KeyError, TypeError, ValueError):
+    except (TrioBooksError, KeyError, TypeError, ValueError):
         return None
 
 
-def run_benchmark(options: BenchOptions, wrk_path: str, es_url: str) -> dict[str, Any]:
-    """Run everything *options* asks for; return the results (see :mod:`.report`)."""
-    count, queries = trio.run(_prepare, es_url, options)
+def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig) -> dict[str, Any]:
+    """Run everything *options* asks for over *config*; return the results (see :mod:`.report`)."""
+    count, queries = trio.run(_prepare, config, options)
     for workload, listed in queries.items():
         log(
             f"catalogue {options.index!r}: {count:,} books; {len(listed)} seeded {workload} queries"
@@ -100,8 +107,8 @@ def run_benchmark(options: BenchOptions, wrk_path: str, es_url: str) -> dict[str
     scripts = options.out / "wrk"
     runs: list[dict[str, Any]] = []
     started = time.time()
-    with ExitStack() as stack, httpx.Client(timeout=10) as http:
-        upstream_url = es_url
+    with ExitStack() as stack:
+        upstream = config
         ports: list[int] = []
         if options.upstream.is_standin:
             port = processes.free_port()
@@ -123,27 +130,35 @@ def run_benchmark(options: BenchOptions, wrk_path: str, es_url: str) -> dict[str
                 log=options.out / "logs" / "latency-standin.log",
             )
             stack.callback(processes.stop_server, standin)
-            upstream_url = standin.url
+            # Not Elasticsearch: a plain loopback server of ours, given by its URL.
+            upstream = plain_config([standin.url])
             log(
-                f"upstream: latency stand-in ({options.upstream.label()}, NOT Elasticsearch) at {upstream_url}"
+                f"upstream: latency stand-in ({options.upstream.label()}, NOT Elasticsearch) at {standin.url}"
             )
+        node = upstream.nodes[0]
         endpoints: list[Endpoint] = []
         for name in options.targets:
             target = TARGETS[name]
-            upstream_host = upstream_url.removeprefix("http://")
             if target.module_args is None:
+                if upstream.credentials is not None:
+                    # wrk sends requests written out in its scripts: the secret would be on disk.
+                    log(
+                        f"{name}: left out: Elasticsearch needs credentials, and wrk's scripts would hold them"
+                    )
+                    continue
                 direct: dict[str, Path] = {}
+                host = node.host_header.decode()
                 for workload, listed in queries.items():
                     batches = [
                         b"".join(
-                            wrk.http_request(m, p, upstream_host, body)
+                            wrk.http_request(m, node.target(p).decode(), host, body)
                             for m, p, body in q.es_requests
                         )
                         for q in listed
                     ]
                     if all(batches):
                         direct[workload] = wrk.write_script(scripts, f"{name}-{workload}", batches)
-                endpoints.append(Endpoint(name, upstream_url, direct, BRANCHES_PER_SEARCH, None))
+                endpoints.append(Endpoint(name, node.url, direct, BRANCHES_PER_SEARCH, None))
                 continue
             port = processes.free_port(ports)
             ports.append(port)
@@ -151,11 +166,11 @@ def run_benchmark(options: BenchOptions, wrk_path: str, es_url: str) -> dict[str
                 name,
                 target.command(port, options.workers),
                 env={
-                    "TRIO_BOOKS_ES_URLS": upstream_url,
                     "TRIO_BOOKS_INDEX": options.index,
                     **SERVER_SETTINGS,
                     **dict(target.env),
                 },
+                connection=upstream,
                 url=f"http://127.0.0.1:{port}",
                 ready_path=first[0].path,
                 log=options.out / "logs" / f"{name}.log",
@@ -198,8 +213,7 @@ def run_benchmark(options: BenchOptions, wrk_path: str, es_url: str) -> dict[str
                         record = measure(
                             options,
                             wrk_path,
-                            http,
-                            upstream_url,
+                            upstream,
                             endpoint,
                             workload,
                             concurrency,
@@ -227,8 +241,7 @@ def run_benchmark(options: BenchOptions, wrk_path: str, es_url: str) -> dict[str
 def measure(
     options: BenchOptions,
     wrk_path: str,
-    http: httpx.Client,
-    upstream_url: str,
+    upstream: ConnectionConfig,
     endpoint: Endpoint,
     workload: str,
     concurrency: int,
@@ -236,7 +249,7 @@ def measure(
 ) -> dict[str, Any]:
     """One measurement of one target on one workload at one concurrency."""
     pids = endpoint.server.pids() if endpoint.server else []
-    es_before = None if options.upstream.is_standin else es_cpu_ms(http, upstream_url)
+    es_before = None if options.upstream.is_standin else es_cpu_ms(upstream)
     cpu_before = processes.cpu_seconds(pids)
     with processes.PeakMemory(pids) as memory:
         result = wrk.run_wrk(
@@ -248,7 +261,7 @@ def measure(
             depth=endpoint.depth,
         )
     cpu = processes.cpu_seconds(pids) - cpu_before
-    es_after = None if es_before is None else es_cpu_ms(http, upstream_url)
+    es_after = None if es_before is None else es_cpu_ms(upstream)
     thousands = max(result.searches, 1) / 1000
     return {
         "target": endpoint.name,

@@ -7,6 +7,9 @@ concurrency, the transports interleaved round by round so that background load
 on the machine falls on both alike. Loopback only; every run is bounded.
 
     python -m trio_books.bench.transport_ab --es http://127.0.0.1:9200 --seconds 8 --rounds 2
+
+``--es`` defaults to ``TRIO_BOOKS_ES_URLS``; TLS and credentials come from the
+``TRIO_BOOKS_ES_*`` settings either way, and the servers get the same.
 """
 
 from __future__ import annotations
@@ -23,11 +26,16 @@ from statistics import median
 import httpx
 import trio
 
+from trio_books.bench.options import connection_from
+from trio_books.es.client import plain_config
+from trio_books.es.connection import ConnectionConfig
+from trio_books.es.environment import child_env
+
 WORKLOADS = {"ping": "/", "facets": "/api/v1/search/?tags=fiction&year_from=1800"}
 INDEX = "transport-ab-books"
 
 
-async def load_catalogue(es_url: str) -> bytes:
+async def load_catalogue(config: ConnectionConfig) -> bytes:
     """Load the test catalogue; return one answer holding the facet search's hits and aggregations."""
     from urllib.parse import parse_qsl, urlsplit
 
@@ -37,10 +45,10 @@ async def load_catalogue(es_url: str) -> bytes:
     from trio_books.core.mapping import index_body
     from trio_books.core.query import SearchQuery, search_requests
     from trio_books.core.synthetic import synthetic_books
-    from trio_books.es.client import Elasticsearch, open_http_client
+    from trio_books.es.client import open_elasticsearch
 
-    async with open_http_client(timeout=30, max_connections=2) as http:
-        es = Elasticsearch(http, [es_url])
+    config = config.replace(pool_size=2, max_connections=2, timeout=30.0)
+    async with open_elasticsearch(config, "trio") as es:
         await es.delete_index(INDEX)
         await es.create_index(INDEX, index_body())
         await es.bulk(bulk_body(INDEX, synthetic_books(2_000)), refresh=True)
@@ -73,11 +81,10 @@ def wrk(url: str, clients: int, seconds: int) -> tuple[float, float, float, int]
     return rps, ms("50"), ms("99"), errors
 
 
-def serve(transport: str, es_url: str, port: int) -> subprocess.Popen[bytes]:
-    """Serve the app on *port* over *es_url* with the chosen transport."""
-    env = {
-        **os.environ,
-        "TRIO_BOOKS_ES_URLS": es_url,
+def serve(transport: str, config: ConnectionConfig, port: int) -> subprocess.Popen[bytes]:
+    """Serve the app on *port* over *config* with the chosen transport."""
+    env = child_env(config, os.environ)
+    env |= {
         "TRIO_BOOKS_INDEX": INDEX,
         "TRIO_BOOKS_ES_TRANSPORT": transport.partition("+")[0],
         # "trio_books+nogc": the same without the GC tuning of serving.
@@ -110,7 +117,7 @@ def rate(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--es", default="http://127.0.0.1:9200")
+    parser.add_argument("--es", help="Elasticsearch URLs (default: TRIO_BOOKS_ES_URLS)")
     parser.add_argument("--port", type=int, default=5811)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
@@ -123,7 +130,8 @@ def main() -> None:
         "Elasticsearch, to measure the client alone",
     )
     args = parser.parse_args()
-    answer = trio.run(load_catalogue, args.es.split(",")[0])
+    config = connection_from(args.es)
+    answer = trio.run(load_catalogue, config.replace(nodes=config.nodes[:1]))
     standin = None
     if args.standin:
         answer_file = Path("/tmp/trio-books-standin-answer.json")
@@ -140,22 +148,23 @@ def main() -> None:
             ]
         )
         time.sleep(1)
-        args.es = "http://127.0.0.1:5190"
+        # Not Elasticsearch: the stand-in of ours, on loopback, given by its URL.
+        config = plain_config(["http://127.0.0.1:5190"])
     try:
-        run_rounds(args)
+        run_rounds(args, config)
     finally:
         if standin is not None:
             standin.terminate()
             standin.wait(5)
 
 
-def run_rounds(args: argparse.Namespace) -> None:
+def run_rounds(args: argparse.Namespace, config: ConnectionConfig) -> None:
     clients = [int(c) for c in args.clients.split(",")]
     transports = args.transports.split(",")
     results: dict[tuple[str, str, int], list[tuple[float, float, float, int]]] = {}
     for round_ in range(args.rounds):
         for transport in transports if round_ % 2 == 0 else reversed(transports):
-            server = serve(transport, args.es, args.port)
+            server = serve(transport, config, args.port)
             try:
                 wrk(f"http://127.0.0.1:{args.port}{WORKLOADS['facets']}", 16, 2)  # warm-up
                 for workload, path in WORKLOADS.items():

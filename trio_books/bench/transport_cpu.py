@@ -7,6 +7,9 @@ another process, so what is left is httpx plus the transport (plus Trio).
 With ``--profile`` the run is recorded by pyinstrument.
 
     python -m trio_books.bench.transport_cpu --es http://127.0.0.1:9200 --calls 20000 --concurrency 64
+
+``--es`` defaults to the first of ``TRIO_BOOKS_ES_URLS``; TLS and credentials
+come from the ``TRIO_BOOKS_ES_*`` settings either way.
 """
 
 from __future__ import annotations
@@ -17,30 +20,27 @@ import time
 import httpx
 import trio
 
-from trio_books.es.client import Elasticsearch, open_http_client, stock_transport
-from trio_books.trio.transport import TrioTransport
+from trio_books.bench.options import connection_from
+from trio_books.es.client import open_elasticsearch, own_transport
+from trio_books.es.connection import ConnectionConfig
 
 BODY = {"size": 1, "query": {"match_all": {}}}
 # httpx's stock transport; httpx's pools, sharded; ours under httpx's objects; ours below them.
 NAMES = ("stock", "sharded", "trio_books/httpx", "trio_books")
 
 
-async def run(es_url: str, transport_name: str, calls: int, concurrency: int) -> float:
-    raw = transport_name == "trio_books"
-    transport: httpx.AsyncBaseTransport | None
-    if transport_name == "stock":
-        transport = stock_transport(concurrency)  # one httpcore pool, as httpx ships
-    elif transport_name == "sharded":
-        transport = None  # the client's default: several httpcore pools in turn
-    else:
-        transport = TrioTransport(connections_per_node=concurrency)
-    async with open_http_client(
-        timeout=30, max_connections=concurrency, transport=transport
-    ) as http:
-        # The app's own wiring: our transport also takes calls below httpx's objects.
-        es = Elasticsearch(
-            http, [es_url], raw=transport if raw and isinstance(transport, TrioTransport) else None
-        )
+async def run(config: ConnectionConfig, transport_name: str, calls: int, concurrency: int) -> float:
+    # "stock": one httpcore pool, as httpx ships; "sharded": several httpcore pools in turn.
+    kind = transport_name if transport_name in ("stock", "sharded") else "trio_books"
+    config = config.replace(
+        transport=kind, pool_size=concurrency, max_connections=concurrency, timeout=30.0
+    )
+    # "trio_books": the app's own wiring, our transport also taking calls below httpx's
+    # objects; "trio_books/httpx": the same transport, given, so every call goes through httpx.
+    transport: httpx.AsyncBaseTransport | None = None
+    if transport_name == "trio_books/httpx":
+        transport = own_transport(config, "trio")
+    async with open_elasticsearch(config, "trio", transport=transport) as es:
         await es.search("_all", BODY)
         left = calls
 
@@ -64,22 +64,24 @@ async def run(es_url: str, transport_name: str, calls: int, concurrency: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--es", default="http://127.0.0.1:9200")
+    parser.add_argument("--es", help="an Elasticsearch URL (default: TRIO_BOOKS_ES_URLS)")
     parser.add_argument("--calls", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--profile", choices=NAMES)
     args = parser.parse_args()
+    config = connection_from(args.es)
+    config = config.replace(nodes=config.nodes[:1])
     if args.profile:
         from pyinstrument import Profiler  # type: ignore[import-not-found]
 
         with Profiler(async_mode="disabled") as profiler:
-            trio.run(run, args.es, args.profile, args.calls, args.concurrency)
+            trio.run(run, config, args.profile, args.calls, args.concurrency)
         profiler.print(short_mode=True, show_all=False, color=False)
         return
     for _ in range(args.rounds):
         for name in NAMES:
-            trio.run(run, args.es, name, args.calls, args.concurrency)
+            trio.run(run, config, name, args.calls, args.concurrency)
 
 
 if __name__ == "__main__":

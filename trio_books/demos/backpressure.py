@@ -31,9 +31,10 @@ import trio
 
 from trio_books.core.books import Book, book_to_document
 from trio_books.demos import standalone
-from trio_books.demos.elastic import demo_index, es_urls, generated_books, open_demo_http
+from trio_books.demos.elastic import demo_config, demo_index, generated_books, open_demo_es
 from trio_books.demos.narration import Narration
 from trio_books.es.client import Elasticsearch
+from trio_books.es.connection import ConnectionConfig
 
 BOUND = 8
 ITEMS = 200
@@ -97,7 +98,9 @@ async def monitor(
 # ---------------------------------------------------------------- Trio
 
 
-async def trio_part(url: str, index: str, narration: Narration) -> tuple[Gauge, float, float]:
+async def trio_part(
+    config: ConnectionConfig, index: str, narration: Narration
+) -> tuple[Gauge, float, float]:
     gauge = Gauge()
     send, receive = trio.open_memory_channel[Book](BOUND)
 
@@ -122,8 +125,7 @@ async def trio_part(url: str, index: str, narration: Narration) -> tuple[Gauge, 
     tracemalloc.start()
     started = time.perf_counter()
     try:
-        async with open_demo_http() as http, trio.open_nursery() as nursery:
-            es = Elasticsearch(http, [url])
+        async with open_demo_es(config) as es, trio.open_nursery() as nursery:
             # The monitor runs beside the work and is cancelled when it ends.
             nursery.start_soon(
                 monitor,
@@ -147,7 +149,9 @@ async def trio_part(url: str, index: str, narration: Narration) -> tuple[Gauge, 
 # ---------------------------------------------------------------- asyncio
 
 
-async def asyncio_part(url: str, index: str, narration: Narration) -> tuple[Gauge, float, float]:
+async def asyncio_part(
+    config: ConnectionConfig, index: str, narration: Narration
+) -> tuple[Gauge, float, float]:
     gauge = Gauge()
     queue: asyncio.Queue[Book | None] = asyncio.Queue()  # no maxsize: unbounded
 
@@ -174,8 +178,7 @@ async def asyncio_part(url: str, index: str, narration: Narration) -> tuple[Gaug
     tracemalloc.start()
     started = time.perf_counter()
     try:
-        async with open_demo_http() as http:
-            es = Elasticsearch(http, [url])
+        async with open_demo_es(config, "asyncio") as es:
             watcher = asyncio.create_task(
                 monitor("asyncio monitor", queue.qsize, gauge, narration, asyncio.sleep)
             )
@@ -192,14 +195,16 @@ async def asyncio_part(url: str, index: str, narration: Narration) -> tuple[Gaug
     return gauge, peak, time.perf_counter() - started
 
 
-def run(url: str | None = None) -> BackpressureFacts:
-    """Run the demo against *url* (default: the first of ``TRIO_BOOKS_ES_URLS``); return its facts."""
-    url = url or es_urls()[0]
+def run(config: ConnectionConfig | None = None) -> BackpressureFacts:
+    """Run the demo over *config* (default: the settings' first node); return its facts."""
+    config = config or demo_config()
     narration = Narration()
     print(__doc__)
-    with demo_index("backpressure", books=0, url=url) as index:
-        bounded, trio_peak, trio_seconds = trio.run(trio_part, url, index, narration)
-        unbounded, asyncio_peak, asyncio_seconds = asyncio.run(asyncio_part(url, index, narration))
+    with demo_index("backpressure", books=0, config=config) as index:
+        bounded, trio_peak, trio_seconds = trio.run(trio_part, config, index, narration)
+        unbounded, asyncio_peak, asyncio_seconds = asyncio.run(
+            asyncio_part(config, index, narration)
+        )
     narration.timeline("the unbounded producer is done at once; the bounded one keeps pace")
     facts = BackpressureFacts(
         bound=BOUND,

@@ -31,13 +31,14 @@ import trio
 from trio_books.demos import standalone
 from trio_books.demos.elastic import (
     WatchingTransport,
+    demo_config,
     demo_index,
-    es_urls,
-    open_demo_http,
+    open_demo_es,
     tags_by_year_body,
 )
 from trio_books.demos.narration import Narration
 from trio_books.es.client import Elasticsearch
+from trio_books.es.connection import ConnectionConfig
 
 BOOKS = 5_000
 DEADLINE = 0.015  # seconds; the heavy search takes several times longer, even on a quiet machine
@@ -107,12 +108,11 @@ async def slow_search_then_free(
             await free_scroll(es, scroll_id)
 
 
-async def trio_part(url: str, index: str, narration: Narration) -> dict[str, Any]:
-    transport = WatchingTransport()
+async def trio_part(config: ConnectionConfig, index: str, narration: Narration) -> dict[str, Any]:
+    transport = WatchingTransport(config, "trio")
     facts: dict[str, Any] = {"deadline_ms": DEADLINE * 1000}
-    async with open_demo_http(transport) as http, open_demo_http() as observer_http:
-        es = Elasticsearch(http, [url])
-        observer = Elasticsearch(observer_http, [url])
+    # The observer has a client of its own, so that its calls never show among the watched.
+    async with open_demo_es(config, "trio", transport) as es, open_demo_es(config) as observer:
         heavy = tags_by_year_body()
         await es.search(index, heavy)  # warm-up: load what the aggregation needs
 
@@ -194,11 +194,12 @@ async def trio_part(url: str, index: str, narration: Narration) -> dict[str, Any
     return facts
 
 
-async def asyncio_part(url: str, index: str, narration: Narration) -> dict[str, Any]:
-    transport = WatchingTransport()
+async def asyncio_part(
+    config: ConnectionConfig, index: str, narration: Narration
+) -> dict[str, Any]:
+    transport = WatchingTransport(config, "asyncio")
     facts: dict[str, Any] = {}
-    async with open_demo_http(transport) as http:
-        es = Elasticsearch(http, [url])
+    async with open_demo_es(config, "asyncio", transport) as es:
         narration.section(f"asyncio.timeout({DEADLINE}): like fail_after, raises TimeoutError")
         try:
             async with asyncio.timeout(DEADLINE):
@@ -234,17 +235,17 @@ async def asyncio_part(url: str, index: str, narration: Narration) -> dict[str, 
     return facts
 
 
-def run(url: str | None = None) -> DeadlineFacts:
-    """Run the demo against *url* (default: the first of ``TRIO_BOOKS_ES_URLS``); return its facts."""
-    url = url or es_urls()[0]
+def run(config: ConnectionConfig | None = None) -> DeadlineFacts:
+    """Run the demo over *config* (default: the settings' first node); return its facts."""
+    config = config or demo_config()
     narration = Narration()
     print(__doc__)
-    with demo_index("deadlines", books=BOOKS, url=url) as index:
-        found = trio.run(trio_part, url, index, narration)
+    with demo_index("deadlines", books=BOOKS, config=config) as index:
+        found = trio.run(trio_part, config, index, narration)
         narration.timeline(
             f"Trio, each search under a {DEADLINE * 1000:.0f} ms deadline but the first"
         )
-        found |= asyncio.run(asyncio_part(url, index, narration))
+        found |= asyncio.run(asyncio_part(config, index, narration))
         narration.timeline("asyncio")
     facts = DeadlineFacts(**found)
     print(

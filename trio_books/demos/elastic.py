@@ -1,5 +1,5 @@
-"""What every demo needs from Elasticsearch: its URLs, a demo index of generated books, heavy
-queries that are real work, and an httpx transport that watches each call.
+"""What every demo needs from Elasticsearch: its connection configuration, a demo index of
+generated books, heavy queries that are real work, and an httpx transport that watches each call.
 
 Each demo creates its own index (``demo-<name>-<random>``), fills it with
 generated books through the project's own mapping and ``_bulk`` body, and
@@ -12,8 +12,8 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,8 @@ from trio_books.core.books import Author, Book, Tag
 from trio_books.core.bulk import bulk_body
 from trio_books.core.mapping import index_body
 from trio_books.errors import UsageError
-from trio_books.es.client import Elasticsearch, http_limits, open_http_client
+from trio_books.es.client import Build, Elasticsearch, es_transport, open_elasticsearch
+from trio_books.es.connection import ConnectionConfig, connection_config
 from trio_books.settings import load_settings
 
 # A free-text query that matches almost every generated title and author, so
@@ -96,14 +97,37 @@ _LAST = [
 _LANGUAGES = ["eng", "fre", "ger", "spa", "ita", "por", "rus", "jpn", "ara", "pol"]
 _TAGS = [f"theme-{number:03d}" for number in range(300)]
 _BULK_CHUNK = 5000
+# Connections of a demo's client, and seconds per call.
+_CONNECTIONS = 16
+_CALL_SECONDS = 30.0
 
 
-def es_urls() -> list[str]:
-    """The Elasticsearch URLs from ``TRIO_BOOKS_ES_URLS`` (default ``http://127.0.0.1:9200``)."""
+def demo_config(*, all_nodes: bool = False) -> ConnectionConfig:
+    """The connection configuration of the ``TRIO_BOOKS_ES_*`` settings, as the service's.
+
+    Args:
+        all_nodes: keep every node; by default only the first, so that every
+            call of a demo goes to one node.
+
+    Raises:
+        UsageError: the settings are invalid.
+    """
     try:
-        return load_settings().es_urls
+        config = connection_config(load_settings())
     except ValueError as error:
         raise UsageError(f"invalid settings: {str(error).splitlines()[0]}") from None
+    return config if all_nodes else first_node(config)
+
+
+def first_node(config: ConnectionConfig) -> ConnectionConfig:
+    """*config* with its first node only."""
+    return config.replace(nodes=config.nodes[:1])
+
+
+def _demo_sized(config: ConnectionConfig) -> ConnectionConfig:
+    return config.replace(
+        pool_size=_CONNECTIONS, max_connections=_CONNECTIONS, timeout=_CALL_SECONDS
+    )
 
 
 def generated_books(count: int, *, seed: int = 8) -> Iterator[Book]:
@@ -158,14 +182,19 @@ def tags_by_year_body() -> dict[str, Any]:
     }
 
 
-def open_demo_http(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The one httpx client of a demo (use it with ``async with``)."""
-    return open_http_client(timeout=30.0, max_connections=16, transport=transport)
+@asynccontextmanager
+async def open_demo_es(
+    config: ConnectionConfig,
+    build: Build = "trio",
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[Elasticsearch]:
+    """A demo's client of *config* on *build*'s event loop, over *transport* if given."""
+    async with open_elasticsearch(_demo_sized(config), build, transport=transport) as es:
+        yield es
 
 
-async def _fill(url: str, index: str, books: int, replicas: int) -> None:
-    async with open_demo_http() as http:
-        es = Elasticsearch(http, [url])
+async def _fill(config: ConnectionConfig, index: str, books: int, replicas: int) -> None:
+    async with open_demo_es(config) as es:
         body = index_body(replicas=replicas)
         # Repeated identical searches would otherwise come from the shard
         # request cache in a millisecond, hiding the work the demos time.
@@ -192,13 +221,15 @@ async def _fill(url: str, index: str, books: int, replicas: int) -> None:
             )
 
 
-async def _drop(url: str, index: str) -> None:
-    async with open_demo_http() as http:
-        await Elasticsearch(http, [url]).delete_index(index)
+async def _drop(config: ConnectionConfig, index: str) -> None:
+    async with open_demo_es(config) as es:
+        await es.delete_index(index)
 
 
 @contextmanager
-def demo_index(purpose: str, *, books: int, url: str, replicas: int = 0) -> Iterator[str]:
+def demo_index(
+    purpose: str, *, books: int, config: ConnectionConfig, replicas: int = 0
+) -> Iterator[str]:
     """A fresh index of *books* generated books for one demo, deleted on the way out.
 
     A synchronous context manager on purpose: a demo's Trio part and its asyncio
@@ -206,13 +237,16 @@ def demo_index(purpose: str, *, books: int, url: str, replicas: int = 0) -> Iter
     """
     index = f"demo-{purpose}-{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
-    trio.run(_fill, url, index, books, replicas)
+    trio.run(_fill, config, index, books, replicas)
     what = f"indexed {books:,} generated books into" if books else "created the empty index"
-    print(f"[setup] {what} {index} at {url} in {time.perf_counter() - started:.1f} s", flush=True)
+    print(
+        f"[setup] {what} {index} at {config.urls[0]} in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
     try:
         yield index
     finally:
-        trio.run(_drop, url, index)
+        trio.run(_drop, config, index)
         print(f"[cleanup] deleted the index {index}", flush=True)
 
 
@@ -240,17 +274,24 @@ class Call:
 
 
 class WatchingTransport(httpx.AsyncBaseTransport):
-    """httpx's own transport, noting for each call which task made it and how it ended.
+    """The transport *config* asks for, noting for each call which task made it and how it ended.
 
     A call cancelled here was cancelled *inside* httpx, while waiting for
     Elasticsearch: the request had gone out and no answer had come back.
 
     Args:
+        config: the demo's connection configuration (TLS and pool from it).
+        build: whose event loop runs the calls.
         on_change: called with the number of calls in flight whenever it changes.
     """
 
-    def __init__(self, on_change: Callable[[int], None] | None = None) -> None:
-        self.inner = httpx.AsyncHTTPTransport(limits=http_limits(16))
+    def __init__(
+        self,
+        config: ConnectionConfig,
+        build: Build = "trio",
+        on_change: Callable[[int], None] | None = None,
+    ) -> None:
+        self.inner = es_transport(_demo_sized(config), build)
         self.calls: list[Call] = []
         self.on_change = on_change
 

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 import trio
 
 from trio_books.demos import standalone
-from trio_books.demos.elastic import demo_index, es_urls, open_demo_http, tags_by_year_body
+from trio_books.demos.elastic import demo_config, demo_index, open_demo_es, tags_by_year_body
 from trio_books.demos.narration import Narration
 from trio_books.errors import ElasticsearchError
 from trio_books.es.client import Elasticsearch
+from trio_books.es.connection import ConnectionConfig
 
 BOOKS = 5_000
 SLOW = ("es-facet-tags", "es-facet-years")
@@ -127,15 +128,14 @@ async def failing_child(
 # ---------------------------------------------------------------- Trio
 
 
-async def trio_part(url: str, index: str, narration: Narration) -> Children:
+async def trio_part(config: ConnectionConfig, index: str, narration: Narration) -> Children:
     children = Children("nursery")
-    async with open_demo_http() as http:
-        es = Elasticsearch(http, [url])
+    async with open_demo_es(config) as es:
         # Warm-up with connections for every child, opened side by side (two per
-        # child: the client spreads calls over its two pools in turn). The demo is
-        # about cancelling requests in flight; a child still connecting when the
-        # cancel comes would stop inside trio's happy-eyeballs nursery and could
-        # end with an exception group rather than a plain Cancelled.
+        # child, room for a transport that spreads calls over pools in turn). The
+        # demo is about cancelling requests in flight; a child still connecting
+        # when the cancel comes could stop inside a connect's own nursery and end
+        # with an exception group rather than a plain Cancelled.
         async with trio.open_nursery() as warm_up:
             for _ in range(2 * (len(SLOW) + 1)):
                 warm_up.start_soon(es.search, index, tags_by_year_body())
@@ -214,10 +214,11 @@ async def call_with_task_group(
     return alive
 
 
-async def asyncio_part(url: str, index: str, narration: Narration) -> tuple[Children, Children]:
+async def asyncio_part(
+    config: ConnectionConfig, index: str, narration: Narration
+) -> tuple[Children, Children]:
     gathered, grouped = Children("gather"), Children("TaskGroup")
-    async with open_demo_http() as http:
-        es = Elasticsearch(http, [url])
+    async with open_demo_es(config, "asyncio") as es:
         narration.section("asyncio.gather: the same three children")
         alive = await call_with_gather(es, index, gathered, narration)
         if alive:
@@ -233,15 +234,15 @@ async def asyncio_part(url: str, index: str, narration: Narration) -> tuple[Chil
     return gathered, grouped
 
 
-def run(url: str | None = None) -> ErrorFacts:
-    """Run the demo against *url* (default: the first of ``TRIO_BOOKS_ES_URLS``); return its facts."""
-    url = url or es_urls()[0]
+def run(config: ConnectionConfig | None = None) -> ErrorFacts:
+    """Run the demo over *config* (default: the settings' first node); return its facts."""
+    config = config or demo_config()
     narration = Narration()
     print(__doc__)
-    with demo_index("errors", books=BOOKS, url=url) as index:
-        nursery = trio.run(trio_part, url, index, narration)
+    with demo_index("errors", books=BOOKS, config=config) as index:
+        nursery = trio.run(trio_part, config, index, narration)
         narration.timeline("Trio nursery: both siblings cancelled before the caller saw the error")
-        gathered, grouped = asyncio.run(asyncio_part(url, index, narration))
+        gathered, grouped = asyncio.run(asyncio_part(config, index, narration))
     facts = ErrorFacts(
         trio_raised=nursery.raised,
         trio_cancelled=nursery.cancelled(),

@@ -31,9 +31,10 @@ from trio_books.core.query import SearchQuery, search_requests
 from trio_books.core.results import parse_search
 from trio_books.core.timeline import Timeline
 from trio_books.demos import standalone
-from trio_books.demos.elastic import DEMO_TEXT, demo_index, es_urls, open_demo_http
+from trio_books.demos.elastic import DEMO_TEXT, demo_config, demo_index, open_demo_es
 from trio_books.demos.narration import Narration
 from trio_books.es.client import Elasticsearch
+from trio_books.es.connection import ConnectionConfig
 from trio_books.trio.fanout import fan_out
 
 BOOKS = 12_000
@@ -137,10 +138,9 @@ async def together(
     return elapsed, spans
 
 
-async def main(url: str, index: str, narration: Narration) -> FanoutFacts:
+async def main(config: ConnectionConfig, index: str, narration: Narration) -> FanoutFacts:
     requests = search_requests(QUERY, FACET_SIZE)
-    async with open_demo_http() as http:
-        es = Elasticsearch(http, [url])
+    async with open_demo_es(config) as es:
         narration.say(
             "parent", "one silent warm-up round, so Elasticsearch has loaded what it needs"
         )
@@ -195,13 +195,13 @@ def report(facts: FanoutFacts, narration: Narration) -> None:
     )
 
 
-def run(url: str | None = None) -> FanoutFacts:
-    """Run the demo against *url* (default: the first of ``TRIO_BOOKS_ES_URLS``); return its facts."""
-    url = url or es_urls()[0]
+def run(config: ConnectionConfig | None = None) -> FanoutFacts:
+    """Run the demo over *config* (default: the settings' first node); return its facts."""
+    config = config or demo_config()
     narration = Narration()
     print(__doc__)
-    with demo_index("fanout", books=BOOKS, url=url) as index:
-        facts = trio.run(main, url, index, narration)
+    with demo_index("fanout", books=BOOKS, config=config) as index:
+        facts = trio.run(main, config, index, narration)
     report(facts, narration)
     return facts
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import trio
@@ -29,13 +30,14 @@ import trio
 from trio_books.demos import standalone
 from trio_books.demos.elastic import (
     WatchingTransport,
+    demo_config,
     demo_index,
-    es_urls,
-    open_demo_http,
+    open_demo_es,
     tags_by_year_body,
 )
 from trio_books.demos.narration import Narration
 from trio_books.es.client import Elasticsearch
+from trio_books.es.connection import ConnectionConfig
 
 BOOKS = 5_000
 ROUNDS = 3
@@ -61,16 +63,16 @@ class HedgeFacts:
     rounds: tuple[HedgeRound, ...] = ()
 
 
-async def node_ids(urls: Sequence[str]) -> list[tuple[str, str]]:
-    """Each URL's node: (id, name), asked of the node itself."""
+async def node_ids(configs: Sequence[ConnectionConfig]) -> list[tuple[str, str]]:
+    """Each configuration's node: (id, name), asked of the node itself."""
     found = []
-    async with open_demo_http() as http:
-        for url in urls:
-            answer = await Elasticsearch(http, [url]).request(
+    for config in configs:
+        async with open_demo_es(config) as es:
+            answer = await es.request(
                 "GET", "/_nodes/_local", params={"filter_path": "nodes.*.name"}
             )
-            [(node_id, node)] = answer["nodes"].items()
-            found.append((node_id, node["name"]))
+        [(node_id, node)] = answer["nodes"].items()
+        found.append((node_id, node["name"]))
     return found
 
 
@@ -111,12 +113,19 @@ async def race(
 
 
 async def main(
-    urls: Sequence[str], labels: Sequence[str], index: str, narration: Narration
+    configs: Sequence[ConnectionConfig], labels: Sequence[str], index: str, narration: Narration
 ) -> list[HedgeRound]:
-    transport = WatchingTransport()
+    # A client per node, each over a transport that watches its calls.
+    transports = {
+        label: WatchingTransport(config, "trio")
+        for label, config in zip(labels, configs, strict=True)
+    }
     rounds = []
-    async with open_demo_http(transport) as http:
-        nodes = {label: Elasticsearch(http, [url]) for label, url in zip(labels, urls, strict=True)}
+    async with AsyncExitStack() as stack:
+        nodes = {
+            label: await stack.enter_async_context(open_demo_es(config, "trio", transports[label]))
+            for label, config in zip(labels, configs, strict=True)
+        }
         for es in nodes.values():  # warm-up: each node loads what the aggregation needs
             await es.request(
                 "POST",
@@ -129,12 +138,12 @@ async def main(
             narration.section(
                 f"Round {number}: {primary} first, the other after {HEDGE_DELAY * 1000:.0f} ms"
             )
-            calls_before = len(transport.calls)
+            calls_before = {label: len(watched.calls) for label, watched in transports.items()}
             winner, winner_ms = await race(nodes, primary, index, narration, number)
             loser = next(label for label in labels if label != winner)
             cancelled = [
                 call
-                for call in transport.calls[calls_before:]
+                for call in transports[loser].calls[calls_before[loser] :]
                 if call.task == f"hedge {loser}" and call.outcome == "cancelled"
             ]
             rounds.append(HedgeRound(primary, winner, winner_ms, loser, bool(cancelled)))
@@ -147,25 +156,26 @@ async def main(
     return rounds
 
 
-def run(urls: Sequence[str] | None = None, *, same_node_ok: bool = False) -> HedgeFacts:
-    """Race a search between the first two of *urls* (default ``TRIO_BOOKS_ES_URLS``).
+def run(config: ConnectionConfig | None = None, *, same_node_ok: bool = False) -> HedgeFacts:
+    """Race a search between the first two nodes of *config* (default: the settings').
 
     Args:
         same_node_ok: race even when both URLs reach one node. The test suite
             does this on a single-node machine: the race and the cancellation
             are real, only the second node is not.
     """
-    urls = list(urls or es_urls())
+    config = config or demo_config(all_nodes=True)
     print(__doc__)
-    if len(urls) < 2:
+    if len(config.nodes) < 2:
         reason = (
-            f"hedging needs two Elasticsearch nodes, and TRIO_BOOKS_ES_URLS lists one ({urls[0]}); "
-            "list two nodes of one cluster to run it"
+            "hedging needs two Elasticsearch nodes, and TRIO_BOOKS_ES_URLS lists one "
+            f"({config.urls[0]}); list two nodes of one cluster to run it"
         )
         print(f"skipped: {reason}")
         return HedgeFacts(skipped=True, reason=reason)
-    urls = urls[:2]
-    found = trio.run(node_ids, urls)
+    # One configuration per node: the same TLS and credentials, one node each.
+    configs = [config.replace(nodes=(node,)) for node in config.nodes[:2]]
+    found = trio.run(node_ids, configs)
     same_node = found[0][0] == found[1][0]
     if same_node and not same_node_ok:
         reason = f"both URLs reach the same node ({found[0][1]}): hedging needs two nodes"
@@ -178,8 +188,9 @@ def run(urls: Sequence[str] | None = None, *, same_node_ok: bool = False) -> Hed
             "Both URLs reach one node: the race and the cancellation below are real, "
             "but both requests compete for the same machine."
         )
-    with demo_index("hedging", books=BOOKS, url=urls[0], replicas=0 if same_node else 1) as index:
-        rounds = trio.run(main, urls, labels, index, narration)
+    replicas = 0 if same_node else 1
+    with demo_index("hedging", books=BOOKS, config=configs[0], replicas=replicas) as index:
+        rounds = trio.run(main, configs, labels, index, narration)
         narration.timeline("every round: the winner's bar ends where the loser's is cancelled")
     for hedge in rounds:
         print(

@@ -30,12 +30,12 @@ from trio_books.demos import standalone
 from trio_books.demos.elastic import (
     DEMO_TEXT,
     WatchingTransport,
+    demo_config,
     demo_index,
-    es_urls,
-    open_demo_http,
+    open_demo_es,
 )
 from trio_books.demos.narration import Narration
-from trio_books.es.client import Elasticsearch
+from trio_books.es.connection import ConnectionConfig
 from trio_books.settings import Settings
 from trio_books.trio.fanout import CONCURRENCY
 
@@ -111,7 +111,7 @@ class Snapshot:
     in_flight: int = 0
 
 
-async def trio_part(url: str, index: str, narration: Narration) -> Snapshot:
+async def trio_part(config: ConnectionConfig, index: str, narration: Narration) -> Snapshot:
     all_in_flight = trio.Event()
     watching = False
 
@@ -119,11 +119,11 @@ async def trio_part(url: str, index: str, narration: Narration) -> Snapshot:
         if watching and in_flight >= BRANCHES:
             all_in_flight.set()
 
-    transport = WatchingTransport(on_change=calls_changed)
-    settings = Settings(es_urls=[url], index=index, facet_size=100)
+    transport = WatchingTransport(config, "trio", on_change=calls_changed)
+    settings = Settings(index=index, facet_size=100)
     snapshot = Snapshot()
-    async with open_demo_http(transport) as http:
-        service = SearchService(Elasticsearch(http, [url]), settings, CONCURRENCY)
+    async with open_demo_es(config, "trio", transport) as es:
+        service = SearchService(es, settings, CONCURRENCY)
         await service.search(
             SearchQuery(q=DEMO_TEXT), service.new_timeline()
         )  # warm-up, before we watch
@@ -158,12 +158,13 @@ async def trio_part(url: str, index: str, narration: Narration) -> Snapshot:
     return snapshot
 
 
-async def asyncio_part(url: str, index: str, narration: Narration) -> tuple[str, ...]:
+async def asyncio_part(
+    config: ConnectionConfig, index: str, narration: Narration
+) -> tuple[str, ...]:
     """The same four calls from an asyncio TaskGroup, and all that asyncio can tell of them."""
     narration.section("asyncio: the same four calls in a TaskGroup; what does asyncio know?")
     seen: tuple[str, ...] = ()
-    async with open_demo_http() as http:
-        es = Elasticsearch(http, [url])
+    async with open_demo_es(config, "asyncio") as es:
         requests = search_requests(SearchQuery(q=DEMO_TEXT), 100)
         async with asyncio.TaskGroup() as group:
             for name, body in requests.items():
@@ -178,15 +179,15 @@ async def asyncio_part(url: str, index: str, narration: Narration) -> tuple[str,
     return seen
 
 
-def run(url: str | None = None) -> TaskTreeFacts:
-    """Run the demo against *url* (default: the first of ``TRIO_BOOKS_ES_URLS``); return its facts."""
-    url = url or es_urls()[0]
+def run(config: ConnectionConfig | None = None) -> TaskTreeFacts:
+    """Run the demo over *config* (default: the settings' first node); return its facts."""
+    config = config or demo_config()
     narration = Narration()
     print(__doc__)
-    with demo_index("task-tree", books=BOOKS, url=url) as index:
-        snapshot = trio.run(trio_part, url, index, narration)
+    with demo_index("task-tree", books=BOOKS, config=config) as index:
+        snapshot = trio.run(trio_part, config, index, narration)
         narration.timeline("the four calls of the search, and the moment the tree was printed")
-        seen = asyncio.run(asyncio_part(url, index, narration))
+        seen = asyncio.run(asyncio_part(config, index, narration))
     return TaskTreeFacts(
         tree=snapshot.tree,
         fan_out_owner=snapshot.fan_out_owner,

@@ -20,6 +20,7 @@ import trio
 
 from trio_books.drills.report import DrillOptions, Report
 from trio_books.errors import UsageError
+from trio_books.es.connection import connection_config
 from trio_books.settings import load_settings
 
 DRILLS = {
@@ -59,10 +60,12 @@ def run(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive")
     try:
-        es_url = load_settings().es_urls[0]
+        config = connection_config(load_settings())
     except ValueError as error:
         raise UsageError(f"invalid settings: {str(error).splitlines()[0]}") from None
-    options = DrillOptions(es_url=es_url, quick=args.quick, duration=args.duration)
+    # The first node, as the drills' figures count connections to one node.
+    config = config.replace(nodes=config.nodes[:1])
+    options = DrillOptions(es=config, quick=args.quick, duration=args.duration)
     names = [name for name in DRILLS if name != "fuzz"] if args.name == "all" else [args.name]
     failed = [name for name in names if not trio.run(run_drill, name, options).passed]
     if failed:

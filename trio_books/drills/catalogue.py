@@ -15,7 +15,8 @@ from contextlib import asynccontextmanager
 from trio_books.core.books import Author, Book, Tag
 from trio_books.core.bulk import bulk_body
 from trio_books.core.mapping import index_body
-from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.es.client import open_elasticsearch
+from trio_books.es.connection import ConnectionConfig
 
 WORDS = [
     "night",
@@ -140,11 +141,11 @@ def search_paths(count: int, seed: int = 5, prefix: str = "/api/v1") -> list[str
 
 
 @asynccontextmanager
-async def drill_index(es_url: str, name: str) -> AsyncIterator[str]:
+async def drill_index(config: ConnectionConfig, name: str) -> AsyncIterator[str]:
     """An index named for this drill and process, holding :func:`books`; deleted afterwards."""
     index = f"drill-{name}-{os.getpid()}"
-    async with open_http_client(timeout=60, max_connections=2) as http:
-        es = Elasticsearch(http, [es_url])
+    config = config.replace(pool_size=2, max_connections=2, timeout=60.0)
+    async with open_elasticsearch(config, "trio") as es:
         await es.delete_index(index)
         await es.create_index(index, index_body())
         await es.bulk(bulk_body(index, books()), refresh=True)

@@ -35,8 +35,8 @@ async def drill(options: DrillOptions) -> Report:
     with tempfile.TemporaryDirectory(prefix="trio_books-fuzz-") as folder:
         events = Path(folder) / "events.ndjson"
         async with (
-            drill_index(options.es_url, "fuzz") as index,
-            running_server(options.es_url, index, env=env) as server,
+            drill_index(options.es, "fuzz") as index,
+            running_server(options.es, index, env=env) as server,
         ):
             command = [
                 sys.executable,

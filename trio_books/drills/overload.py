@@ -32,8 +32,8 @@ async def drill(options: DrillOptions) -> Report:
     light_seconds, flood_seconds = (2.0, 6.0) if options.quick else (5.0, 20.0)
     paths = search_paths(500)
     async with (
-        drill_index(options.es_url, "overload") as index,
-        running_server(options.es_url, index) as server,
+        drill_index(options.es, "overload") as index,
+        running_server(options.es, index) as server,
         trio.open_nursery() as nursery,
     ):
         # The sampler is the nursery's only long task; cancelled when the phases end.

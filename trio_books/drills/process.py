@@ -20,6 +20,9 @@ from pathlib import Path
 import httpx
 import trio
 
+from trio_books.es.connection import ConnectionConfig
+from trio_books.es.environment import child_env
+
 
 def free_port() -> int:
     """A port nothing listens on now (the server binds it a moment later)."""
@@ -138,19 +141,22 @@ class Server:
 
 @asynccontextmanager
 async def running_server(
-    es_url: str, index: str, *, workers: int = 1, env: Mapping[str, str] | None = None
+    config: ConnectionConfig,
+    index: str,
+    *,
+    workers: int = 1,
+    env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Server]:
     """Start the service on a free port, wait for ``/healthz``; stop it (SIGKILL if need be) after."""
     port = free_port()
     log_fd, log_name = tempfile.mkstemp(prefix="trio_books-drill-", suffix=".log")
     log_path = Path(log_name)
-    settings_env = {
-        **os.environ,
-        "TRIO_BOOKS_ES_URLS": es_url,
-        "TRIO_BOOKS_INDEX": index,
-        "TRIO_BOOKS_ACCESS_LOG": "false",
-        **(env or {}),
-    }
+    # The server reaches Elasticsearch as the drill does: same nodes, TLS and credentials.
+    settings_env = child_env(
+        config,
+        os.environ,
+        {"TRIO_BOOKS_INDEX": index, "TRIO_BOOKS_ACCESS_LOG": "false", **(env or {})},
+    )
     command = [sys.executable, "-m", "trio_books", "serve", "--port", str(port)]
     try:
         process = await trio.lowlevel.open_process(

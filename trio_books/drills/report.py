@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trio_books.es.connection import ConnectionConfig
 
 MIB = 1024 * 1024
 
@@ -14,13 +17,24 @@ class DrillOptions:
 
     Args:
         quick: the short version CI runs; the full one is for the closing note.
-        es_url: the Elasticsearch the drill's server uses (it fills an index of its own).
+        es: how the drill and its server reach Elasticsearch (the drill fills an
+            index of its own there).
         duration: seconds, for drills that run for a chosen time (the soak).
     """
 
-    es_url: str
+    es: ConnectionConfig
     quick: bool = False
     duration: float | None = None
+
+    @property
+    def es_url(self) -> str:
+        """The first node's URL, for display (never credentials)."""
+        return self.es.urls[0]
+
+    @property
+    def es_port(self) -> int:
+        """The first node's port: the drill counts its server's connections to it."""
+        return self.es.nodes[0].port
 
 
 @dataclass

@@ -32,10 +32,10 @@ async def drill(options: DrillOptions) -> Report:
 
 async def _one(options: DrillOptions, workers: int, report: Report) -> None:
     paths = search_paths(300)
-    es_port = int(options.es_url.rsplit(":", 1)[1].split("/")[0])
+    es_port = options.es_port
     async with (
-        drill_index(options.es_url, f"shutdown{workers}") as index,
-        running_server(options.es_url, index, workers=workers) as server,
+        drill_index(options.es, f"shutdown{workers}") as index,
+        running_server(options.es, index, workers=workers) as server,
         http_client(server.url, CLIENTS, timeout=15) as client,
     ):
         outcomes: list[Outcome] = []

@@ -93,8 +93,8 @@ async def drill(options: DrillOptions) -> Report:
     paths = search_paths(200)
     env = {"TRIO_BOOKS_KEEP_ALIVE_TIMEOUT": str(KEEP_ALIVE)}
     async with (
-        drill_index(options.es_url, "slow") as index,
-        running_server(options.es_url, index, env=env) as server,
+        drill_index(options.es, "slow") as index,
+        running_server(options.es, index, env=env) as server,
     ):
         host, port = server.url.removeprefix("http://").rsplit(":", 1)
         report.say(f"keep_alive_timeout {KEEP_ALIVE} s; clients: {copies}")

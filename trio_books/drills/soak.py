@@ -54,13 +54,13 @@ async def drill(options: DrillOptions) -> Report:
     report = Report("soak")
     seconds = options.duration or (QUICK_SECONDS if options.quick else DEFAULT_SECONDS)
     window = max(10.0, seconds / 10)
-    es_port = int(options.es_url.rsplit(":", 1)[1].split("/")[0])
+    es_port = options.es_port
     paths = search_paths(2000)
     outcomes: list[Outcome] = []
     readings: dict[str, Reading] = {}
     async with (
-        drill_index(options.es_url, "soak") as index,
-        running_server(options.es_url, index) as server,
+        drill_index(options.es, "soak") as index,
+        running_server(options.es, index) as server,
         http_client(server.url, CLIENTS) as client,
     ):
         report.say(f"{CLIENTS} clients of mixed searches for {seconds:.0f} s")

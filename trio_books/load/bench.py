@@ -10,6 +10,10 @@ In one run, on the same Elasticsearch:
 
 Both write to an index made from the same body with refresh off, and are timed
 from the first request to the last answer. Every index made is deleted.
+
+Both reach the first node of the connection configuration with its TLS options
+and credentials (curl reads the ``Authorization`` header from a private file,
+never from its command line).
 """
 
 from __future__ import annotations
@@ -24,14 +28,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import orjson
+import trio
 
 from trio_books.core.bulk import ChunkBuilder, bulk_item
 from trio_books.core.mapping import index_body
 from trio_books.core.records import book_from_record
 from trio_books.core.synthetic import DEFAULT_SEED, catalogue_lines
 from trio_books.errors import UsageError
+from trio_books.es.client import open_elasticsearch
+from trio_books.es.connection import ConnectionConfig, connection_config
+from trio_books.es.environment import child_env
 from trio_books.load.commands import whole
 from trio_books.settings import load_settings
 
@@ -74,24 +81,32 @@ def run_bench(args: argparse.Namespace) -> int:
     if shutil.which("curl") is None:
         raise UsageError("bench-load needs curl on PATH")
     settings = load_settings()
-    url = settings.es_urls[0]
+    config = connection_config(settings)
+    # One node for both: curl posts to one, so the loader does too.
+    config = config.replace(nodes=config.nodes[:1], timeout=300.0, pool_size=2, max_connections=2)
+    if config.tls.assert_fingerprint is not None and config.nodes[0].scheme == "https":
+        raise UsageError(
+            "bench-load's curl cannot pin a certificate fingerprint: "
+            "give TRIO_BOOKS_ES_CA_CERTS instead of TRIO_BOOKS_ES_SSL_ASSERT_FINGERPRINT"
+        )
     prefix = f"bench-load-{os.getpid()}"
-    with (
-        tempfile.TemporaryDirectory(prefix="trio-books-bench-") as folder,
-        httpx.Client(base_url=url, timeout=300) as http,
-    ):
+    with tempfile.TemporaryDirectory(prefix="trio-books-bench-") as folder:
         tmp = Path(folder)
         try:
-            return _bench(http, url, tmp, prefix, count, small, rounds, seed, settings.load_senders)
+            return _bench(config, tmp, prefix, count, small, rounds, seed, settings.load_senders)
         finally:
-            found = http.get(f"/_resolve/index/{prefix}*").json()
-            for entry in found.get("indices", []):
-                http.delete(f"/{entry['name']}")
+            trio.run(_delete_indices, config, prefix)
+
+
+async def _delete_indices(config: ConnectionConfig, prefix: str) -> None:
+    async with open_elasticsearch(config, "trio") as es:
+        found = await es.request("GET", f"/_resolve/index/{prefix}*")
+        for entry in found.get("indices", []):
+            await es.delete_index(entry["name"])
 
 
 def _bench(
-    http: httpx.Client,
-    url: str,
+    config: ConnectionConfig,
     tmp: Path,
     prefix: str,
     count: int,
@@ -111,12 +126,13 @@ def _bench(
         catalogues[count], tmp / "bodies", settings.load_chunk_docs, settings.load_chunk_bytes
     )
     print(
-        f"Elasticsearch {url}; {count:,} books in {len(bodies)} _bulk bodies of up to "
+        f"Elasticsearch {config.urls[0]}; {count:,} books in {len(bodies)} _bulk bodies of up to "
         f"{settings.load_chunk_docs} documents; loader senders: {senders}",
         flush=True,
     )
 
-    small_run = _run_loader(catalogues[small], f"{prefix}-small", url)
+    curl_options = _curl_options(config, tmp)
+    small_run = _run_loader(catalogues[small], f"{prefix}-small", config)
     print(
         f"loader, {small:,} books: {small_run.rate:,.0f} books/s, peak RSS {small_run.peak_rss_mb:.0f} MB",
         flush=True,
@@ -124,12 +140,12 @@ def _bench(
     ceilings: dict[int, float] = {}
     for concurrency in CURL_CONCURRENCY:
         ceilings[concurrency] = _run_curl(
-            http, url, bodies, f"{prefix}-curl-{concurrency}", count, concurrency
+            config, curl_options, bodies, f"{prefix}-curl-{concurrency}", count, concurrency
         )
         print(f"ceiling, curl x{concurrency}: {ceilings[concurrency]:,.0f} books/s", flush=True)
     big_runs = []
     for round_ in range(rounds):
-        run = _run_loader(catalogues[count], f"{prefix}-big", url)
+        run = _run_loader(catalogues[count], f"{prefix}-big", config)
         big_runs.append(run)
         print(
             f"loader, {count:,} books (round {round_ + 1}): {run.rate:,.0f} books/s "
@@ -171,7 +187,7 @@ def _prepare_bodies(catalogue: Path, folder: Path, docs: int, size: int) -> list
     return bodies
 
 
-def _run_loader(catalogue: Path, alias: str, url: str) -> LoaderRun:
+def _run_loader(catalogue: Path, alias: str, config: ConnectionConfig) -> LoaderRun:
     command = [
         sys.executable,
         "-m",
@@ -188,7 +204,8 @@ def _run_loader(catalogue: Path, alias: str, url: str) -> LoaderRun:
         command,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "TRIO_BOOKS_ES_URLS": url},
+        # The loader reaches the same node, with the same TLS options and credentials.
+        env=child_env(config, os.environ),
     )
     assert process.stdout is not None
     output = process.stdout.read()
@@ -202,34 +219,77 @@ def _run_loader(catalogue: Path, alias: str, url: str) -> LoaderRun:
     return LoaderRun(summary["indexed"], summary["books_per_second"], wall, usage.ru_maxrss / 1024)
 
 
-def _run_curl(
-    http: httpx.Client, url: str, bodies: list[Path], index: str, count: int, concurrency: int
-) -> float:
+def _curl_options(config: ConnectionConfig, tmp: Path) -> list[str]:
+    """curl's options for *config*'s TLS and credentials (repeated for every request)."""
+    options: list[str] = []
+    tls = config.tls
+    if tls.ca_certs is not None:
+        options += ["--cacert", tls.ca_certs]
+    if not tls.verify_certs:
+        options.append("--insecure")
+    if tls.client_cert is not None:
+        options += ["--cert", tls.client_cert]
+    if tls.client_key is not None:
+        options += ["--key", tls.client_key]
+    if config.credentials is not None:
+        # In a file only this user may read: a command line is visible to every user.
+        header = tmp / "authorization.header"
+        header.touch(mode=0o600)
+        value = config.credentials.authorization.get_secret_value()
+        header.write_text(f"authorization: {value}\n")
+        options += ["--header", f"@{header}"]
+    return options
+
+
+async def _create_index(config: ConnectionConfig, index: str) -> None:
     body = index_body()
     body["settings"] = {**body["settings"], "refresh_interval": "-1"}
-    http.put(f"/{index}", json=body).raise_for_status()
+    async with open_elasticsearch(config, "trio") as es:
+        await es.create_index(index, body)
+
+
+async def _count_and_delete(config: ConnectionConfig, index: str) -> int:
+    async with open_elasticsearch(config, "trio") as es:
+        await es.refresh(index)
+        found = await es.request("GET", f"/{index}/_count")
+        await es.delete_index(index)
+    return int(found["count"])
+
+
+def _run_curl(
+    config: ConnectionConfig,
+    options: list[str],
+    bodies: list[Path],
+    index: str,
+    count: int,
+    concurrency: int,
+) -> float:
+    trio.run(_create_index, config, index)
+    url = config.urls[0]
     shares = [bodies[k::concurrency] for k in range(concurrency)]
     started = time.perf_counter()
-    processes = [subprocess.Popen(_curl_command(url, index, share)) for share in shares if share]
+    processes = [
+        subprocess.Popen(_curl_command(url, options, index, share)) for share in shares if share
+    ]
     for process in processes:
         if process.wait() != 0:
             raise UsageError(f"curl failed with exit {process.returncode}")
     elapsed = time.perf_counter() - started
-    http.post(f"/{index}/_refresh").raise_for_status()
-    indexed = http.get(f"/{index}/_count").json()["count"]
-    http.delete(f"/{index}")
+    indexed = trio.run(_count_and_delete, config, index)
     if indexed != count:
         raise UsageError(f"the ceiling run indexed {indexed} of {count} books")
     return count / elapsed
 
 
-def _curl_command(url: str, index: str, bodies: list[Path]) -> list[str]:
-    # One curl per share, --next chaining its requests over one kept-alive connection.
+def _curl_command(url: str, options: list[str], index: str, bodies: list[Path]) -> list[str]:
+    # One curl per share, --next chaining its requests over one kept-alive connection
+    # (--next resets the options: each request carries its own).
     command = ["curl", "--silent", "--show-error", "--fail"]
     for number, body in enumerate(bodies):
         if number:
             command.append("--next")
         command += [
+            *options,
             "--output",
             "/dev/null",
             "--header",

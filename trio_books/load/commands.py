@@ -16,7 +16,8 @@ from trio_books.core.formats import Format
 from trio_books.core.progress import LoadStats, summary
 from trio_books.core.synthetic import DEFAULT_SEED, catalogue_lines
 from trio_books.errors import TrioBooksError, UsageError
-from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.es.client import open_elasticsearch
+from trio_books.es.connection import ConnectionConfig, connection_config
 from trio_books.load.pipeline import LoadOptions, LoadReport, load_catalogue
 from trio_books.load.report import RejectsLog, show_progress
 from trio_books.load.sources import (
@@ -26,7 +27,6 @@ from trio_books.load.sources import (
     open_catalogue_file,
 )
 from trio_books.settings import load_settings
-from trio_books.trio.transport import TrioTransport
 
 FORMATS = {"auto": None, **{f.value: f for f in Format}}
 INDEX_NAME = re.compile(r"[a-z0-9][a-z0-9_\-]*")
@@ -182,10 +182,19 @@ def run_load(args: argparse.Namespace) -> int:
         else (0.2 if tty else 5.0)
     )
     rejects = RejectsLog(args.rejects, sys.stderr)
+    # One client for the whole load; its pool has a connection per sender (and spare).
+    # The project's own transport, whatever the service's es_transport: it never
+    # leaves a request body half-iterated when Ctrl-C cancels a bulk call in flight.
+    connections = options.senders + 2
+    config = connection_config(settings).replace(
+        transport="trio_books",
+        pool_size=connections,
+        max_connections=connections,
+        timeout=settings.load_timeout,
+    )
     return run_async(
         _load,
-        settings.es_urls,
-        settings.load_timeout,
+        config,
         reader,
         options,
         rejects,
@@ -197,8 +206,7 @@ def run_load(args: argparse.Namespace) -> int:
 
 
 async def _load(
-    urls: list[str],
-    http_timeout: float,
+    config: ConnectionConfig,
     reader: CatalogueReader | SyntheticReader,
     options: LoadOptions,
     rejects: RejectsLog,
@@ -210,23 +218,15 @@ async def _load(
     stats = LoadStats(total=total)
     report: LoadReport | None = None
     failure: TrioBooksError | None = None
-    # One client for the whole load; its pool has a connection per sender (and spare).
-    # The project's own transport: it never leaves a request body half-iterated
-    # when Ctrl-C cancels a bulk call in flight.
-    transport = TrioTransport(connections_per_node=options.senders + 2)
-    async with open_http_client(
-        timeout=http_timeout, max_connections=options.senders + 2, transport=transport
-    ) as http:
-        es = Elasticsearch(http, urls)
-        async with trio.open_nursery() as nursery:
-            # The progress task lives exactly as long as the load: cancelled when it ends.
-            nursery.start_soon(lambda: show_progress(stats, sys.stderr, tty=tty, every=every))
-            try:
-                report = await load_catalogue(es, reader, options, rejects, stats)
-            except TrioBooksError as error:
-                failure = error
-            finally:
-                nursery.cancel_scope.cancel()
+    async with open_elasticsearch(config, "trio") as es, trio.open_nursery() as nursery:
+        # The progress task lives exactly as long as the load: cancelled when it ends.
+        nursery.start_soon(lambda: show_progress(stats, sys.stderr, tty=tty, every=every))
+        try:
+            report = await load_catalogue(es, reader, options, rejects, stats)
+        except TrioBooksError as error:
+            failure = error
+        finally:
+            nursery.cancel_scope.cancel()
     problem = failure.message if failure else (report.problem if report else None)
     if as_json:
         fields: dict[str, object] = {
