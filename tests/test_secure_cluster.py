@@ -12,12 +12,18 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import json
 import logging
+import os
 import re
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 import trustme
@@ -165,6 +171,22 @@ async def test_userinfo_in_the_url_becomes_basic_auth_and_is_shown_nowhere(
     for text in (body, missing_body, caplog.text, str(found.headers), str(missing.headers)):
         assert password not in text
         assert f"{secure_es.reader.username}:" not in text
+
+
+async def test_unverified_certificates_work_but_are_warned_about_at_start_and_on_readyz(
+    secure_es: SecureInfo, secure_catalogue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    settings = secure_settings(secure_es, secure_catalogue, es_ca_certs=None, es_verify_certs=False)
+    app = create_app(settings)
+    async with app.test_app() as test_app:
+        ready = await test_app.test_client().get("/readyz")
+        body = await ready.get_json()
+    assert ready.status_code == 200
+    assert body["warnings"] == [
+        "Elasticsearch's TLS certificates are not verified (es_verify_certs=false)"
+    ]
+    assert "certificates are not verified" in caplog.text
 
 
 # ---------------------------------------------------------------- an API key, through a proxy
@@ -406,3 +428,70 @@ async def test_an_answer_without_end_fails_at_the_cap_while_the_worker_serves_on
     assert pings > 0, "the worker answered nothing while the endless answer was read"
     # Stopped at the cap, per call: the fan-out's branches each read up to it, no further.
     assert sent < 6 * (cap + 2 * len(chunk)) + 8 * 1024 * 1024
+
+
+# ---------------------------------------------------------------- the commands, as a user runs them
+
+
+ANNOUNCED = re.compile(rb"serving on (http://\S+)")
+
+
+def bare_environment(variables: dict[str, str]) -> dict[str, str]:
+    """The machine's environment without any TRIO_BOOKS_ setting, plus *variables*."""
+    kept = {key: value for key, value in os.environ.items() if not key.startswith("TRIO_BOOKS_")}
+    return {**kept, **variables}
+
+
+async def test_load_as_the_loader_then_serve_with_only_the_readers_variables(
+    secure_es: SecureInfo, tmp_path: Path
+) -> None:
+    alias = f"test-secure-load-{uuid.uuid4().hex[:8]}"
+    loader = bare_environment({**secure_es.environment("loader"), "TRIO_BOOKS_INDEX": alias})
+    try:
+        loaded = await trio.run_process(
+            [sys.executable, "-m", "trio_books", "load", "--synthetic", "300", "--json"],
+            env=loader,
+            cwd=tmp_path,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+        output = (loaded.stdout + loaded.stderr).decode()
+        assert loaded.returncode == 0, output
+        summary = json.loads(loaded.stdout.splitlines()[-1])
+        assert (summary["indexed"], summary["published"]) == (300, True)
+        reader = bare_environment({**secure_es.environment("reader"), "TRIO_BOOKS_INDEX": alias})
+        command = [sys.executable, "-m", "trio_books", "serve", "--port", "0"]
+        process = await trio.lowlevel.open_process(command, env=reader, stderr=subprocess.PIPE)
+        assert process.stderr is not None
+        logged = b""
+        try:
+            with trio.fail_after(60):
+                while not (found := ANNOUNCED.search(logged)):
+                    chunk = await process.stderr.receive_some()
+                    assert chunk, logged.decode(errors="replace")
+                    logged += chunk
+            async with httpx.AsyncClient(base_url=found.group(1).decode()) as http:
+                ready = await http.get("/readyz")
+                searched = await http.get(SEARCH)
+            process.send_signal(signal.SIGTERM)
+            with trio.fail_after(30):
+                while chunk := await process.stderr.receive_some():
+                    logged += chunk
+                assert await process.wait() == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            await process.stderr.aclose()
+    finally:
+        async with as_admin(secure_es) as es:
+            versions = await es.request("GET", f"/{alias}*", params={"filter_path": "*.settings"})
+            for index in versions or {}:
+                await es.delete_index(index)
+    assert ready.status_code == 200, ready.text
+    assert searched.status_code == 200, searched.text
+    assert searched.json()["count"] == 300
+    for text in (output, logged.decode(errors="replace"), searched.text):
+        assert secure_es.loader.password not in text
+        assert secure_es.reader.password not in text
