@@ -22,6 +22,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -189,6 +190,20 @@ async def test_unverified_certificates_work_but_are_warned_about_at_start_and_on
     assert "certificates are not verified" in caplog.text
 
 
+async def test_tls_connections_are_kept_alive_not_made_per_search(
+    secure_es: SecureInfo, secure_catalogue: str
+) -> None:
+    app = create_app(secure_settings(secure_es, secure_catalogue))
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        for _ in range(20):
+            assert (await client.get(f"{SEARCH}?q=hunger")).status_code == 200
+        (stats,) = app.extensions[TRANSPORT_KEY].stats().values()
+    # Four branches a search, twenty searches: a handshake each would be 80.
+    assert stats.opened <= 6
+    assert stats.reused >= 70
+
+
 # ---------------------------------------------------------------- an API key, through a proxy
 
 
@@ -248,14 +263,19 @@ async def test_an_api_key_through_a_tls_proxy_with_a_path_prefix(
 # ---------------------------------------------------------------- refused credentials
 
 
-async def search_as(settings: Settings) -> tuple[int, dict[str, object], SearchService, int]:
-    """One search on the Trio app: status, body, the service, and Elasticsearch calls made."""
+async def search_as(
+    settings: Settings,
+) -> tuple[int, dict[str, Any], SearchService, int, dict[str, Any]]:
+    """One search on the Trio app: status, body, the service, Elasticsearch calls made,
+    and then what ``/readyz`` answered (its status under ``"status_code"``)."""
     app = create_app(settings)
     async with app.test_app() as test_app:
         response = await test_app.test_client().get(f"{SEARCH}?q=hunger")
         service: SearchService = app.extensions[SERVICE_KEY]
         calls = sum(s.opened + s.reused for s in app.extensions[TRANSPORT_KEY].stats().values())
-        return response.status_code, await response.get_json(), service, calls
+        ready = await test_app.test_client().get("/readyz")
+        readiness = {**await ready.get_json(), "status_code": ready.status_code}
+        return response.status_code, await response.get_json(), service, calls, readiness
 
 
 def two_names_for(info: SecureInfo) -> list[str]:
@@ -278,9 +298,10 @@ async def test_wrong_credentials_answer_503_without_retries_or_dead_nodes(
         changes["es_password"] = secret
     else:
         changes |= {"es_username": None, "es_password": None, "es_bearer_auth": secret}
-    status, body, service, calls = await search_as(
+    status, body, service, calls, ready = await search_as(
         secure_settings(secure_es, secure_catalogue, **changes)
     )
+    assert (ready["status_code"], ready["message"]) == (503, REFUSED)
     assert (status, body["error"], body["message"]) == (
         503,
         "elasticsearch_credentials_refused",
@@ -307,8 +328,10 @@ async def test_a_service_token_is_authenticated_but_not_allowed_to_search(
         es_password=None,
         es_bearer_auth=secure_es.service_token,
     )
-    status, body, service, calls = await search_as(settings)
+    status, body, service, calls, ready = await search_as(settings)
     assert (status, body["message"]) == (503, REFUSED)
+    # Authenticated: the cluster's health is its to see.
+    assert ready["status_code"] == 200
     assert calls <= 5
     assert service.es.nodes.dead(service.es.clock()) == []
     assert "answered 403 (not allowed) to a bearer token" in caplog.text
