@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import uuid
@@ -36,7 +37,7 @@ from trio_books.api.routes import SERVICE_KEY
 from trio_books.api.service import SearchService
 from trio_books.core.bulk import bulk_body
 from trio_books.core.mapping import index_body
-from trio_books.errors import CredentialsRefused
+from trio_books.errors import CredentialsRefused, TrioBooksError
 from trio_books.es.client import Elasticsearch, open_elasticsearch
 from trio_books.es.connection import connection_config
 from trio_books.es.security import SecureInfo
@@ -518,3 +519,46 @@ async def test_load_as_the_loader_then_serve_with_only_the_readers_variables(
     for text in (output, logged.decode(errors="replace"), searched.text):
         assert secure_es.loader.password not in text
         assert secure_es.reader.password not in text
+
+
+async def test_mutual_tls_presents_the_client_certificate_when_the_node_asks(
+    tmp_path: Path,
+) -> None:
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("127.0.0.1", "localhost")
+    client_cert = ca.issue_cert("trio-books-client")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_cert.configure_cert(server_context)
+    ca.configure_trust(server_context)
+    server_context.verify_mode = ssl.CERT_REQUIRED  # no certificate, no answer
+    ca_file, chain_file = tmp_path / "ca.pem", tmp_path / "client.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    client_cert.private_key_and_cert_chain_pem.write_to_path(str(chain_file))
+    peers: list[str] = []
+
+    async def answer(stream: trio.SSLStream[trio.SocketStream]) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.do_handshake()
+            peers.extend(name for kind, name in stream.getpeercert()["subjectAltName"])
+            await stream.receive_some()
+            body = b'{"cluster_name":"mtls","status":"green"}'
+            head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+            await stream.send_all(head + body)
+            await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        (listener,) = await nursery.start(
+            functools.partial(trio.serve_ssl_over_tcp, answer, 0, server_context, host="127.0.0.1")
+        )
+        port = listener.transport_listener.socket.getsockname()[1]
+        base = {"es_urls": [f"https://127.0.0.1:{port}"], "es_ca_certs": str(ca_file)}
+        with_cert = Settings(**base, es_client_cert=str(chain_file))  # type: ignore[arg-type]
+        async with open_elasticsearch(connection_config(with_cert)) as es:
+            health = await es.cluster_health(time_limit=10)
+        without = Settings(**base)  # type: ignore[arg-type]
+        async with open_elasticsearch(connection_config(without)) as es:
+            with pytest.raises(TrioBooksError, match="unreachable"):
+                await es.cluster_health(time_limit=10)
+        nursery.cancel_scope.cancel()
+    assert health["status"] == "green"
+    assert peers == ["trio-books-client"]
