@@ -17,6 +17,7 @@ import re
 import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -69,6 +70,15 @@ async def index_name(request: pytest.FixtureRequest, es: Elasticsearch) -> Async
         )
         for index in found or {}:
             await es.delete_index(index)
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No ``TRIO_BOOKS_`` variable and no ``.env`` in sight (settings read both)."""
+    for name in list(os.environ):
+        if name.upper().startswith("TRIO_BOOKS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture

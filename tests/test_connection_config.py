@@ -8,7 +8,6 @@ session's ``TRIO_BOOKS_ES_URLS`` leaks into the settings under test.
 from __future__ import annotations
 
 import base64
-import os
 import sys
 from pathlib import Path
 
@@ -34,12 +33,8 @@ PASSWORD = "Zq9-sekr1t-Xw7"
 FINGERPRINT = "AB:" * 31 + "CD"
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("TRIO_BOOKS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+# Settings read the environment and .env: these tests see neither.
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def cloud_id(decoded: str, name: str = "books-prod") -> str:

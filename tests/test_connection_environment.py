@@ -7,7 +7,6 @@ session's ``TRIO_BOOKS_ES_URLS`` leaks into the settings under test.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,8 @@ PASSWORD = "Zq9-sekr1t:Xw7"
 FINGERPRINT = "ab" * 32
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("TRIO_BOOKS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+# Settings read the environment and .env: these tests see neither.
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def rebuilt(config: ConnectionConfig, monkeypatch: pytest.MonkeyPatch) -> ConnectionConfig:

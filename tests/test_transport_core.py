@@ -133,7 +133,7 @@ def get(
 def test_a_keep_alive_connection_is_reused() -> None:
     async def test() -> None:
         backend = ScriptedBackend(answering(OK))
-        transport = Transport(backend)
+        transport = Transport(backend=backend)
         for _ in range(3):
             assert (await get(transport)).body == b"ok"
         (stats,) = transport.stats().values()
@@ -145,7 +145,7 @@ def test_a_keep_alive_connection_is_reused() -> None:
 def test_an_idle_connection_the_peer_closed_is_dropped_not_used() -> None:
     async def test() -> None:
         backend = ScriptedBackend(answering(OK))
-        transport = Transport(backend)
+        transport = Transport(backend=backend)
         await get(transport)
         backend.sockets[0].idle = b""  # the peer closed it while it sat in the pool
         await get(transport)
@@ -163,7 +163,7 @@ def test_a_stale_connection_is_retried_once_for_idempotent_requests_only() -> No
             return iter(next(replies))
 
         backend = ScriptedBackend(script)
-        transport = Transport(backend)
+        transport = Transport(backend=backend)
         await get(transport)
         # The reused connection ends before any answer byte: sent again on a fresh one.
         assert (await get(transport)).body == b"ok"
@@ -179,7 +179,7 @@ def test_connection_close_answers_are_not_pooled() -> None:
     async def test() -> None:
         closing = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
         backend = ScriptedBackend(answering(closing))
-        transport = Transport(backend)
+        transport = Transport(backend=backend)
         await get(transport)
         await get(transport)
         assert len(backend.sockets) == 2
@@ -192,7 +192,7 @@ def test_an_answer_over_the_cap_by_content_length_fails_and_closes() -> None:
     async def test() -> None:
         big = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"
         backend = ScriptedBackend(answering(big))
-        transport = Transport(backend, max_response_bytes=4096)
+        transport = Transport(backend=backend, max_response_bytes=4096)
         with pytest.raises(AnswerTooLarge):
             await get(transport)
         assert backend.sockets[0].closed
@@ -216,7 +216,7 @@ def test_a_chunked_answer_over_the_cap_fails_while_reading() -> None:
                 yield chunk
 
         backend = ScriptedBackend(endless)
-        transport = Transport(backend, max_response_bytes=64 * 1024)
+        transport = Transport(backend=backend, max_response_bytes=64 * 1024)
         with pytest.raises(AnswerTooLarge):
             await get(transport)
         assert backend.sockets[0].closed
@@ -238,7 +238,7 @@ def test_a_peer_that_never_stops_sending_cannot_outlive_the_read_limit() -> None
         # Every chunk arrives at once, 10 ms apart on the clock: nothing ever waits.
         backend = ScriptedBackend(endless, tick=0.01)
         # The cap would stop it too, but only after 100,000 chunks.
-        transport = Transport(backend, max_response_bytes=100_000)
+        transport = Transport(backend=backend, max_response_bytes=100_000)
         limits = Timeouts(None, 1.0, None, None)
         with pytest.raises(httpx.ReadTimeout):
             await transport.exchange(
@@ -254,7 +254,7 @@ def test_a_tls_answer_to_plain_http_says_to_use_https() -> None:
         # A TLS alert record, as a TLS port answers bytes that are not TLS.
         backend = ScriptedBackend(answering(b"\x15\x03\x03\x00\x02\x02\x46"))
         with pytest.raises(SpeaksTLS, match="use https://"):
-            await get(Transport(backend))
+            await get(Transport(backend=backend))
 
     on_both_loops(test)
 
@@ -262,7 +262,7 @@ def test_a_tls_answer_to_plain_http_says_to_use_https() -> None:
 def test_an_https_node_gets_a_tls_client_hello_never_cleartext() -> None:
     async def test() -> None:
         backend = ScriptedBackend(answering())  # the peer hangs up at once
-        transport = Transport(backend)
+        transport = Transport(backend=backend)
         with pytest.raises(httpx.ConnectError, match="TLS handshake"):
             await get(transport, SECURE)
         (sock,) = backend.sockets
@@ -278,7 +278,7 @@ def test_an_https_node_gets_a_tls_client_hello_never_cleartext() -> None:
 def test_a_refused_connection_is_a_connect_error_and_frees_the_slot() -> None:
     async def test() -> None:
         backend = ScriptedBackend(answering(OK), refuse=True)
-        transport = Transport(backend, connections_per_node=1)
+        transport = Transport(backend=backend, connections_per_node=1)
         for _ in range(2):
             with pytest.raises(httpx.ConnectError):
                 await get(transport)
@@ -291,12 +291,12 @@ def test_a_refused_connection_is_a_connect_error_and_frees_the_slot() -> None:
 def test_a_full_node_sheds_at_once_and_a_slot_wait_times_out() -> None:
     async def test() -> None:
         backend = ScriptedBackend(answering(OK))
-        transport = Transport(backend, connections_per_node=1, max_waiting_per_node=0)
+        transport = Transport(backend=backend, connections_per_node=1, max_waiting_per_node=0)
         pool = transport._pool(PLAIN)
         pool.state.acquired()  # one request holds the only slot
         with pytest.raises(PoolOverloaded):
             await get(transport)
-        waiting = Transport(backend, connections_per_node=1, max_waiting_per_node=4)
+        waiting = Transport(backend=backend, connections_per_node=1, max_waiting_per_node=4)
         held = waiting._pool(PLAIN)
         held.state.acquired()
         assert await held.slots.acquire(object(), math.inf)

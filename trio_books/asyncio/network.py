@@ -13,16 +13,16 @@ import asyncio
 import math
 import socket
 
-from trio_books.transport.tls import READ_SIZE
+from trio_books.transport.backend import READ_SIZE, NonBlockingSocket
 
 
-class AsyncioSocket:
+class AsyncioSocket(NonBlockingSocket):
     """One connected non-blocking socket (a :class:`~trio_books.transport.backend.RawStream`)."""
 
-    __slots__ = ("loop", "sock")
+    __slots__ = ("loop",)
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
-        self.sock = sock
+        super().__init__(sock)
         self.loop = loop
 
     async def send_all(self, data: bytes, deadline: float) -> None:
@@ -41,21 +41,6 @@ class AsyncioSocket:
                 return self.sock.recv(READ_SIZE)
             except BlockingIOError:
                 await _wait(self.loop, self.sock, deadline, writable=False)
-
-    def receive_nowait(self) -> bytes | None:
-        try:
-            return self.sock.recv(READ_SIZE)
-        except BlockingIOError:
-            return None
-        except OSError:
-            return b""
-
-    def looks_closed(self) -> bool:
-        return self.receive_nowait() is not None
-
-    def close(self) -> None:
-        # Synchronous on purpose: it runs where a cancelled task may not await.
-        self.sock.close()
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

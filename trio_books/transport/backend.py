@@ -14,7 +14,10 @@ stops sending cannot hold a worker).
 
 from __future__ import annotations
 
+import socket
 from typing import Protocol
+
+READ_SIZE = 65536
 
 
 class RawStream(Protocol):
@@ -80,3 +83,31 @@ class NetworkBackend(Protocol):
             OSError: the connection failed.
             TimeoutError: *deadline* passed first.
         """
+
+
+class NonBlockingSocket:
+    """What both shells' raw streams share: a non-blocking socket looked at without waiting.
+
+    Each shell adds ``send_all`` and ``receive_some``, which wait on its own loop.
+    """
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def receive_nowait(self) -> bytes | None:
+        try:
+            return self.sock.recv(READ_SIZE)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
+
+    def looks_closed(self) -> bool:
+        return self.receive_nowait() is not None
+
+    def close(self) -> None:
+        # Synchronous on purpose: it runs in except/finally blocks, where a
+        # cancelled task may not await. No other task waits on this socket.
+        self.sock.close()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import ssl
+from typing import ClassVar
 
 import h11
 import httpx
@@ -77,8 +78,10 @@ def _limit(seconds: float | None) -> float:
 class Transport(httpx.AsyncBaseTransport):
     """Keep-alive pools per Elasticsearch node, for a fan-out under one deadline.
 
+    A shell names its backend in :attr:`network` (or a test passes one as *backend*).
+
     Args:
-        backend: the event loop's primitives.
+        backend: the event loop's primitives (default: a new :attr:`network`).
         connections_per_node: requests in flight to one node at once.
         max_waiting_per_node: requests that may wait for one of those; the next is shed.
         keepalive_expiry: seconds an idle connection is kept.
@@ -91,16 +94,22 @@ class Transport(httpx.AsyncBaseTransport):
     (and the TLS handshake).
     """
 
+    network: ClassVar[type[NetworkBackend] | None] = None
+
     def __init__(
         self,
-        backend: NetworkBackend,
         *,
+        backend: NetworkBackend | None = None,
         connections_per_node: int = 32,
         max_waiting_per_node: int = 256,
         keepalive_expiry: float = KEEPALIVE_EXPIRY,
         tls: TLSOptions | None = None,
         max_response_bytes: int = http11.MAX_RESPONSE_BYTES,
     ) -> None:
+        if backend is None:
+            if self.network is None:
+                raise TypeError("a Transport needs a backend: use a shell's, or pass one")
+            backend = self.network()
         self.backend = backend
         self.connections_per_node = connections_per_node
         self.max_waiting_per_node = max_waiting_per_node

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from trio_books.transport.backend import READ_SIZE
+
 if TYPE_CHECKING:
     from trio_books.transport.backend import RawStream
-
-READ_SIZE = 65536
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,13 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from trio_books.transport.tls import READ_SIZE
+from trio_books.transport.backend import READ_SIZE, NonBlockingSocket
 
 
-class TrioSocket:
+class TrioSocket(NonBlockingSocket):
     """One connected non-blocking socket (a :class:`~trio_books.transport.backend.RawStream`)."""
 
-    __slots__ = ("sock",)
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
+    __slots__ = ()
 
     async def send_all(self, data: bytes, deadline: float) -> None:
         view = memoryview(data)
@@ -53,22 +50,6 @@ class TrioSocket:
                 return self.sock.recv(READ_SIZE)
             except BlockingIOError:
                 continue
-
-    def receive_nowait(self) -> bytes | None:
-        try:
-            return self.sock.recv(READ_SIZE)
-        except BlockingIOError:
-            return None
-        except OSError:
-            return b""
-
-    def looks_closed(self) -> bool:
-        return self.receive_nowait() is not None
-
-    def close(self) -> None:
-        # Synchronous on purpose: it runs in except/finally blocks, where a
-        # cancelled task may not await. No other task waits on this socket.
-        self.sock.close()
 
 
 async def _wait(
