@@ -13,9 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import trio
+from conftest import SECURE_ES_PORT
 
 from trio_books.bench.latency_standin import canned_search_answer
 from trio_books.bench.options import parse_upstream
@@ -25,6 +27,7 @@ from trio_books.bench.wrk import checked_percentiles, http_request, lua_string
 from trio_books.cli import main
 from trio_books.core.query import FACETS, HITS_BRANCH, facet_branch
 from trio_books.core.results import parse_search
+from trio_books.es import security
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -157,6 +160,62 @@ async def test_quick_bench_interleaves_workloads_and_reads_scaling_against_ping(
     assert "httpx's stock transport" in report  # the report names trio-stock's client
     for plot in ("rps-facets.png", "latency-facets.png", "rps-ping.png", "latency-ping.png"):
         assert (out / plot).read_bytes().startswith(PNG_MAGIC)
+
+
+async def test_quick_bench_over_tls_counts_connections_and_keeps_secrets_out(
+    tmp_path: Path, es_url: str, index_name: str, secure_es: security.SecureInfo
+) -> None:
+    admin = secure_es.credentials("admin")
+    try:
+        out, results = await run_bench(
+            tmp_path,
+            es_url,
+            index_name,
+            "--targets",
+            "trio,trio-tls,fastapi-tls",
+            "--workload",
+            "facets",
+            "--concurrency",
+            "2",
+            "--rounds",
+            "1",
+            "--secure-es",
+            str(SECURE_ES_PORT),
+        )
+    finally:
+        with trio.CancelScope(shield=True):
+            async with httpx.AsyncClient(
+                base_url=secure_es.url,
+                verify=secure_es.ssl_context(),
+                auth=(admin.username, admin.password),
+                timeout=30,
+            ) as http:
+                await http.delete(f"/{index_name}", params={"ignore_unavailable": "true"})
+    assert results["options"]["secure_es"] == SECURE_ES_PORT
+    assert {r["target"] for r in results["runs"]} == {"trio", "trio-tls", "fastapi-tls"}
+    assert all(r["errors"] == 0 and r["rps"] > 0 for r in results["runs"])
+    # The project's transport logs its counters as the server stops; the official client has none.
+    connections = results["connections"]
+    assert set(connections) == {"trio", "trio-tls"}
+    for row in connections.values():
+        assert row["es_connections_opened"] >= 1
+        assert row["es_connections_reused"] >= 1
+        assert row["searches"] > 0
+        assert row["turns"] == 2  # a warm-up and one measurement
+    report = (out / "report.md").read_text()
+    assert "| facets | 2 | " in report.split("## TLS")[1]
+    assert "## Connections to Elasticsearch" in report
+    # No password reaches the outputs: reports, wrk scripts, server logs.
+    secrets = [secure_es.reader.password.encode(), secure_es.loader.password.encode()]
+    for path in out.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(secret in data for secret in secrets), path
+
+
+def test_tls_targets_need_a_secured_node(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--quick", "--targets", "trio-tls"]) == 2
+    assert "--secure-es PORT" in capsys.readouterr().err
 
 
 def test_scaling_is_rps_at_the_high_level_over_the_low() -> None:

@@ -15,6 +15,7 @@ from trio_books.asyncio.fanout import CONCURRENCY
 from trio_books.es.client import open_elasticsearch
 from trio_books.es.connection import connection_config
 from trio_books.settings import Settings, load_settings
+from trio_books.transport.connection_pool import pool_counters
 
 TRANSPORT_KEY = "trio_books.transport"
 log = logging.getLogger("trio_books.app")
@@ -49,6 +50,8 @@ def create_app(
                 yield
             finally:
                 install_service(app, None)
-        log.info("closed the Elasticsearch client")
+                # Counted while the pools are still open (closing drains them).
+                counters = pool_counters(es.transport)
+        log.info("closed the Elasticsearch client", extra=counters)
 
     return app

@@ -71,6 +71,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     bench.add_argument("--catalogue-size", type=int, help="books, at least 100,000 (default)")
     bench.add_argument("--seed", type=int, default=7, help="seed of the query list (default 7)")
     bench.add_argument(
+        "--secure-es",
+        type=int,
+        metavar="PORT",
+        help="a local secured node (es start --secure --port PORT) for the trio-tls and "
+        "fastapi-tls targets: the catalogue is loaded there as its loader user, and the "
+        "targets search it as its reader, over https with its CA",
+    )
+    bench.add_argument(
         "--quick",
         action="store_true",
         help="a short run to check the harness (fewer rounds, small catalogue): not for figures",
@@ -101,6 +109,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
             catalogue_size=int(pick("catalogue_size", 100_000)),  # type: ignore[call-overload]
             seed=args.seed,
             quick=args.quick,
+            secure_es=args.secure_es,
         )
     )
 
@@ -113,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import matplotlib  # noqa: F401
 
-        if "fastapi" in options.targets:
+        if {"fastapi", "fastapi-tls"} & set(options.targets):
             import fastapi  # noqa: F401
         if "asyncio-uvloop" in options.targets:
             import uvloop  # noqa: F401
@@ -154,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
             "rounds": options.rounds,
             "warmup_s": options.warmup,
             "quick": options.quick,
+            "secure_es": options.secure_es,
         },
         "targets": {
             name: {"server": t.server, "es_client": t.es_client}

@@ -6,7 +6,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from trio_books.bench import targets
 from trio_books.errors import UsageError
+from trio_books.es import local, security
 from trio_books.es.connection import ConnectionConfig, connection_config, parse_node
 from trio_books.settings import load_settings
 
@@ -18,6 +20,8 @@ TARGETS = (
     "asyncio-uvloop",
     "fastapi",
     "es-direct",
+    "trio-tls",
+    "fastapi-tls",
 )
 # ``ping`` is the bare ``GET /`` route, no Elasticsearch call: the serving stack's
 # own curve, against which the fan-out workloads' curves are read.
@@ -57,6 +61,8 @@ class BenchOptions:
     catalogue_size: int
     seed: int
     quick: bool
+    # The port of a local secured node (``es start --secure``) for the ``-tls`` targets.
+    secure_es: int | None = None
 
 
 def _names(text: str, option: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -118,6 +124,13 @@ def check(options: BenchOptions) -> BenchOptions:
         raise UsageError(
             f"--catalogue-size must be at least {MIN_CATALOGUE:,} (smaller only with --quick)"
         )
+    secured = [name for name in options.targets if targets.TARGETS[name].secure]
+    if secured and options.secure_es is None:
+        raise UsageError(
+            f"--targets {','.join(secured)} need --secure-es PORT (a node of 'es start --secure')"
+        )
+    if secured and options.upstream.is_standin:
+        raise UsageError(f"--targets {','.join(secured)} need the real upstream, not a stand-in")
     if not re.fullmatch(r"[a-z0-9][a-z0-9_\-]*", options.index):
         raise UsageError(f"--index {options.index!r} is not a valid index name")
     return options
@@ -142,3 +155,38 @@ def connection_from(urls: str | None) -> ConnectionConfig:
     if not nodes:
         raise UsageError("--es needs at least one URL")
     return config.replace(nodes=nodes)
+
+
+def secure_connection(port: int, user: security.User) -> ConnectionConfig:
+    """The local secured node on *port* (``es start --secure``): https, its CA file, *user*'s password.
+
+    Read from the node's ``secure.json``; the rest of the configuration (timeouts,
+    pools) still comes from the settings.
+
+    Raises:
+        UsageError: that node was never started with ``--secure``, or its file is unreadable.
+    """
+    layout = local.NodeLayout(local.default_cache_dir(), port=port, secure=True)
+    info = security.read_secure_info(layout)
+    if info is None:
+        raise UsageError(
+            f"--secure-es {port}: no readable {security.secure_file(layout)}; "
+            f"start the node with 'python -m trio_books es start --secure --port {port}'"
+        )
+    who = info.credentials(user)
+    try:
+        # Every other kind of credentials cleared: the environment's must not mix in.
+        settings = load_settings(
+            es_urls=[info.url],
+            es_cloud_id=None,
+            es_ca_certs=str(info.ca_certs),
+            es_verify_certs=True,
+            es_ssl_assert_fingerprint=None,
+            es_username=who.username,
+            es_password=who.password,
+            es_api_key=None,
+            es_bearer_auth=None,
+        )
+        return connection_config(settings)
+    except ValueError as error:
+        raise UsageError(f"invalid settings: {str(error).splitlines()[0]}") from None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import orjson
 
 import trio_books
 from trio_books.es.connection import ConnectionConfig
@@ -186,6 +187,45 @@ def stop_server(server: Server, grace: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             server.process.kill()
             server.process.wait()
+
+
+CLOSED_LINE = "closed the Elasticsearch client"
+POOL_COUNTERS = (
+    "es_connections_opened",
+    "es_connections_reused",
+    "es_connections_discarded",
+    "es_stale_retries",
+)
+
+
+def pool_counters(log: Path) -> dict[str, int] | None:
+    """The transport's counters from a stopped server's *log*, summed over its worker processes.
+
+    Each worker's app logs them (JSON) as it closes its Elasticsearch client
+    (:func:`trio_books.transport.connection_pool.pool_counters`). ``None``: no such line had them (a
+    server that is not ours, a transport that keeps none, a text log format).
+    """
+    totals = dict.fromkeys(POOL_COUNTERS, 0)
+    seen = False
+    try:
+        lines = log.read_bytes().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if CLOSED_LINE.encode() not in line:
+            continue
+        try:
+            entry = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(name), int) for name in POOL_COUNTERS
+        ):
+            continue
+        seen = True
+        for name in POOL_COUNTERS:
+            totals[name] += entry[name]
+    return totals if seen else None
 
 
 def log_tail(log: Path, lines: int = 5) -> str:

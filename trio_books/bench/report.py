@@ -193,6 +193,8 @@ def markdown(
         for concurrency in options.concurrency:
             lines += _table(options, summary, workload, concurrency)
     lines += _transport_goals(options, summary)
+    lines += _tls_goals(options, summary)
+    lines += _connections(results.get("connections", {}))
     lines += [
         "",
         "## The load generator is not the bottleneck",
@@ -316,6 +318,70 @@ def _transport_goals(options: BenchOptions, summary: dict[Key, dict[str, Any]]) 
                 for peer in peers
             ]
             lines.append(f"| {workload} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _tls_goals(options: BenchOptions, summary: dict[Key, dict[str, Any]]) -> list[str]:
+    """TLS's price: ``trio-tls`` over ``trio`` (plaintext) and over ``fastapi-tls``, per level."""
+    pairs = [
+        (a, b)
+        for a, b in (("trio-tls", "trio"), ("trio-tls", "fastapi-tls"))
+        if b in options.targets
+    ]
+    fan_outs = [w for w in options.workloads if w != "ping"]
+    if "trio-tls" not in options.targets or not pairs or not fan_outs:
+        return []
+    lines = [
+        "",
+        "## TLS",
+        "",
+        "requests/s of `trio-tls` (the secured node, over TLS with basic auth) over each "
+        "other target's (medians over rounds). Goals at the highest concurrency: "
+        "trio-tls / trio ≥ 0.85×, trio-tls / fastapi-tls ≥ 1.0×.",
+        "",
+        "| workload | clients | " + " | ".join(f"{a} / {b}" for a, b in pairs) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in pairs) + " |",
+    ]
+    for workload in fan_outs:
+        for level in options.concurrency:
+            cells = [
+                _ratio(
+                    summary.get((workload, a, level), {}).get("rps"),
+                    summary.get((workload, b, level), {}).get("rps"),
+                )
+                for a, b in pairs
+            ]
+            lines.append(f"| {workload} | {level} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _connections(found: dict[str, dict[str, Any]]) -> list[str]:
+    """Connections each target's transport opened to Elasticsearch over the whole run."""
+    if not found:
+        return []
+    lines = [
+        "",
+        "## Connections to Elasticsearch",
+        "",
+        "Over the whole run, warm-up included, from each server's last log line (the project's "
+        "transport only). Each search is four Elasticsearch requests. The goal with TLS is "
+        "< 1 opened per 1,000 searches: TLS costs encryption, not handshakes. A turn (one wrk "
+        "run) may begin by filling the pool, whose idle connections expired while other "
+        "targets had their turns, and ends with exchanges cut when wrk hangs up (discarded); "
+        "the last column counts only what was opened beyond one full pool per turn.",
+        "",
+        "| target | turns | pool | searches | opened | reused | discarded | stale retries "
+        "| opened per 1,000 searches | beyond one pool per turn, per 1,000 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for target, row in found.items():
+        lines.append(
+            f"| {target} | {row['turns']} | {row['pool_size']} | {row['searches']:,} "
+            f"| {row['es_connections_opened']:,} | {row['es_connections_reused']:,} "
+            f"| {row['es_connections_discarded']:,} | {row['es_stale_retries']:,} "
+            f"| {row['opened_per_1k_searches']:.3f} "
+            f"| {row['opened_beyond_fills_per_1k_searches']:.3f} |"
+        )
     return lines
 
 

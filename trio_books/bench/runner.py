@@ -4,6 +4,9 @@ Order of measurement: for each round, for each concurrency, every target in
 turn (A B C A B C ...), so whatever drifts on a shared machine (other work,
 caches, thermal state) touches every target alike. Servers stay up for the
 whole run; each measurement reads CPU time and peak memory of its process tree.
+The ``-tls`` targets are served from a second, secured node (``--secure-es``)
+holding the same catalogue. After the run, each server's last log line gives
+the Elasticsearch connections its transport opened (see :func:`.processes.pool_counters`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import trio
 
 from trio_books.bench import processes, wrk
 from trio_books.bench.catalogue import ensure_bench_catalogue
-from trio_books.bench.options import BenchOptions
+from trio_books.bench.options import BenchOptions, secure_connection
 from trio_books.bench.queries import Query, build_queries, sample_vocabulary
 from trio_books.bench.targets import TARGETS
 from trio_books.errors import TrioBooksError
@@ -53,6 +56,12 @@ class Endpoint:
     scripts: dict[str, Path]
     depth: int
     server: processes.Server | None
+    # The Elasticsearch it searches (whose CPU time each measurement reads).
+    es: ConnectionConfig
+    # Searches wrk sent it, and its turns under load (wrk runs), warm-up included: what
+    # its connection count is read against.
+    searches: int = 0
+    turns: int = 0
 
 
 def log(message: str) -> None:
@@ -60,10 +69,17 @@ def log(message: str) -> None:
 
 
 async def _prepare(
-    config: ConnectionConfig, options: BenchOptions
+    config: ConnectionConfig, options: BenchOptions, loader: ConnectionConfig | None
 ) -> tuple[int, dict[str, list[Query]]]:
-    """The catalogue's size, and each workload's seeded query list."""
+    """The catalogue's size, and each workload's seeded query list.
+
+    With *loader* (the secured node, as its loader user), the catalogue is made
+    there too: the same generator and size, so both nodes hold the same books.
+    """
     count = await ensure_bench_catalogue(config, options.index, options.catalogue_size)
+    if loader is not None:
+        secured = await ensure_bench_catalogue(loader, options.index, options.catalogue_size)
+        log(f"catalogue {options.index!r} on the secured node {loader.urls[0]}: {secured:,} books")
     sampling = config.replace(pool_size=2, max_connections=2, timeout=60.0)
     async with open_elasticsearch(sampling, "trio") as es:
         vocabulary = await sample_vocabulary(es, options.index, options.seed)
@@ -98,7 +114,12 @@ async def _es_cpu_ms(config: ConnectionConfig) -> float | None:
 
 def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig) -> dict[str, Any]:
     """Run everything *options* asks for over *config*; return the results (see :mod:`.report`)."""
-    count, queries = trio.run(_prepare, config, options)
+    loader = reader = None
+    if options.secure_es is not None and any(TARGETS[t].secure for t in options.targets):
+        # The catalogue is loaded as the loader; the targets search as the reader.
+        loader = secure_connection(options.secure_es, "loader")
+        reader = secure_connection(options.secure_es, "reader")
+    count, queries = trio.run(_prepare, config, options, loader)
     for workload, listed in queries.items():
         log(
             f"catalogue {options.index!r}: {count:,} books; {len(listed)} seeded {workload} queries"
@@ -158,10 +179,13 @@ def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig
                     ]
                     if all(batches):
                         direct[workload] = wrk.write_script(scripts, f"{name}-{workload}", batches)
-                endpoints.append(Endpoint(name, node.url, direct, BRANCHES_PER_SEARCH, None))
+                endpoints.append(
+                    Endpoint(name, node.url, direct, BRANCHES_PER_SEARCH, None, upstream)
+                )
                 continue
             port = processes.free_port(ports)
             ports.append(port)
+            es = reader if target.secure and reader is not None else upstream
             server = processes.start_server(
                 name,
                 target.command(port, options.workers),
@@ -170,7 +194,7 @@ def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig
                     **SERVER_SETTINGS,
                     **dict(target.env),
                 },
-                connection=upstream,
+                connection=es,
                 url=f"http://127.0.0.1:{port}",
                 ready_path=first[0].path,
                 log=options.out / "logs" / f"{name}.log",
@@ -185,7 +209,7 @@ def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig
                 )
                 for workload, listed in queries.items()
             }
-            endpoints.append(Endpoint(name, server.url, served, 1, server))
+            endpoints.append(Endpoint(name, server.url, served, 1, server, es))
         warm_connections = min(32, max(options.concurrency))
         for endpoint in endpoints:
             for workload, script in endpoint.scripts.items():
@@ -194,7 +218,7 @@ def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig
                         f"warming up {endpoint.name} on {workload} "
                         f"({options.warmup:g} s, {warm_connections} clients)"
                     )
-                    wrk.run_wrk(
+                    warm = wrk.run_wrk(
                         wrk_path,
                         endpoint.url,
                         script,
@@ -202,6 +226,8 @@ def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig
                         duration=options.warmup,
                         depth=endpoint.depth,
                     )
+                    endpoint.searches += warm.searches
+                    endpoint.turns += 1
         # Interleaved at every level: workloads, concurrencies and targets all take
         # turns within a round, so drift falls on every figure alike.
         for round_number in range(1, options.rounds + 1):
@@ -211,14 +237,10 @@ def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig
                         if workload not in endpoint.scripts:
                             continue
                         record = measure(
-                            options,
-                            wrk_path,
-                            upstream,
-                            endpoint,
-                            workload,
-                            concurrency,
-                            round_number,
+                            options, wrk_path, endpoint, workload, concurrency, round_number
                         )
+                        endpoint.searches += record["requests"]
+                        endpoint.turns += 1
                         runs.append(record)
                         log(
                             f"round {round_number} {workload:<6} c={concurrency:<4} "
@@ -234,14 +256,47 @@ def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig
             "seed": options.seed,
         },
         "runs": runs,
+        # Read once the servers have stopped: each logs its counters as it closes its client.
+        "connections": connections(options, endpoints),
         "elapsed_s": round(time.time() - started, 1),
     }
+
+
+def connections(options: BenchOptions, endpoints: list[Endpoint]) -> dict[str, dict[str, Any]]:
+    """Per target whose transport counts them: connections opened and reused, per search.
+
+    From the server's last log line (the project's transport only: httpx's stock
+    transport and the official client log none). The count covers the whole run,
+    so it also holds the pool's refills between turns: connections left idle past
+    the keep-alive expiry while other targets had their turn, and exchanges cut
+    short when wrk hung up at the end of a turn (both counted as discarded).
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        if endpoint.server is None:
+            continue
+        counters = processes.pool_counters(endpoint.server.log)
+        if counters is None:
+            continue
+        thousands = max(endpoint.searches, 1) / 1000
+        opened = counters["es_connections_opened"]
+        # A turn under load may open at most one full pool (per worker) before its
+        # connections are reused: any more were opened mid-turn, in the steady state.
+        fills = endpoint.turns * endpoint.es.pool_size * options.workers
+        found[endpoint.name] = {
+            **counters,
+            "searches": endpoint.searches,
+            "turns": endpoint.turns,
+            "pool_size": endpoint.es.pool_size,
+            "opened_per_1k_searches": round(opened / thousands, 3),
+            "opened_beyond_fills_per_1k_searches": round(max(0, opened - fills) / thousands, 3),
+        }
+    return found
 
 
 def measure(
     options: BenchOptions,
     wrk_path: str,
-    upstream: ConnectionConfig,
     endpoint: Endpoint,
     workload: str,
     concurrency: int,
@@ -249,7 +304,7 @@ def measure(
 ) -> dict[str, Any]:
     """One measurement of one target on one workload at one concurrency."""
     pids = endpoint.server.pids() if endpoint.server else []
-    es_before = None if options.upstream.is_standin else es_cpu_ms(upstream)
+    es_before = None if options.upstream.is_standin else es_cpu_ms(endpoint.es)
     cpu_before = processes.cpu_seconds(pids)
     with processes.PeakMemory(pids) as memory:
         result = wrk.run_wrk(
@@ -261,7 +316,7 @@ def measure(
             depth=endpoint.depth,
         )
     cpu = processes.cpu_seconds(pids) - cpu_before
-    es_after = None if es_before is None else es_cpu_ms(upstream)
+    es_after = None if es_before is None else es_cpu_ms(endpoint.es)
     thousands = max(result.searches, 1) / 1000
     return {
         "target": endpoint.name,

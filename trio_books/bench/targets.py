@@ -16,6 +16,8 @@ class Target:
         es_client: the HTTP client that carries its calls to Elasticsearch.
         module_args: ``python -m`` arguments that serve it (``None``: no server of ours).
         env: settings that make this target what it is, on top of the run's own.
+        secure: served from the secured node (``--secure-es``): https with its CA
+            file, as the reader user; else from the run's Elasticsearch.
     """
 
     name: str
@@ -23,6 +25,7 @@ class Target:
     es_client: str
     module_args: tuple[str, ...] | None
     env: tuple[tuple[str, str], ...] = ()
+    secure: bool = False
 
     def command(self, port: int, workers: int) -> list[str]:
         """The command line that serves this target on 127.0.0.1:*port*."""
@@ -83,6 +86,21 @@ TARGETS: dict[str, Target] = {
             "FastAPI on Uvicorn (uvloop, httptools)",
             "elasticsearch-py 8 AsyncElasticsearch (aiohttp), asyncio.gather",
             ("trio_books.bench.peer_fastapi",),
+        ),
+        Target(
+            "trio-tls",
+            "Quart-Trio on Hypercorn's trio worker (the Trio build)",
+            "httpx (one shared AsyncClient) over trio_books' Trio transport (h11 over TLS, "
+            "basic auth), fan-out in a Trio nursery",
+            ("trio_books", "serve", "--build", "trio"),
+            secure=True,
+        ),
+        Target(
+            "fastapi-tls",
+            "FastAPI on Uvicorn (uvloop, httptools)",
+            "elasticsearch-py 8 AsyncElasticsearch (aiohttp, TLS, basic auth), asyncio.gather",
+            ("trio_books.bench.peer_fastapi",),
+            secure=True,
         ),
         Target(
             "es-direct",

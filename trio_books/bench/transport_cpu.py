@@ -9,27 +9,37 @@ With ``--profile`` the run is recorded by pyinstrument.
     python -m trio_books.bench.transport_cpu --es http://127.0.0.1:9200 --calls 20000 --concurrency 64
 
 ``--es`` defaults to the first of ``TRIO_BOOKS_ES_URLS``; TLS and credentials
-come from the ``TRIO_BOOKS_ES_*`` settings either way.
+come from the ``TRIO_BOOKS_ES_*`` settings either way. With ``--secure-es PORT``
+(a node of ``es start --secure``), ``trio_books`` and ``stock`` also run against
+that node over https, with its CA and the reader's credentials, and the last
+lines set each one's CPU per call over TLS beside plaintext:
+
+    python -m trio_books.bench.transport_cpu --es http://127.0.0.1:9200 --secure-es 9201
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import httpx
 import trio
 
-from trio_books.bench.options import connection_from
+from trio_books.bench.options import connection_from, secure_connection
 from trio_books.es.client import open_elasticsearch, own_transport
 from trio_books.es.connection import ConnectionConfig
 
 BODY = {"size": 1, "query": {"match_all": {}}}
 # httpx's stock transport; httpx's pools, sharded; ours under httpx's objects; ours below them.
 NAMES = ("stock", "sharded", "trio_books/httpx", "trio_books")
+# Measured over TLS too, given a secured node.
+TLS_NAMES = ("stock", "trio_books")
 
 
-async def run(config: ConnectionConfig, transport_name: str, calls: int, concurrency: int) -> float:
+async def run(
+    config: ConnectionConfig, transport_name: str, calls: int, concurrency: int, label: str = ""
+) -> float:
     # "stock": one httpcore pool, as httpx ships; "sharded": several httpcore pools in turn.
     kind = transport_name if transport_name in ("stock", "sharded") else "trio_books"
     config = config.replace(
@@ -56,7 +66,7 @@ async def run(config: ConnectionConfig, transport_name: str, calls: int, concurr
                 nursery.start_soon(worker)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     print(
-        f"{transport_name:<17} {calls} calls, {concurrency} concurrent: "
+        f"{transport_name + label:<21} {calls} calls, {concurrency} concurrent: "
         f"{cpu / calls * 1e6:.0f} CPU µs per call, {calls / wall:.0f} calls/s"
     )
     return cpu / calls
@@ -69,19 +79,40 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--profile", choices=NAMES)
+    parser.add_argument(
+        "--secure-es",
+        type=int,
+        metavar="PORT",
+        help="also measure over TLS against this local secured node (es start --secure)",
+    )
     args = parser.parse_args()
     config = connection_from(args.es)
     config = config.replace(nodes=config.nodes[:1])
+    secured = None if args.secure_es is None else secure_connection(args.secure_es, "reader")
     if args.profile:
         from pyinstrument import Profiler  # type: ignore[import-not-found]
 
         with Profiler(async_mode="disabled") as profiler:
-            trio.run(run, config, args.profile, args.calls, args.concurrency)
+            trio.run(run, secured or config, args.profile, args.calls, args.concurrency)
         profiler.print(short_mode=True, show_all=False, color=False)
         return
+    plain: dict[str, list[float]] = {name: [] for name in NAMES}
+    tls: dict[str, list[float]] = {name: [] for name in TLS_NAMES}
+    # Plaintext and TLS take turns within each round, so drift touches both alike.
     for _ in range(args.rounds):
         for name in NAMES:
-            trio.run(run, config, name, args.calls, args.concurrency)
+            plain[name].append(trio.run(run, config, name, args.calls, args.concurrency))
+            if secured is not None and name in tls:
+                tls[name].append(
+                    trio.run(run, secured, name, args.calls, args.concurrency, " (TLS)")
+                )
+    if secured is not None:
+        for name in TLS_NAMES:
+            clear, secret = statistics.median(plain[name]), statistics.median(tls[name])
+            print(
+                f"{name:<17} median CPU µs per call: plaintext {clear * 1e6:.0f}, "
+                f"TLS {secret * 1e6:.0f} ({secret / clear:.2f}×)"
+            )
 
 
 if __name__ == "__main__":

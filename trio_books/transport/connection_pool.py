@@ -329,3 +329,22 @@ class Transport(httpx.AsyncBaseTransport):
         for pool in self._pools.values():
             for connection in pool.state.drain():
                 connection.stream.close()
+
+
+def pool_counters(transport: object) -> dict[str, int]:
+    """The transport's connection counters, summed over its nodes, as log fields.
+
+    Read from the live pools (:meth:`Transport.stats`) when asked, not kept twice;
+    empty for a transport that is not the project's (httpx's stock one has none).
+    The benchmark reads them from the serving app's last line to count the
+    connections a run opened.
+    """
+    if not isinstance(transport, Transport):
+        return {}
+    nodes = transport.stats().values()
+    return {
+        "es_connections_opened": sum(node.opened for node in nodes),
+        "es_connections_reused": sum(node.reused for node in nodes),
+        "es_connections_discarded": sum(node.discarded for node in nodes),
+        "es_stale_retries": sum(node.stale_retries for node in nodes),
+    }

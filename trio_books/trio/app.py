@@ -14,6 +14,7 @@ from trio_books.api.service import SearchService
 from trio_books.es.client import open_elasticsearch
 from trio_books.es.connection import connection_config
 from trio_books.settings import Settings, load_settings
+from trio_books.transport.connection_pool import pool_counters
 from trio_books.trio.asgi import shielded_send
 from trio_books.trio.fanout import CONCURRENCY
 
@@ -54,7 +55,9 @@ def create_app(
                 yield
             finally:
                 install_service(app, None)
+                # Counted while the pools are still open (closing drains them).
+                counters = pool_counters(es.transport)
         # Drills look for this line: the last request has been answered and the pool is shut.
-        log.info("closed the Elasticsearch client")
+        log.info("closed the Elasticsearch client", extra=counters)
 
     return app
