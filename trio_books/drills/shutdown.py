@@ -77,7 +77,9 @@ async def _one(options: DrillOptions, workers: int, report: Report) -> None:
         closed_clients = server.log().count("closed the Elasticsearch client")
         report.say(
             f"{workers} worker(s): {len(in_flight)} requests sent before SIGTERM, "
-            f"{len(straddling)} of them still in flight at the signal; failed: {len(failed)}; "
+            f"{len(straddling)} of them still in flight at the signal; failed: {len(failed)} "
+            f"{dict(Counter(o.error or o.status for o in failed))}"
+            f" ({', '.join(f'{o.started - at:+.3f}..{o.ended - at:+.3f} s' for o in failed)}); "
             f"after it: {len(after)} sent, {answered_after} answered, "
             f"{len(after) - answered_after} refused {dict(refusals)}; exit code {exit_code[0]} "
             f"after {exit_seconds[0]:.1f} s; "
