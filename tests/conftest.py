@@ -26,7 +26,8 @@ from servers import BUILDS, api_client
 
 from trio_books.errors import TrioBooksError
 from trio_books.es import local, security
-from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.es.client import Elasticsearch
+from trio_books.es.opening import open_http_client
 from trio_books.settings import Settings
 from trio_books.trio.transport import TrioTransport
 

@@ -14,7 +14,8 @@ import pytest
 from trio_books.asyncio.hedging import hedged
 from trio_books.asyncio.transport import AsyncioTransport
 from trio_books.core.timeline import Timeline
-from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.es.client import Elasticsearch
+from trio_books.es.opening import open_http_client
 
 
 def closed_port() -> int:

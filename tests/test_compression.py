@@ -12,7 +12,9 @@ from typing import Any
 import h11
 import pytest
 
-from trio_books.es.client import Elasticsearch, open_elasticsearch, plain_config
+from trio_books.es.client import Elasticsearch
+from trio_books.es.connection import plain_config
+from trio_books.es.opening import open_elasticsearch
 from trio_books.transport.http11 import Answer, ResponseTooLarge, decoded_body
 
 

@@ -22,7 +22,8 @@ from hypercorn.trio import serve
 from trio_books.api.routes import SERVICE_KEY
 from trio_books.core.mapping import index_body
 from trio_books.core.timing import parse_timing_entries
-from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.es.client import Elasticsearch
+from trio_books.es.opening import open_http_client
 from trio_books.serving import hypercorn_config
 from trio_books.settings import Settings
 from trio_books.trio.app import create_app

@@ -11,7 +11,7 @@ import pytest
 
 from trio_books.cli import main
 from trio_books.demos import DEMOS, backpressure, deadlines, errors, fanout, hedging, task_tree
-from trio_books.es.client import plain_config
+from trio_books.es.connection import plain_config
 
 FAN_OUT = ("es-facet-languages", "es-facet-tags", "es-facet-years", "es-hits")
 

@@ -10,7 +10,7 @@ import pytest
 
 from trio_books.drills import run_drill
 from trio_books.drills.report import DrillOptions, Report
-from trio_books.es.client import plain_config
+from trio_books.es.connection import plain_config
 
 pytestmark = pytest.mark.elasticsearch
 

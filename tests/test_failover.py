@@ -13,7 +13,8 @@ from quart.typing import TestClientProtocol as Client
 from trio_books.core.timeline import Timeline
 from trio_books.core.timing import parse_timing_entries
 from trio_books.errors import ConnectionsExhausted, ElasticsearchUnavailable
-from trio_books.es.client import Elasticsearch, ShardedTransport, open_http_client
+from trio_books.es.client import Elasticsearch
+from trio_books.es.opening import ShardedTransport, open_http_client
 from trio_books.settings import Settings
 from trio_books.transport.nodes import NodeSet, dead_backoff
 from trio_books.transport.quantile import RollingQuantile

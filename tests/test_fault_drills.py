@@ -153,7 +153,8 @@ async def drill_index(cluster: list[local.NodeLayout], index_name: str) -> Async
     from catalogue import BOOKS
 
     from trio_books.core.bulk import bulk_body
-    from trio_books.es.client import Elasticsearch, open_http_client
+    from trio_books.es.client import Elasticsearch
+    from trio_books.es.opening import open_http_client
     from trio_books.trio.fanout import CONCURRENCY
 
     settings = Settings(

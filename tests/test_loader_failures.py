@@ -23,8 +23,9 @@ from loading import live_count, load_synthetic, run_cli, targets, versions, writ
 from trio_books.core.mapping import index_body
 from trio_books.core.progress import LoadStats
 from trio_books.es import local
-from trio_books.es.client import Elasticsearch, open_http_client
+from trio_books.es.client import Elasticsearch
 from trio_books.es.demo import ensure_demo_catalogue
+from trio_books.es.opening import open_http_client
 from trio_books.load.pipeline import LoadOptions, load_catalogue
 from trio_books.load.report import RejectsLog
 from trio_books.load.sources import SyntheticReader

@@ -38,8 +38,9 @@ from trio_books.api.service import SearchService
 from trio_books.core.bulk import bulk_body
 from trio_books.core.mapping import index_body
 from trio_books.errors import CredentialsRefused, TrioBooksError
-from trio_books.es.client import Elasticsearch, open_elasticsearch
+from trio_books.es.client import Elasticsearch
 from trio_books.es.connection import connection_config
+from trio_books.es.opening import open_elasticsearch
 from trio_books.es.security import SecureInfo
 from trio_books.settings import Settings
 from trio_books.trio.app import TRANSPORT_KEY, create_app

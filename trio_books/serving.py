@@ -15,9 +15,9 @@ from hypercorn.run import run as run_workers
 
 from trio_books.api.service import SearchService
 from trio_books.errors import TrioBooksError, UsageError
-from trio_books.es.client import open_elasticsearch
 from trio_books.es.connection import connection_config
 from trio_books.es.demo import DEMO_BOOKS, ensure_demo_catalogue
+from trio_books.es.opening import open_elasticsearch
 from trio_books.logs import configure_logging
 from trio_books.settings import Settings, load_settings
 from trio_books.trio.fanout import CONCURRENCY

@@ -12,8 +12,8 @@ from trio_books.api.application import configure_app
 from trio_books.api.routes import install_service
 from trio_books.api.service import SearchService
 from trio_books.asyncio.fanout import CONCURRENCY
-from trio_books.es.client import open_elasticsearch
 from trio_books.es.connection import connection_config
+from trio_books.es.opening import open_elasticsearch
 from trio_books.settings import Settings, load_settings
 from trio_books.transport.connection_pool import pool_counters
 

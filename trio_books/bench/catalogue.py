@@ -12,8 +12,9 @@ from trio_books.core.books import Book
 from trio_books.core.bulk import bulk_body
 from trio_books.core.mapping import index_body
 from trio_books.core.synthetic import synthetic_books
-from trio_books.es.client import Elasticsearch, open_elasticsearch
+from trio_books.es.client import Elasticsearch
 from trio_books.es.connection import ConnectionConfig
+from trio_books.es.opening import open_elasticsearch
 
 BULK_BATCH = 5_000
 

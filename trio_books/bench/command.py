@@ -24,8 +24,8 @@ from trio_books.bench.options import (
 )
 from trio_books.bench.targets import TARGETS
 from trio_books.errors import TrioBooksError, UsageError
-from trio_books.es.client import open_elasticsearch
 from trio_books.es.connection import ConnectionConfig, connection_config
+from trio_books.es.opening import open_elasticsearch
 from trio_books.settings import load_settings
 
 QUICK = {

@@ -26,8 +26,8 @@ from trio_books.bench.options import BenchOptions, secure_connection
 from trio_books.bench.queries import Query, build_queries, sample_vocabulary
 from trio_books.bench.targets import TARGETS
 from trio_books.errors import TrioBooksError
-from trio_books.es.client import open_elasticsearch, plain_config
-from trio_books.es.connection import ConnectionConfig
+from trio_books.es.connection import ConnectionConfig, plain_config
+from trio_books.es.opening import open_elasticsearch
 from trio_books.settings import load_settings
 
 # The same footing for every target: the peer sheds nothing and logs no access

@@ -27,8 +27,7 @@ import httpx
 import trio
 
 from trio_books.bench.options import connection_from
-from trio_books.es.client import plain_config
-from trio_books.es.connection import ConnectionConfig
+from trio_books.es.connection import ConnectionConfig, plain_config
 from trio_books.es.environment import child_env
 
 WORKLOADS = {"ping": "/", "facets": "/api/v1/search/?tags=fiction&year_from=1800"}
@@ -45,7 +44,7 @@ async def load_catalogue(config: ConnectionConfig) -> bytes:
     from trio_books.core.mapping import index_body
     from trio_books.core.query import SearchQuery, search_requests
     from trio_books.core.synthetic import synthetic_books
-    from trio_books.es.client import open_elasticsearch
+    from trio_books.es.opening import open_elasticsearch
 
     config = config.replace(pool_size=2, max_connections=2, timeout=30.0)
     async with open_elasticsearch(config, "trio") as es:

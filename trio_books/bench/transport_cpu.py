@@ -27,8 +27,8 @@ import httpx
 import trio
 
 from trio_books.bench.options import connection_from, secure_connection
-from trio_books.es.client import open_elasticsearch, own_transport
 from trio_books.es.connection import ConnectionConfig
+from trio_books.es.opening import open_elasticsearch, own_transport
 
 BODY = {"size": 1, "query": {"match_all": {}}}
 # httpx's stock transport; httpx's pools, sharded; ours under httpx's objects; ours below them.

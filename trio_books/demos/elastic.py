@@ -24,8 +24,9 @@ from trio_books.core.books import Author, Book, Tag
 from trio_books.core.bulk import bulk_body
 from trio_books.core.mapping import index_body
 from trio_books.errors import UsageError
-from trio_books.es.client import Build, Elasticsearch, es_transport, open_elasticsearch
+from trio_books.es.client import Elasticsearch
 from trio_books.es.connection import ConnectionConfig, connection_config
+from trio_books.es.opening import Build, es_transport, open_elasticsearch
 from trio_books.settings import load_settings
 
 # A free-text query that matches almost every generated title and author, so

@@ -15,8 +15,8 @@ from contextlib import asynccontextmanager
 from trio_books.core.books import Author, Book, Tag
 from trio_books.core.bulk import bulk_body
 from trio_books.core.mapping import index_body
-from trio_books.es.client import open_elasticsearch
 from trio_books.es.connection import ConnectionConfig
+from trio_books.es.opening import open_elasticsearch
 
 WORDS = [
     "night",

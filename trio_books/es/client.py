@@ -2,7 +2,7 @@
 
 This module is loop-neutral: httpx runs on Trio and on asyncio alike, so the
 Trio build, the asyncio build and the loader all call Elasticsearch through it.
-Every caller opens its client with :func:`open_elasticsearch` from the one
+Every caller opens its client with :func:`~trio_books.es.opening.open_elasticsearch` from the one
 :class:`~trio_books.es.connection.ConnectionConfig` of its lifetime: nodes
 (``https://`` ones over TLS), credentials, compression and caps come from
 there, and nothing else reads the URLs. Failures become the errors of
@@ -22,13 +22,10 @@ same over any transport, the stock one included.
 from __future__ import annotations
 
 import gzip
-import itertools
-import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -40,27 +37,21 @@ from trio_books.errors import (
     CertificateRefused,
     ConnectionsExhausted,
     CredentialsRefused,
-    ElasticsearchError,
     ElasticsearchTimeout,
     ElasticsearchUnavailable,
-    IndexMissing,
     TrioBooksError,
-    UsageError,
 )
-from trio_books.es.connection import ConnectionConfig, Node, parse_node
+from trio_books.es.answers import before_sending, decode_answer, error_from_response, mapped_errors
+from trio_books.es.connection import ConnectionConfig, Node, plain_config
 from trio_books.logs import current_request_id
-from trio_books.transport.adapter import AnswerTooLarge as TransportAnswerTooLarge
 from trio_books.transport.adapter import (
     Origin,
-    PoolOverloaded,
     RawTransport,
     idempotent,
     timeouts_from,
 )
-from trio_books.transport.connection_pool import Transport
-from trio_books.transport.http11 import MAX_RESPONSE_BYTES, decoded_body
+from trio_books.transport.http11 import decoded_body
 from trio_books.transport.nodes import NodeSet
-from trio_books.transport.tls import CertificateProblem, SpeaksTLS, TLSOptions, client_context
 
 # "identity": httpx asks for gzip by default, and Elasticsearch then spends CPU
 # compressing answers that we spend CPU decompressing, over loopback or a LAN
@@ -75,226 +66,9 @@ NDJSON_HEADERS = {**JSON_HEADERS, "content-type": "application/x-ndjson"}
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # Statuses that say "not with these credentials": the same on every node.
 AUTH_STATUSES = frozenset({401, 403})
-DEFAULT_RETRIES = 2
-DEFAULT_TIMEOUT = 30.0
 
 avoid_nodes: ContextVar[frozenset[str]] = ContextVar("trio_books_avoid_nodes", default=frozenset())
 """Nodes this task's calls should not use if another is left (a hedge avoids its rival's node)."""
-
-
-def http_limits(max_connections: int) -> httpx.Limits:
-    """Connection limits for the shared client.
-
-    ``max_keepalive_connections`` equals ``max_connections``: a smaller value
-    makes httpcore close and reopen connections under fan-out load.
-    """
-    return httpx.Limits(
-        max_connections=max_connections,
-        max_keepalive_connections=max_connections,
-        keepalive_expiry=30.0,
-    )
-
-
-def http_timeout(seconds: float) -> httpx.Timeout:
-    return httpx.Timeout(seconds)
-
-
-POOL_SHARD_SIZE = 8
-"""Connections per pool of :class:`ShardedTransport`."""
-
-
-def stock_transport(
-    max_connections: int, *, verify: ssl.SSLContext | bool = True
-) -> httpx.AsyncHTTPTransport:
-    """httpx's own transport as it ships, one httpcore pool: the benchmark's baseline."""
-    return httpx.AsyncHTTPTransport(limits=http_limits(max_connections), verify=verify)
-
-
-class ShardedTransport(httpx.AsyncBaseTransport):
-    """Several small connection pools used in turn, instead of one large pool.
-
-    httpcore's pool does work quadratic in its number of connections each time
-    a request starts or ends (it re-scans every connection, polling idle
-    sockets, and queued requests against all of them). Under a fan-out load of
-    hundreds of concurrent requests that scan, not the network, became the
-    service's main CPU cost; pools of :data:`POOL_SHARD_SIZE` keep it small.
-    """
-
-    def __init__(self, max_connections: int, *, verify: ssl.SSLContext | bool = True) -> None:
-        shards = max(1, -(-max_connections // POOL_SHARD_SIZE))
-        per_shard = -(-max_connections // shards)
-        self.shards = [
-            httpx.AsyncHTTPTransport(limits=http_limits(per_shard), verify=verify)
-            for _ in range(shards)
-        ]
-        self._next = itertools.cycle(self.shards)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await next(self._next).handle_async_request(request)
-
-    async def aclose(self) -> None:
-        for shard in self.shards:
-            await shard.aclose()
-
-
-def open_http_client(
-    *,
-    timeout: float,
-    max_connections: int,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` over *transport* (use it with ``async with``).
-
-    Prefer :func:`open_elasticsearch`, which builds the transport from the
-    connection configuration; this is for a transport the caller made.
-    """
-    return httpx.AsyncClient(
-        timeout=http_timeout(timeout),
-        transport=transport or ShardedTransport(max_connections),
-    )
-
-
-Build = Literal["trio", "asyncio"]
-
-
-def own_transport(
-    config: ConnectionConfig, build: Build, *, pool_size: int | None = None
-) -> Transport:
-    """The project's transport for *build*, as *config* describes it."""
-    options: dict[str, Any] = {
-        "connections_per_node": pool_size or config.pool_size,
-        "max_waiting_per_node": config.pool_queue,
-        "tls": config.tls,
-        "max_response_bytes": config.max_response_bytes,
-    }
-    if build == "trio":
-        from trio_books.trio.transport import TrioTransport
-
-        return TrioTransport(**options)
-    from trio_books.asyncio.transport import AsyncioTransport
-
-    return AsyncioTransport(**options)
-
-
-def build_clock(build: Build) -> Callable[[], float]:
-    """The event loop's clock (the transport's deadlines and node backoff share it)."""
-    if build == "trio":
-        from trio_books.trio.network import TrioNetwork
-
-        return TrioNetwork().now
-    from trio_books.asyncio.network import AsyncioNetwork
-
-    return AsyncioNetwork().now
-
-
-def es_transport(config: ConnectionConfig, build: Build) -> httpx.AsyncBaseTransport:
-    """The transport *config* asks for: the project's own, or one of httpx's (baselines).
-
-    Raises:
-        UsageError: a setting httpx's transports cannot honour (a pinned fingerprint).
-    """
-    if config.transport == "trio_books":
-        return own_transport(config, build)
-    if config.tls.assert_fingerprint is not None and any(
-        node.scheme == "https" for node in config.nodes
-    ):
-        raise UsageError(
-            "es_ssl_assert_fingerprint needs the project's transport (es_transport=trio_books)"
-        )
-    verify: ssl.SSLContext | bool = client_context(config.tls)
-    if config.transport == "stock":
-        return stock_transport(config.max_connections, verify=verify)
-    return ShardedTransport(config.max_connections, verify=verify)
-
-
-@asynccontextmanager
-async def open_elasticsearch(
-    config: ConnectionConfig,
-    build: Build = "trio",
-    *,
-    transport: httpx.AsyncBaseTransport | None = None,
-    call_seconds: float | None = None,
-) -> AsyncIterator[Elasticsearch]:
-    """The one client of a lifetime (a serving app's, a loader run's, a command's).
-
-    Every caller reaches Elasticsearch through this: it builds the transport
-    from *config*, and with it the TLS context and the credentials, once.
-
-    Args:
-        config: from :func:`~trio_books.es.connection.connection_config`.
-        build: whose event loop runs it.
-        transport: an httpx transport to use instead (a test's recorder); calls
-            then go through httpx's objects.
-        call_seconds: seconds per call instead of ``config.timeout``.
-    """
-    chosen = transport or es_transport(config, build)
-    async with httpx.AsyncClient(
-        timeout=http_timeout(call_seconds or config.timeout), transport=chosen
-    ) as http:
-        # Our own transport also takes calls below httpx's objects; one given by a
-        # caller (a test's recorder) sees every call through httpx.
-        raw = chosen if isinstance(chosen, Transport) and transport is None else None
-        es = Elasticsearch(http, config, raw=raw, clock=build_clock(build))
-        es.transport = chosen
-        yield es
-
-
-def plain_config(urls: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT) -> ConnectionConfig:
-    """A configuration for unsecured nodes at *urls* (tests, and tools given a URL)."""
-    return ConnectionConfig(
-        nodes=tuple(parse_node(url) for url in urls),
-        tls=TLSOptions(),
-        credentials=None,
-        http_compress=False,
-        max_response_bytes=MAX_RESPONSE_BYTES,
-        timeout=timeout,
-        retries=DEFAULT_RETRIES,
-        transport="trio_books",
-        pool_size=32,
-        pool_queue=256,
-        max_connections=64,
-        user_agent="trio_books",
-    )
-
-
-@contextmanager
-def mapped_errors(node: Node) -> Iterator[None]:
-    """The transport's errors as trio_books errors, in one place (after httpx's
-    ``map_httpcore_exceptions``). Public messages name no address; the detail does.
-    """
-    try:
-        yield
-    except PoolOverloaded as error:
-        # Our own load, not the node's fault.
-        raise ConnectionsExhausted(
-            "every connection to Elasticsearch is busy", detail=f"{node.url}: {error}"
-        ) from error
-    except httpx.PoolTimeout as error:
-        raise ConnectionsExhausted(
-            "no free connection to Elasticsearch in time", detail=f"{node.url}: {error}"
-        ) from error
-    except CertificateProblem as error:
-        raise CertificateRefused(detail=f"{node.url}: {error}") from error
-    except SpeaksTLS as error:
-        raise ElasticsearchUnavailable(
-            f"Elasticsearch is unreachable: {error}", detail=f"{node.url}: {error}"
-        ) from error
-    except TransportAnswerTooLarge as error:
-        raise AnswerTooLarge(detail=f"{node.url}: {error}") from error
-    except httpx.TimeoutException as error:
-        raise ElasticsearchTimeout(
-            f"Elasticsearch did not answer in time ({type(error).__name__})",
-            detail=f"{node.url}: {error}",
-        ) from error
-    except httpx.TransportError as error:
-        raise ElasticsearchUnavailable(
-            f"Elasticsearch is unreachable ({type(error).__name__})", detail=f"{node.url}: {error}"
-        ) from error
-
-
-def _before_sending(error: TrioBooksError) -> bool:
-    """Whether the call failed before any byte of it reached the node (safe to send again)."""
-    return isinstance(error.__cause__, (httpx.ConnectError, httpx.ConnectTimeout))
 
 
 class _NodeCalls:
@@ -483,14 +257,14 @@ class Elasticsearch:
             except (ElasticsearchTimeout, ElasticsearchUnavailable) as error:
                 self.nodes.mark_dead(node, clock())
                 failure = error
-                if not may_resend and not _before_sending(error):
+                if not may_resend and not before_sending(error):
                     raise
             else:
                 if status in AUTH_STATUSES:
                     raise self._refused(node, status)
                 if status not in RETRY_STATUSES:
                     self.nodes.mark_alive(node)
-                    return _decode(status, answer, allow_404, index_must_exist)
+                    return decode_answer(status, answer, allow_404, index_must_exist)
                 self.nodes.mark_dead(node, clock())
                 failure = error_from_response(status, answer)
                 if not may_resend:
@@ -584,34 +358,3 @@ class Elasticsearch:
             "GET", "/_cluster/health", time_limit=time_limit
         )
         return result
-
-
-def _decode(status: int, content: bytes, allow_404: bool, index_must_exist: bool) -> Any:
-    if status == 404 and allow_404:
-        if index_must_exist and b"index_not_found_exception" in content:
-            raise error_from_response(status, content)
-        return None
-    if status >= 400:
-        raise error_from_response(status, content)
-    return orjson.loads(content) if content else None
-
-
-def error_from_response(status: int, content: bytes) -> ElasticsearchError:
-    """Turn an Elasticsearch error answer into our error."""
-    error_type, reason = "unknown", content[:200].decode(errors="replace")
-    try:
-        decoded = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        decoded = None
-    if isinstance(decoded, dict) and isinstance(decoded.get("error"), dict):
-        error_type = str(decoded["error"].get("type", error_type))
-        reason = str(decoded["error"].get("reason", reason))
-        # "all shards failed" says little: the first root cause says why.
-        causes = decoded["error"].get("root_cause")
-        if isinstance(causes, list) and causes and isinstance(causes[0], dict):
-            cause = causes[0]
-            if cause.get("reason") and cause.get("reason") != reason:
-                reason = f"{reason} ({cause.get('type')}: {str(cause['reason'])[:300]})"
-    if error_type == "index_not_found_exception":
-        return IndexMissing(f"the index does not exist yet: {reason}")
-    return ElasticsearchError(f"Elasticsearch answered {status} ({error_type}): {reason}")

@@ -24,12 +24,17 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
 
+from trio_books.transport.http11 import MAX_RESPONSE_BYTES
 from trio_books.transport.tls import TLSOptions
 
 if TYPE_CHECKING:
     from trio_books.settings import Settings
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# How many times a failed call may be tried again on another node, and seconds per call,
+# for a configuration not built from settings (:func:`plain_config`).
+DEFAULT_RETRIES = 2
+DEFAULT_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -313,3 +318,21 @@ def connection_warnings(config: ConnectionConfig) -> list[str]:
     if config.credentials is not None and len(secure) < len(config.nodes):
         warnings.append("credentials go to an http:// node in cleartext")
     return warnings
+
+
+def plain_config(urls: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT) -> ConnectionConfig:
+    """A configuration for unsecured nodes at *urls* (tests, and tools given a URL)."""
+    return ConnectionConfig(
+        nodes=tuple(parse_node(url) for url in urls),
+        tls=TLSOptions(),
+        credentials=None,
+        http_compress=False,
+        max_response_bytes=MAX_RESPONSE_BYTES,
+        timeout=timeout,
+        retries=DEFAULT_RETRIES,
+        transport="trio_books",
+        pool_size=32,
+        pool_queue=256,
+        max_connections=64,
+        user_agent="trio_books",
+    )

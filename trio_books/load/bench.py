@@ -36,9 +36,9 @@ from trio_books.core.mapping import index_body
 from trio_books.core.records import book_from_record
 from trio_books.core.synthetic import DEFAULT_SEED, catalogue_lines
 from trio_books.errors import UsageError
-from trio_books.es.client import open_elasticsearch
 from trio_books.es.connection import ConnectionConfig, connection_config
 from trio_books.es.environment import child_env
+from trio_books.es.opening import open_elasticsearch
 from trio_books.load.commands import whole
 from trio_books.settings import load_settings
 

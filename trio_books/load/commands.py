@@ -16,8 +16,8 @@ from trio_books.core.formats import Format
 from trio_books.core.progress import LoadStats, summary
 from trio_books.core.synthetic import DEFAULT_SEED, catalogue_lines
 from trio_books.errors import TrioBooksError, UsageError
-from trio_books.es.client import open_elasticsearch
 from trio_books.es.connection import ConnectionConfig, connection_config
+from trio_books.es.opening import open_elasticsearch
 from trio_books.load.pipeline import LoadOptions, LoadReport, load_catalogue
 from trio_books.load.report import RejectsLog, show_progress
 from trio_books.load.sources import (
