@@ -38,7 +38,6 @@ import stat
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import httpx
@@ -48,6 +47,13 @@ from trio_books.errors import LocalElasticsearchError
 from trio_books.es import security
 from trio_books.es.distribution import ARTIFACT_ID, Say, download, say_to_stderr, unpack
 from trio_books.es.java import find_java_home
+from trio_books.es.probing import PortState as PortState
+from trio_books.es.probing import cluster_health as cluster_health
+from trio_books.es.probing import looks_like_elasticsearch as looks_like_elasticsearch
+from trio_books.es.probing import node_access as node_access
+from trio_books.es.probing import probe as probe
+from trio_books.es.probing import probe_node as probe_node
+from trio_books.es.probing import server_version as server_version
 
 DEFAULT_VERSION = "8.19.21"
 DEFAULT_PORT = 9200
@@ -201,117 +207,7 @@ def prepare_node(layout: NodeLayout, owner: Owner | None) -> None:
         _chown_tree(layout.node_dir, owner)
 
 
-# ---------------------------------------------------------------- probing
-
-
-class PortState(Enum):
-    FREE = "free"
-    ELASTICSEARCH = "elasticsearch"
-    OTHER = "other"
-
-
-def _client(http_timeout: float, secure: security.SecureInfo | None = None) -> httpx.AsyncClient:
-    """A plain client, or for a secure node one that trusts its CA alone and logs in as admin."""
-    if secure is None:
-        return httpx.AsyncClient(timeout=http_timeout)
-    admin = secure.admin
-    return httpx.AsyncClient(
-        timeout=http_timeout, verify=secure.ssl_context(), auth=(admin.username, admin.password)
-    )
-
-
-def looks_like_elasticsearch(status: int, body: object) -> bool:
-    """Whether an answer to ``GET /_cluster/health`` comes from Elasticsearch.
-
-    A secured node that refuses our credentials still counts: its 401 carries
-    Elasticsearch's own ``security_exception``.
-    """
-    if not isinstance(body, dict):
-        return False
-    if status == 200:
-        return "cluster_name" in body and "status" in body
-    error = body.get("error")
-    return status == 401 and isinstance(error, dict) and error.get("type") == "security_exception"
-
-
-async def _port_open(url: str, http_timeout: float) -> bool:
-    address = httpx.URL(url)
-    with trio.move_on_after(http_timeout):
-        try:
-            stream = await trio.open_tcp_stream(address.host, address.port or 443)
-        except OSError:
-            return False
-        await stream.aclose()
-    return True
-
-
-async def probe(
-    url: str, http_timeout: float = 2.0, *, secure: security.SecureInfo | None = None
-) -> PortState:
-    """What answers at *url*: nothing, Elasticsearch, or something else.
-
-    An ``https`` URL is probed over TLS only, verified with *secure*'s CA; without
-    *secure* there is nothing to verify it with, so an open port reads as OTHER.
-    """
-    tls = url.startswith("https:")
-    if tls:
-        # A bare TCP connect first: httpx reports a refused connection and a
-        # failed TLS handshake alike (ConnectError).
-        if not await _port_open(url, http_timeout):
-            return PortState.FREE
-        if secure is None:
-            return PortState.OTHER
-    try:
-        async with _client(http_timeout, secure) as client:
-            response = await client.get(f"{url}/_cluster/health")
-    except httpx.ConnectError:
-        return PortState.OTHER if tls else PortState.FREE
-    except httpx.HTTPError:
-        return PortState.OTHER
-    try:
-        body = response.json()
-    except ValueError:
-        return PortState.OTHER
-    # Over plain HTTP only a 200 counts, as it always has.
-    if looks_like_elasticsearch(response.status_code, body) and (
-        tls or response.status_code == 200
-    ):
-        return PortState.ELASTICSEARCH
-    return PortState.OTHER
-
-
-async def probe_node(layout: NodeLayout, http_timeout: float = 2.0) -> PortState:
-    """:func:`probe` of the node's URL, over TLS with its ``secure.json`` when it is secure."""
-    return await probe(layout.url, http_timeout, secure=node_access(layout))
-
-
-def node_access(layout: NodeLayout) -> security.SecureInfo | None:
-    """How to reach a secure layout's node (``None`` for a plain one, or one not provisioned)."""
-    return security.read_secure_info(layout) if layout.secure else None
-
-
-async def cluster_health(
-    url: str, http_timeout: float = 2.0, *, secure: security.SecureInfo | None = None
-) -> dict[str, object]:
-    async with _client(http_timeout, secure) as client:
-        response = await client.get(f"{url}/_cluster/health")
-        response.raise_for_status()
-        body: dict[str, object] = response.json()
-        return body
-
-
-async def server_version(
-    url: str, http_timeout: float = 2.0, *, secure: security.SecureInfo | None = None
-) -> str:
-    """The version of the node at *url* (there is no ``GET /`` on this distribution)."""
-    async with _client(http_timeout, secure) as client:
-        response = await client.get(
-            f"{url}/_nodes/_local", params={"filter_path": "nodes.*.version"}
-        )
-        response.raise_for_status()
-        nodes = response.json().get("nodes", {})
-    versions = {node.get("version", "?") for node in nodes.values()}
-    return ", ".join(sorted(versions)) or "?"
+# ---------------------------------------------------------------- the node's process
 
 
 def read_pid(layout: NodeLayout) -> int | None:
