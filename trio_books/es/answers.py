@@ -1,15 +1,14 @@
 """What Elasticsearch's answers and the transport's failures mean, as trio_books errors.
 
 One place for the mapping (after httpx's ``map_httpcore_exceptions``): the
-client wraps every call in :func:`mapped_errors` and turns error statuses into
+client wraps every call in an :class:`ErrorMap` and turns error statuses into
 errors with :func:`error_from_response`. Public messages name no address; the
 log-only detail does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 
 import httpx
@@ -31,39 +30,60 @@ from trio_books.transport.adapter import PoolOverloaded
 from trio_books.transport.tls import CertificateProblem, SpeaksTLS
 
 
-@contextmanager
-def mapped_errors(node: Node) -> Iterator[None]:
-    """The transport's errors as trio_books errors, in one place (after httpx's
+def translated(node: Node, error: httpx.TransportError) -> TrioBooksError:
+    """The trio_books error for a transport error on *node* (after httpx's
     ``map_httpcore_exceptions``). Public messages name no address; the detail does.
     """
-    try:
-        yield
-    except PoolOverloaded as error:
+    if isinstance(error, PoolOverloaded):
         # Our own load, not the node's fault.
-        raise ConnectionsExhausted(
+        return ConnectionsExhausted(
             "every connection to Elasticsearch is busy", detail=f"{node.url}: {error}"
-        ) from error
-    except httpx.PoolTimeout as error:
-        raise ConnectionsExhausted(
+        )
+    if isinstance(error, httpx.PoolTimeout):
+        return ConnectionsExhausted(
             "no free connection to Elasticsearch in time", detail=f"{node.url}: {error}"
-        ) from error
-    except CertificateProblem as error:
-        raise CertificateRefused(detail=f"{node.url}: {error}") from error
-    except SpeaksTLS as error:
-        raise ElasticsearchUnavailable(
+        )
+    if isinstance(error, CertificateProblem):
+        return CertificateRefused(detail=f"{node.url}: {error}")
+    if isinstance(error, SpeaksTLS):
+        return ElasticsearchUnavailable(
             f"Elasticsearch is unreachable: {error}", detail=f"{node.url}: {error}"
-        ) from error
-    except TransportAnswerTooLarge as error:
-        raise AnswerTooLarge(detail=f"{node.url}: {error}") from error
-    except httpx.TimeoutException as error:
-        raise ElasticsearchTimeout(
+        )
+    if isinstance(error, TransportAnswerTooLarge):
+        return AnswerTooLarge(detail=f"{node.url}: {error}")
+    if isinstance(error, httpx.TimeoutException):
+        return ElasticsearchTimeout(
             f"Elasticsearch did not answer in time ({type(error).__name__})",
             detail=f"{node.url}: {error}",
-        ) from error
-    except httpx.TransportError as error:
-        raise ElasticsearchUnavailable(
-            f"Elasticsearch is unreachable ({type(error).__name__})", detail=f"{node.url}: {error}"
-        ) from error
+        )
+    return ElasticsearchUnavailable(
+        f"Elasticsearch is unreachable ({type(error).__name__})", detail=f"{node.url}: {error}"
+    )
+
+
+class ErrorMap:
+    """``with ErrorMap(node):`` turns the transport's errors into trio_books errors, in one place.
+
+    A class rather than a generator-based context manager: the client enters one
+    on every call, and this one costs two method calls, not a generator.
+    """
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(error, httpx.TransportError):
+            raise translated(self.node, error) from error
 
 
 def before_sending(error: TrioBooksError) -> bool:

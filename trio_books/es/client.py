@@ -41,7 +41,7 @@ from trio_books.errors import (
     ElasticsearchUnavailable,
     TrioBooksError,
 )
-from trio_books.es.answers import before_sending, decode_answer, error_from_response, mapped_errors
+from trio_books.es.answers import ErrorMap, before_sending, decode_answer, error_from_response
 from trio_books.es.connection import ConnectionConfig, Node, plain_config
 from trio_books.logs import current_request_id
 from trio_books.transport.adapter import (
@@ -74,10 +74,11 @@ avoid_nodes: ContextVar[frozenset[str]] = ContextVar("trio_books_avoid_nodes", d
 class _NodeCalls:
     """What is built once per node: where to connect, and the headers every call carries."""
 
-    __slots__ = ("headers", "node", "origin")
+    __slots__ = ("errors", "headers", "node", "origin")
 
     def __init__(self, node: Node, config: ConnectionConfig) -> None:
         self.node = node
+        self.errors = ErrorMap(node)
         self.origin = Origin(node.scheme, node.host, node.port)
         head = [(b"host", node.host_header), (b"user-agent", config.user_agent.encode())]
         if config.credentials is not None:
@@ -244,7 +245,7 @@ class Elasticsearch:
             seconds = None if deadline is None else deadline - now
             self.in_flight += 1
             try:
-                with mapped_errors(self._calls[node].node):
+                with self._calls[node].errors:
                     status, answer = await self._send(
                         node, method, path, content, params, headers, seconds, may_resend
                     )
@@ -299,7 +300,7 @@ class Elasticsearch:
 
     async def index_exists(self, index: str) -> bool:
         node = self.nodes.pick(self.clock()) or self.urls[0]
-        with mapped_errors(self._calls[node].node):
+        with self._calls[node].errors:
             status, _ = await self._send(
                 node, "HEAD", f"/{index}", None, None, JSON_HEADERS, None, True
             )
@@ -337,7 +338,7 @@ class Elasticsearch:
         params = {"filter_path": filter_path} if filter_path else None
         self.in_flight += 1
         try:
-            with mapped_errors(self._calls[node].node):
+            with self._calls[node].errors:
                 status, answer = await self._send(
                     node, "POST", f"/{index}/_bulk", body, params, NDJSON_HEADERS, None, False
                 )
