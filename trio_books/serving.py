@@ -11,7 +11,6 @@ from functools import partial
 
 import trio
 from hypercorn.config import Config
-from hypercorn.run import run as run_workers
 
 from trio_books.api.service import SearchService
 from trio_books.errors import TrioBooksError, UsageError
@@ -21,6 +20,7 @@ from trio_books.es.opening import open_elasticsearch
 from trio_books.logs import configure_logging
 from trio_books.settings import Settings, load_settings
 from trio_books.trio.fanout import CONCURRENCY
+from trio_books.workers import run_workers
 
 BUILDS = ("trio", "asyncio")
 LOOPS = ("asyncio", "uvloop")

@@ -25,6 +25,15 @@ class Outcome:
     error: str | None = None
     # Kept for 503s, which must say when to come back.
     retry_after: str | None = None
+    # The transport error's own words (which tell "no answer at all" from "cut mid-answer").
+    detail: str | None = None
+
+    @property
+    def unanswered(self) -> bool:
+        """The server closed the connection before a byte of the answer (the request unread)."""
+        return self.error == "RemoteProtocolError" and "without sending a response" in (
+            self.detail or ""
+        )
 
     @property
     def ended(self) -> float:
@@ -74,7 +83,13 @@ async def generate(
                     response = await client.get(path)
             except httpx.TransportError as error:
                 outcomes.append(
-                    Outcome(started, trio.current_time() - started, None, type(error).__name__)
+                    Outcome(
+                        started,
+                        trio.current_time() - started,
+                        None,
+                        type(error).__name__,
+                        detail=str(error),
+                    )
                 )
                 # A refused connection returns at once: do not spin on it.
                 await trio.sleep(0.01)

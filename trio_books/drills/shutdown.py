@@ -3,8 +3,16 @@
 Clients search steadily; the drill sends SIGTERM to the server (the parent
 process when there are workers) and keeps sending until the server is gone.
 A request *in flight* is one sent before the signal: each must be answered
-200. Requests sent after it may be refused (the server has stopped accepting):
-they are counted apart, as a load balancer would retry them elsewhere.
+200, or never have been read. Requests sent after it may be refused (the
+server has stopped accepting): they are counted apart, as a load balancer
+would retry them elsewhere.
+
+"Never read": at the signal, Hypercorn closes its idle keep-alive
+connections, and a request already on its way over one meets a connection
+closed before a byte of answer (HTTP/1.1's keep-alive race, RFC 9112 §9.3.1:
+a client may send such an idempotent request again). Those are counted and
+printed apart; any other failure of an in-flight request (cut mid-answer, a
+worker ended under it, an error status) fails the drill.
 """
 
 from __future__ import annotations
@@ -70,7 +78,8 @@ async def _one(options: DrillOptions, workers: int, report: Report) -> None:
         at = signalled[0]
         in_flight = [o for o in outcomes if o.started < at]
         straddling = [o for o in in_flight if o.ended > at]
-        failed = [o for o in in_flight if o.status != 200]
+        unread = [o for o in in_flight if o.unanswered]
+        failed = [o for o in in_flight if o.status != 200 and not o.unanswered]
         after = [o for o in outcomes if o.started >= at]
         answered_after = sum(1 for o in after if o.status is not None)
         refusals = Counter(o.error for o in after if o.error)
@@ -80,6 +89,7 @@ async def _one(options: DrillOptions, workers: int, report: Report) -> None:
             f"{len(straddling)} of them still in flight at the signal; failed: {len(failed)} "
             f"{dict(Counter(o.error or o.status for o in failed))}"
             f" ({', '.join(f'{o.started - at:+.3f}..{o.ended - at:+.3f} s' for o in failed)}); "
+            f"closed unread at the signal (keep-alive race): {len(unread)}; "
             f"after it: {len(after)} sent, {answered_after} answered, "
             f"{len(after) - answered_after} refused {dict(refusals)}; exit code {exit_code[0]} "
             f"after {exit_seconds[0]:.1f} s; "
@@ -89,6 +99,7 @@ async def _one(options: DrillOptions, workers: int, report: Report) -> None:
             "before_signal": len(in_flight),
             "in_flight_at_signal": len(straddling),
             "failed_in_flight": len(failed),
+            "closed_unread": len(unread),
             "after_signal": len(after),
             "exit_code": exit_code[0],
             "exit_seconds": round(exit_seconds[0], 1),

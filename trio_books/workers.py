@@ -1,0 +1,92 @@
+"""The parent of several worker processes: ``serve --workers N``.
+
+Hypercorn's own parent (``hypercorn.run.run``) wakes when the *first* worker
+exits and then terminates the others. After SIGTERM, the worker that drains
+first would thus end its siblings while they still answer in-flight
+requests. This parent does what Hypercorn's does otherwise (the same workers,
+sockets and shutdown event) but, once told to stop, waits for *every* worker
+to finish its graceful shutdown, up to the graceful timeout and a margin,
+before it kills any straggler.
+
+Until then a worker that exits on its own with status 0 (``max_requests``) is
+replaced, as Hypercorn does; one that fails stops them all.
+"""
+
+from __future__ import annotations
+
+import signal
+from multiprocessing import get_context
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from hypercorn.config import Config, Sockets
+from hypercorn.typing import WorkerFunc
+
+# Seconds past the graceful timeout a worker may take to exit (its lifespan's close).
+EXIT_MARGIN = 5.0
+
+
+def _worker_func(config: Config) -> WorkerFunc:
+    if config.worker_class == "trio":
+        from hypercorn.trio.run import trio_worker
+
+        return trio_worker
+    if config.worker_class == "uvloop":
+        from hypercorn.asyncio.run import uvloop_worker
+
+        return uvloop_worker
+    from hypercorn.asyncio.run import asyncio_worker
+
+    return asyncio_worker
+
+
+def run_workers(config: Config) -> int:
+    """Run ``config.workers`` worker processes until SIGINT or SIGTERM; the worst exit code."""
+    worker = _worker_func(config)
+    sockets: Sockets = config.create_sockets()
+    context = get_context("spawn")
+    shutdown = context.Event()
+
+    def start() -> BaseProcess:
+        process = context.Process(
+            target=worker,
+            kwargs={"config": config, "shutdown_event": shutdown, "sockets": sockets},
+        )
+        process.daemon = config.daemon
+        process.start()
+        return process
+
+    def stop(*_: Any) -> None:
+        shutdown.set()
+
+    # Workers inherit SIGINT ignored: the parent alone turns a signal into the shutdown event.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    processes = [start() for _ in range(config.workers)]
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exitcode = 0
+    try:
+        while processes and not shutdown.is_set():
+            # A second's timeout so a signal's event is seen even while nothing exits.
+            wait([process.sentinel for process in processes], timeout=1.0)
+            for process in [p for p in processes if p.exitcode is not None]:
+                process.join()
+                processes.remove(process)
+                if process.exitcode != 0:
+                    exitcode = exitcode or process.exitcode or 1
+                    shutdown.set()
+                elif not shutdown.is_set():
+                    processes.append(start())  # max_requests reached: a fresh one
+        # Told to stop: every worker drains its in-flight requests, then exits.
+        limit = config.graceful_timeout + EXIT_MARGIN
+        for process in processes:
+            process.join(limit)
+            if process.exitcode is None:
+                process.kill()
+                process.join()
+            exitcode = exitcode or (process.exitcode or 0)
+    finally:
+        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
+            sock.close()
+    return exitcode
