@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -48,14 +47,12 @@ def official_client_options(config: ConnectionConfig) -> dict[str, Any]:
         options["http_compress"] = True
     credentials = config.credentials
     if credentials is not None:
-        _, _, token = credentials.authorization.get_secret_value().partition(" ")
         if credentials.kind == "api_key":
-            options["api_key"] = token
+            options["api_key"] = credentials.token()
         elif credentials.kind == "bearer":
-            options["bearer_auth"] = token
+            options["bearer_auth"] = credentials.token()
         else:
-            user, _, password = base64.b64decode(token).decode().partition(":")
-            options["basic_auth"] = (user, password)
+            options["basic_auth"] = credentials.basic_pair()
     return options
 
 

@@ -88,6 +88,15 @@ class Credentials:
     # The user name of basic auth (not secret: it names who the service acts as in logs).
     user: str | None = None
 
+    def token(self) -> str:
+        """The secret after the scheme (``ApiKey``/``Bearer``/``Basic``): for handing on, never showing."""
+        return self.authorization.get_secret_value().partition(" ")[2]
+
+    def basic_pair(self) -> tuple[str, str]:
+        """Basic auth's user and password, decoded (for a child process or another client)."""
+        user, _, password = base64.b64decode(self.token()).decode().partition(":")
+        return user, password
+
     def describe(self) -> str:
         """What kind of credentials these are, safe to log: no secret in it."""
         if self.kind == "basic":

@@ -13,7 +13,6 @@ environment only, never to a command line, a log or a file.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 
 from trio_books.es.connection import ConnectionConfig
@@ -63,13 +62,12 @@ def settings_env(config: ConnectionConfig) -> dict[str, str]:
             env[PREFIX + name] = value
     credentials = config.credentials
     if credentials is not None:
-        _, _, token = credentials.authorization.get_secret_value().partition(" ")
         if credentials.kind == "api_key":
-            env[PREFIX + "ES_API_KEY"] = token
+            env[PREFIX + "ES_API_KEY"] = credentials.token()
         elif credentials.kind == "bearer":
-            env[PREFIX + "ES_BEARER_AUTH"] = token
+            env[PREFIX + "ES_BEARER_AUTH"] = credentials.token()
         else:
-            user, _, password = base64.b64decode(token).decode().partition(":")
+            user, password = credentials.basic_pair()
             env[PREFIX + "ES_USERNAME"] = user
             env[PREFIX + "ES_PASSWORD"] = password
     return env
