@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from trio_books.asyncio.serve import APP_FACTORY
     config.application_path = APP_FACTORY
-    return run_workers(config)
+    return run_workers(config, shell=settings.server_shell)
 
 
 def _announce(label: str, binds: list[str]) -> None:

@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     graceful_timeout: float = Field(default=10.0, ge=0, le=3600)
     # Connections the kernel queues before Hypercorn accepts them.
     backlog: int = Field(default=1024, ge=1, le=65_535)
+    # The Trio build's connection shell around Hypercorn's protocol: the
+    # project's lean one (plain HTTP/1.1) or Hypercorn's own (which also serves TLS, HTTP/2).
+    server_shell: Literal["lean", "hypercorn"] = "lean"
 
     # ---- logs: one JSON object per line.
     log_format: Literal["json", "text"] = "json"

@@ -14,6 +14,7 @@ replaced, as Hypercorn does; one that fails stops them all.
 
 from __future__ import annotations
 
+import os
 import signal
 from multiprocessing import get_context
 from multiprocessing.connection import wait
@@ -27,7 +28,11 @@ from hypercorn.typing import WorkerFunc
 EXIT_MARGIN = 5.0
 
 
-def _worker_func(config: Config) -> WorkerFunc:
+def _worker_func(config: Config, shell: str) -> WorkerFunc:
+    if config.worker_class == "trio" and shell == "lean":
+        from trio_books.trio.server import lean_trio_worker
+
+        return lean_trio_worker
     if config.worker_class == "trio":
         from hypercorn.trio.run import trio_worker
 
@@ -41,9 +46,12 @@ def _worker_func(config: Config) -> WorkerFunc:
     return asyncio_worker
 
 
-def run_workers(config: Config) -> int:
-    """Run ``config.workers`` worker processes until SIGINT or SIGTERM; the worst exit code."""
-    worker = _worker_func(config)
+def run_workers(config: Config, shell: str = "lean") -> int:
+    """Run ``config.workers`` worker processes until SIGINT or SIGTERM; the worst exit code.
+
+    *shell* is the Trio build's connection shell (``lean`` or ``hypercorn``).
+    """
+    worker = _worker_func(config, shell)
     sockets: Sockets = config.create_sockets()
     context = get_context("spawn")
     shutdown = context.Event()
@@ -65,11 +73,14 @@ def run_workers(config: Config) -> int:
     processes = [start() for _ in range(config.workers)]
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    # A signal also writes a byte here, so the wait below wakes at once.
+    woken, wake = os.pipe()
+    os.set_blocking(wake, False)
+    previous_wakeup = signal.set_wakeup_fd(wake)
     exitcode = 0
     try:
         while processes and not shutdown.is_set():
-            # A second's timeout so a signal's event is seen even while nothing exits.
-            wait([process.sentinel for process in processes], timeout=1.0)
+            wait([woken, *(process.sentinel for process in processes)], timeout=1.0)
             for process in [p for p in processes if p.exitcode is not None]:
                 process.join()
                 processes.remove(process)
@@ -78,7 +89,11 @@ def run_workers(config: Config) -> int:
                     shutdown.set()
                 elif not shutdown.is_set():
                     processes.append(start())  # max_requests reached: a fresh one
-        # Told to stop: every worker drains its in-flight requests, then exits.
+        # Told to stop. The workers close their listening sockets; the
+        # parent's copies go too, so a new connection is refused at once
+        # instead of waiting in the backlog for a worker that will not accept it.
+        _close(sockets)
+        # Every worker drains its in-flight requests, then exits.
         limit = config.graceful_timeout + EXIT_MARGIN
         for process in processes:
             process.join(limit)
@@ -87,6 +102,13 @@ def run_workers(config: Config) -> int:
                 process.join()
             exitcode = exitcode or (process.exitcode or 0)
     finally:
-        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
-            sock.close()
+        _close(sockets)
+        signal.set_wakeup_fd(previous_wakeup)
+        os.close(woken)
+        os.close(wake)
     return exitcode
+
+
+def _close(sockets: Sockets) -> None:
+    for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
+        sock.close()

@@ -6,6 +6,7 @@ import signal
 
 import httpx
 import trio
+from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
@@ -14,6 +15,7 @@ from trio_books.gc_tuning import tune_gc_for_serving
 from trio_books.logs import configure_logging
 from trio_books.settings import Settings, load_settings
 from trio_books.trio.app import create_app
+from trio_books.trio.server import serve_lean
 
 # What each of several worker processes loads (``--workers N``).
 APP_FACTORY = "trio_books.trio.serve:worker_app()"
@@ -44,10 +46,14 @@ async def serve_trio(
     app = create_app(settings, transport=transport)
     if settings.gc_tuning:
         tune_gc_for_serving()
-    await serve(
-        app,
+    trigger = wait_for_stop_signal if stop_on_signals else None
+    if settings.server_shell == "hypercorn":
+        await serve(app, config, shutdown_trigger=trigger, task_status=task_status)
+        return
+    await serve_lean(
+        ASGIWrapper(app),
         config,
-        shutdown_trigger=wait_for_stop_signal if stop_on_signals else None,
+        shutdown_trigger=trigger,
         task_status=task_status,
     )
 

@@ -1,0 +1,217 @@
+"""The lean server shell (``trio_books.trio.shell``/``server``) over real loopback sockets.
+
+A small raw ASGI app stands in for the service here (no Elasticsearch is
+needed to test how connections are read, kept alive and closed); the drills
+run the real service on this shell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+from hypercorn.app_wrappers import ASGIWrapper
+from hypercorn.config import Config
+
+from trio_books.trio.server import serve_lean
+
+Message = MutableMapping[str, Any]
+# Far more than a loopback socket buffers.
+BIG = 32_000_000
+
+
+class App:
+    """Answers ``/slow`` after 0.3 s and anything else at once; counts what it began and answered."""
+
+    def __init__(self) -> None:
+        self.begun = 0
+        self.answered = 0
+        self.slow_started = trio.Event()
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        self.begun += 1
+        if scope["path"] == "/slow":
+            self.slow_started.set()
+            await trio.sleep(0.3)
+        body = b"x" * BIG if scope["path"] == "/big" else scope["path"].encode()
+        headers = [(b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self.answered += 1
+
+
+def config(**overrides: float) -> Config:
+    result = Config()
+    result.bind = ["127.0.0.1:0"]
+    result.accesslog = None
+    result.errorlog = None
+    result.keep_alive_timeout = overrides.get("keep_alive_timeout", 5.0)
+    result.graceful_timeout = overrides.get("graceful_timeout", 30.0)
+    result.read_timeout = int(overrides.get("read_timeout", 10))
+    return result
+
+
+class Served:
+    def __init__(self, app: App, port: int, stop: trio.Event, stopped: trio.Event) -> None:
+        self.app = app
+        self.port = port
+        self.stop = stop
+        self.stopped = stopped
+
+    async def connect(self) -> trio.SocketStream:
+        return await trio.open_tcp_stream("127.0.0.1", self.port)
+
+
+@asynccontextmanager
+async def lean(**overrides: float) -> AsyncIterator[Served]:
+    app = App()
+    stop, stopped = trio.Event(), trio.Event()
+
+    async def run(task_status: trio.TaskStatus[list[str]]) -> None:
+        try:
+            await serve_lean(
+                ASGIWrapper(app),  # type: ignore[arg-type]
+                config(**overrides),
+                shutdown_trigger=stop.wait,
+                task_status=task_status,
+            )
+        finally:
+            stopped.set()
+
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(run)
+        yield Served(app, int(binds[0].rsplit(":", 1)[1]), stop, stopped)
+        stop.set()
+
+
+def get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode()
+
+
+async def answer(stream: trio.SocketStream) -> bytes:
+    """One whole answer (head and a Content-Length body) from *stream*."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = await stream.receive_some(65536)
+        assert chunk, f"closed before a whole answer: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        chunk = await stream.receive_some(65536)
+        assert chunk, "closed inside the body"
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+async def closed_within(stream: trio.SocketStream, seconds: float) -> bool:
+    """Whether the server closes *stream* within *seconds* (what it sends meanwhile is dropped)."""
+    with trio.move_on_after(seconds):
+        try:
+            while await stream.receive_some(65536):
+                pass
+        except trio.BrokenResourceError:
+            pass
+        return True
+    return False
+
+
+async def test_keep_alive_serves_one_request_after_another_on_one_connection() -> None:
+    async with lean() as served:
+        async with await served.connect() as stream:
+            for path in ("/a", "/b", "/c"):
+                await stream.send_all(get(path))
+                assert (await answer(stream)).endswith(path.encode())
+        assert served.app.begun == 3
+
+
+async def test_an_idle_connection_is_closed_after_the_keep_alive_timeout() -> None:
+    async with lean(keep_alive_timeout=0.3) as served, await served.connect() as stream:
+        await stream.send_all(get("/a"))
+        await answer(stream)
+        started = trio.current_time()
+        assert await closed_within(stream, 3)
+        # Not before the timeout: the deadline starts when the answer is done.
+        assert trio.current_time() - started >= 0.25
+
+
+async def test_a_half_sent_head_counts_as_idle_and_is_closed_too() -> None:
+    async with lean(keep_alive_timeout=0.3) as served:
+        async with await served.connect() as stream:
+            await stream.send_all(b"GET /a HTTP/1.1\r\nHost: te")
+            assert await closed_within(stream, 3)
+        assert served.app.begun == 0
+
+
+async def test_at_shutdown_idle_connections_close_at_once_and_new_ones_are_refused() -> None:
+    async with lean() as served:
+        async with await served.connect() as idle:
+            await idle.send_all(get("/a"))
+            await answer(idle)
+            served.stop.set()
+            assert await closed_within(idle, 2)
+        with trio.fail_after(5):
+            await served.stopped.wait()
+        with pytest.raises(OSError, match="all attempts to connect"):
+            await served.connect()
+
+
+async def test_at_shutdown_a_busy_connection_is_answered_then_closed() -> None:
+    async with lean() as served:
+        async with await served.connect() as busy:
+            await busy.send_all(get("/slow"))
+            await served.app.slow_started.wait()
+            served.stop.set()
+            assert (await answer(busy)).endswith(b"/slow")
+            assert await closed_within(busy, 2)
+        assert (served.app.begun, served.app.answered) == (1, 1)
+
+
+async def test_a_request_already_sent_behind_the_last_answer_does_not_hold_shutdown() -> None:
+    """The next request arrives while the answer to the first is still being made.
+
+    The protocol closes the connection after that answer (the server is
+    stopping) with the second request unread. The server must neither begin
+    it nor wait for it: serving ends at once, not at the graceful timeout.
+    """
+    async with lean(graceful_timeout=30) as served:
+        async with await served.connect() as stream:
+            await stream.send_all(get("/slow") + get("/b"))
+            await served.app.slow_started.wait()
+            served.stop.set()
+            assert (await answer(stream)).endswith(b"/slow")
+            assert await closed_within(stream, 2)
+        with trio.fail_after(5):
+            await served.stopped.wait()
+        assert (served.app.begun, served.app.answered) == (1, 1)
+
+
+async def test_a_client_that_reads_nothing_is_cut_off_after_the_read_timeout() -> None:
+    async with (
+        lean(read_timeout=1, keep_alive_timeout=60) as served,
+        await served.connect() as stream,
+    ):
+        await stream.send_all(get("/big"))
+        # The answer is far larger than both sockets' buffers: the server's
+        # send must wait, and gives up after the read timeout.
+        await trio.sleep(2.5)
+        received = 0
+        with trio.fail_after(10):
+            while chunk := await stream.receive_some(65536):
+                received += len(chunk)
+        # What the buffers held, then the end: not the whole answer.
+        assert 0 < received < BIG // 2

@@ -1,0 +1,257 @@
+"""One HTTP connection on Trio: the lean shell around Hypercorn's loop-free protocol.
+
+Hypercorn keeps HTTP in ``hypercorn.protocol`` (free of any event loop) and
+gives each library a thin shell that moves bytes and runs timers. This is the
+Trio build's own shell; it differs from ``hypercorn.trio.tcp_server`` where
+that one costs time per request or races at shutdown:
+
+* **No timer task.** Hypercorn restarts a keep-alive task (``nursery.start``
+  under a lock) after every answer. Here the keep-alive deadline is only a
+  number, applied to the one wait for the next request's bytes; a read
+  timeout likewise applies only while the reader actually waits.
+* **The raw socket.** Reads and writes go straight to the non-blocking socket
+  and wait (``wait_readable``/``wait_writable``) only when the kernel has
+  nothing, so a read that finds data does not pass through the scheduler.
+* **No send lock on the fast path.** A send the kernel takes whole never
+  yields, so it cannot interleave; only a send that must wait takes the lock.
+* **Idle means idle at shutdown.** At the shutdown signal the server closes
+  its idle connections. Hypercorn's timer task closes a connection even when
+  its reader has just handed a request to the app, so a request the app began
+  is cut unanswered; here idleness is read where requests are, in the reader,
+  and a connection busy with a request closes after its answer. And the reader
+  no longer waits forever when the protocol closes a connection on which the
+  next request has already arrived (Hypercorn's reader then sleeps until the
+  graceful timeout cancels it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import socket
+from typing import Any
+
+import trio
+from hypercorn.config import Config
+from hypercorn.events import Closed, Event, RawData, Updated
+from hypercorn.protocol import ProtocolWrapper
+from hypercorn.trio.task_group import TaskGroup
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import AppWrapper, ConnectionState
+from hypercorn.utils import parse_socket_addr
+
+# What Hypercorn's shells read at once.
+MAX_RECV = 2**16
+# At most this long, after the last answer, for the client to see the end and close.
+LINGER_SECONDS = 2.0
+
+
+class Connection:
+    """Serve one accepted, non-blocking socket until either side closes it (:meth:`run`)."""
+
+    def __init__(
+        self,
+        app: AppWrapper,
+        config: Config,
+        context: WorkerContext,
+        state: dict[str, Any],
+        sock: socket.socket,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.context = context
+        self.state = state
+        self.socket = sock
+        self.idle = True
+        self.closed = False
+        # When an idle connection is closed unless a request arrives first.
+        self._idle_deadline = trio.current_time() + config.keep_alive_timeout
+        self._read_timeout = config.read_timeout or math.inf
+        self._waiting: trio.CancelScope | None = None
+        self._reader: trio.CancelScope | None = None
+        # Accepted just as the server began to stop: close unread.
+        self._stop_when_idle = context.terminated.is_set()
+        self._send_lock = trio.Lock()
+        # Bytes sent since the connection was last idle: closing must not reset them away.
+        self._answered_since_idle = False
+        self._sending = False
+
+    async def run(self) -> None:
+        try:
+            client = parse_socket_addr(self.socket.family, self.socket.getpeername())
+            server = parse_socket_addr(self.socket.family, self.socket.getsockname())
+        except OSError:
+            self.socket.close()
+            return
+        try:
+            await self._serve(client, server)
+        except BaseException:
+            # Cancelled (the graceful timeout, or serving cancelled from outside).
+            self.socket.close()
+            raise
+
+    async def _serve(self, client: tuple[str, int] | None, server: tuple[str, int] | None) -> None:
+        # Hypercorn's task group: the connection's app tasks live in its nursery
+        # and are done (answered, or told the client left) before run returns.
+        async with TaskGroup() as task_group:
+            self.protocol = ProtocolWrapper(
+                self.app,
+                self.config,
+                self.context,
+                task_group,
+                ConnectionState(self.state.copy()),
+                False,
+                client,
+                server,
+                self.protocol_send,
+                "http/1.1",
+            )
+            await self.protocol.initiate()
+            with trio.CancelScope() as self._reader:
+                await self._read()
+            self._stop_sending()
+            await self.protocol.handle(Closed())
+        if self._answered_since_idle:
+            await self._linger()
+        else:
+            # Nothing of ours is on its way (an idle connection): no reset can harm it.
+            self.socket.close()
+
+    async def _linger(self) -> None:
+        """Read and drop what the client still sends, until it closes, then close.
+
+        Closing a socket with unread bytes in it makes the kernel send a reset,
+        which may destroy the answer still on its way to the client; so the
+        server half-closes, reads until the client has seen the end (RFC 9112
+        §9.6, "lingering close"), and only then lets go, within a bound.
+        """
+        try:
+            with trio.move_on_after(LINGER_SECONDS):
+                while True:
+                    try:
+                        if not self.socket.recv(MAX_RECV):
+                            return
+                    except BlockingIOError:
+                        await trio.lowlevel.wait_readable(self.socket)
+                    except OSError:
+                        return
+        finally:
+            self.socket.close()
+
+    def terminate(self) -> None:
+        """The server is shutting down: close now if idle, else once the answer is sent.
+
+        The protocol sees ``context.terminated`` when an answer is done and
+        closes then; an idle connection's reader is woken here and stops.
+        """
+        self._stop_when_idle = True
+        if self.idle and self._waiting is not None:
+            self._waiting.cancel()
+
+    async def _read(self) -> None:
+        recv = self.socket.recv
+        while not (self.idle and self._stop_when_idle):
+            try:
+                data = recv(MAX_RECV)
+            except BlockingIOError:
+                if not await self._wait_readable():
+                    return
+                continue
+            except OSError:
+                return
+            await self.protocol.handle(RawData(data))
+            if not data or self.closed:
+                return
+
+    async def _wait_readable(self) -> bool:
+        """Wait for bytes; ``False`` when the keep-alive or read timeout passed, or told to stop."""
+        deadline = trio.current_time() + self._read_timeout
+        if self.idle:
+            deadline = min(deadline, self._idle_deadline)
+        with trio.CancelScope(deadline=deadline) as waiting:
+            self._waiting = waiting
+            try:
+                await trio.lowlevel.wait_readable(self.socket)
+            except trio.ClosedResourceError:
+                return False
+            finally:
+                self._waiting = None
+        return not waiting.cancelled_caught
+
+    async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, RawData):
+            await self._send_all(event.data)
+        elif isinstance(event, Closed):
+            self._stop_sending()
+            # The reader may be waiting inside the protocol for a next cycle
+            # that will never come (it holds the next request's bytes): stop it.
+            if self._reader is not None:
+                self._reader.cancel()
+            await self.protocol.handle(Closed())
+        elif isinstance(event, Updated):
+            self.idle = event.idle
+            if event.idle:
+                self._answered_since_idle = False
+                self._idle_deadline = trio.current_time() + self.config.keep_alive_timeout
+                # The reader may already be waiting for the next request, with
+                # only the read timeout on its wait: the keep-alive one starts now.
+                if self._waiting is not None:
+                    self._waiting.deadline = min(self._waiting.deadline, self._idle_deadline)
+                    if self._stop_when_idle:
+                        self._waiting.cancel()
+
+    async def _send_all(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self._answered_since_idle = True
+        view = memoryview(data)
+        if not self._sending:
+            # Fast path: the kernel takes it all and nothing yields, so no
+            # other send can interleave and no lock is needed.
+            try:
+                sent = self.socket.send(view)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                await self._lost()
+                return
+            if sent == len(view):
+                return
+            view = view[sent:]
+        async with self._send_lock:
+            self._sending = True
+            try:
+                # Shielded like Hypercorn's send (half a message must not be
+                # abandoned by a cancelled app), but bounded by the read timeout
+                # so a client that stops reading cannot hold the task forever.
+                with trio.CancelScope(
+                    shield=True, deadline=trio.current_time() + self._read_timeout
+                ) as scope:
+                    while view and not self.closed:
+                        try:
+                            sent = self.socket.send(view)
+                        except BlockingIOError:
+                            await trio.lowlevel.wait_writable(self.socket)
+                            continue
+                        view = view[sent:]
+                if scope.cancelled_caught:
+                    raise OSError("the client read nothing within the read timeout")
+            except (OSError, trio.ClosedResourceError):
+                self._sending = False
+                await self._lost()
+                return
+            self._sending = False
+
+    async def _lost(self) -> None:
+        self._stop_sending()
+        if self._reader is not None:
+            self._reader.cancel()
+        await self.protocol.handle(Closed())
+
+    def _stop_sending(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        # FIN after whatever answer is queued; the descriptor goes after lingering.
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_WR)
