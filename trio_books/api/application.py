@@ -34,6 +34,7 @@ from trio_books.api.security import (
     with_inline_hashes,
 )
 from trio_books.api.shedding import DoorShedder
+from trio_books.api.tally import RequestTally
 from trio_books.api.ui import register_ui
 from trio_books.core.timeline import trace_of
 from trio_books.core.timing import server_timing
@@ -52,6 +53,7 @@ from trio_books.settings import Settings
 log = logging.getLogger("trio_books.api")
 access_log = logging.getLogger("trio_books.access")
 DOCS_PATH = "/docs"
+TALLY_KEY = "trio_books.tally"
 
 
 def configure_app(app: Quart, settings: Settings) -> None:
@@ -97,8 +99,11 @@ def configure_app(app: Quart, settings: Settings) -> None:
         limit=settings.max_in_flight + settings.max_queued,
         retry_after=settings.retry_after,
     )
-    app.asgi_app = shedder  # type: ignore[assignment, method-assign]
     app.extensions["trio_books.shedder"] = shedder
+    # Outermost: the door's own 503s are requests begun and answered too.
+    tally = RequestTally(shedder)
+    app.asgi_app = tally  # type: ignore[assignment, method-assign]
+    app.extensions[TALLY_KEY] = tally
 
 
 def json_error(error: TrioBooksError, extra: dict[str, Any] | None = None) -> Response:

@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator
 import httpx
 from quart import Quart
 
-from trio_books.api.application import configure_app
+from trio_books.api.application import TALLY_KEY, configure_app
 from trio_books.api.routes import install_service
 from trio_books.api.service import SearchService
 from trio_books.asyncio.fanout import CONCURRENCY
@@ -52,6 +52,8 @@ def create_app(
                 install_service(app, None)
                 # Counted while the pools are still open (closing drains them).
                 counters = pool_counters(es.transport)
+        # Every request has left the app by now: begun and answered are final.
+        counters.update(app.extensions[TALLY_KEY].counters())
         log.info("closed the Elasticsearch client", extra=counters)
 
     return app

@@ -29,13 +29,6 @@ class Outcome:
     detail: str | None = None
 
     @property
-    def unanswered(self) -> bool:
-        """The server closed the connection before a byte of the answer (the request unread)."""
-        return self.error == "RemoteProtocolError" and "without sending a response" in (
-            self.detail or ""
-        )
-
-    @property
     def ended(self) -> float:
         return self.started + self.seconds
 

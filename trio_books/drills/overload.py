@@ -23,6 +23,11 @@ from trio_books.drills.report import MIB, DrillOptions, Report
 from trio_books.drills.wrk_load import WrkLoad, wrk_load
 
 LIGHT_CLIENTS = 4
+# Recovery starts this long after the flood's connections have closed: the
+# server learns of each close by reading it, and the requests the flood left
+# inside (up to every slot and queue place) are cancelled then. A service that
+# took longer to let go of abandoned work would still fail the recovery.
+SETTLE_SECONDS = 0.5
 
 
 async def drill(options: DrillOptions) -> Report:
@@ -46,6 +51,8 @@ async def drill(options: DrillOptions) -> Report:
                 ("recovery", light_seconds),
             ):
                 flooding = phase == "flood"
+                if phase == "recovery":
+                    await trio.sleep(SETTLE_SECONDS)
                 report.say(
                     f"{phase}: {LIGHT_CLIENTS} probe clients"
                     + (f" beside a flood of {flood_clients} wrk connections" if flooding else "")

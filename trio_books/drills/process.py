@@ -16,8 +16,10 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import trio
 
 from trio_books.es.connection import ConnectionConfig
@@ -101,6 +103,10 @@ def connections_to(pid: int, port: int) -> int:
     return count
 
 
+# What each worker logs when serving has ended and its Elasticsearch client is closed.
+CLOSING_MESSAGE = "closed the Elasticsearch client"
+
+
 @dataclass
 class Server:
     """A running server subprocess."""
@@ -110,6 +116,8 @@ class Server:
     log_path: Path
     peak_rss: int = 0
     samples: list[int] = field(default_factory=list)
+    # Answers to the start-up health probes (the server counts those requests too).
+    probes_answered: int = 0
 
     @property
     def pid(self) -> int:
@@ -123,6 +131,19 @@ class Server:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def closing_lines(self) -> list[dict[str, Any]]:
+        """Each worker's last line (JSON logs), with its request and connection counts."""
+        lines = []
+        for line in self.log().splitlines():
+            if CLOSING_MESSAGE in line:
+                try:
+                    entry = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(entry, dict) and entry.get("message") == CLOSING_MESSAGE:
+                    lines.append(entry)
+        return lines
 
     async def sample_memory(self, every: float = 0.1) -> None:
         """Keep :attr:`peak_rss` up to date until cancelled or the server exits."""
@@ -155,7 +176,13 @@ async def running_server(
     settings_env = child_env(
         config,
         os.environ,
-        {"TRIO_BOOKS_INDEX": index, "TRIO_BOOKS_ACCESS_LOG": "false", **(env or {})},
+        {
+            "TRIO_BOOKS_INDEX": index,
+            "TRIO_BOOKS_ACCESS_LOG": "false",
+            # Drills read counts from the closing line's fields.
+            "TRIO_BOOKS_LOG_FORMAT": "json",
+            **(env or {}),
+        },
     )
     command = [sys.executable, "-m", "trio_books", "serve", "--port", str(port)]
     try:
@@ -186,9 +213,12 @@ async def _wait_healthy(server: Server, seconds: float = 30) -> None:
         with trio.move_on_after(seconds):
             while server.process.poll() is None:
                 try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        return
+                    status = (await http.get("/healthz")).status_code
                 except httpx.TransportError:
                     pass
+                else:
+                    server.probes_answered += 1
+                    if status == 200:
+                        return
                 await trio.sleep(0.1)
     raise RuntimeError(f"the server did not start; its log:\n{server.log()[-2000:]}")

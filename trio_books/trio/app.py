@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator
 import httpx
 from quart_trio import QuartTrio
 
-from trio_books.api.application import configure_app
+from trio_books.api.application import TALLY_KEY, configure_app
 from trio_books.api.routes import install_service
 from trio_books.api.service import SearchService
 from trio_books.es.connection import connection_config
@@ -57,6 +57,8 @@ def create_app(
                 install_service(app, None)
                 # Counted while the pools are still open (closing drains them).
                 counters = pool_counters(es.transport)
+        # Every request has left the app by now: begun and answered are final.
+        counters.update(app.extensions[TALLY_KEY].counters())
         # Drills look for this line: the last request has been answered and the pool is shut.
         log.info("closed the Elasticsearch client", extra=counters)
 
