@@ -14,6 +14,7 @@ from trio_books.settings import load_settings
 
 TARGETS = (
     "trio",
+    "trio-hypercorn",
     "trio-stock",
     "trio-sharded",
     "asyncio",

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from trio_books.bench.goals import Key, ratio, shell_goals, tls_goals
 from trio_books.bench.options import BenchOptions
 from trio_books.bench.targets import TARGETS
 
@@ -96,7 +97,6 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-Key = tuple[str, str, int]
 """(workload, target, concurrency)."""
 
 
@@ -130,10 +130,6 @@ def summarise(runs: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
 
 def _num(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
-
-
-def _ratio(a: float | None, b: float | None) -> str:
-    return "–" if a is None or not b else f"{a / b:.2f}×"
 
 
 def write_outputs(
@@ -193,7 +189,8 @@ def markdown(
         for concurrency in options.concurrency:
             lines += _table(options, summary, workload, concurrency)
     lines += _transport_goals(options, summary)
-    lines += _tls_goals(options, summary)
+    lines += tls_goals(options, summary)
+    lines += shell_goals(options, summary)
     lines += _connections(results.get("connections", {}))
     lines += [
         "",
@@ -252,8 +249,8 @@ def _table(
             f"| {_num(row['p50_ms'])} | {_num(row['p90_ms'])} "
             f"| {_num(row['p99_ms'])} ({_num(row['p99_ms_min'])}–{_num(row['p99_ms_max'])}) "
             f"| {_num(row['max_ms'])} | {row['errors']} | {_num(row['cpu_s_per_1k'], 3)} "
-            f"| {_num(row['peak_rss_mb'])} | {_ratio(row['rps'], base.get('rps'))} "
-            f"| {_ratio(row['p99_ms'], base.get('p99_ms'))} | {_ratio(row['rps'], ceiling.get('rps'))} |"
+            f"| {_num(row['peak_rss_mb'])} | {ratio(row['rps'], base.get('rps'))} "
+            f"| {ratio(row['p99_ms'], base.get('p99_ms'))} | {ratio(row['rps'], ceiling.get('rps'))} |"
         )
     return lines
 
@@ -296,7 +293,7 @@ def _transport_goals(options: BenchOptions, summary: dict[Key, dict[str, Any]]) 
             cells = []
             for workload in fan_outs:
                 own = scaling(summary, workload, target, low, high)
-                cells.append(f"{_num(own, 2)} | {_ratio(own, ping)}")
+                cells.append(f"{_num(own, 2)} | {ratio(own, ping)}")
             lines.append(f"| {target} | {_num(ping, 2)} | " + " | ".join(cells) + " |")
     peers = [
         p for p in ("trio-stock", "trio-sharded", "fastapi", "asyncio") if p in options.targets
@@ -314,44 +311,10 @@ def _transport_goals(options: BenchOptions, summary: dict[Key, dict[str, Any]]) 
         for workload in fan_outs:
             trio_rps = summary.get((workload, "trio", high), {}).get("rps")
             cells = [
-                _ratio(trio_rps, summary.get((workload, peer, high), {}).get("rps"))
+                ratio(trio_rps, summary.get((workload, peer, high), {}).get("rps"))
                 for peer in peers
             ]
             lines.append(f"| {workload} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def _tls_goals(options: BenchOptions, summary: dict[Key, dict[str, Any]]) -> list[str]:
-    """TLS's price: ``trio-tls`` over ``trio`` (plaintext) and over ``fastapi-tls``, per level."""
-    pairs = [
-        (a, b)
-        for a, b in (("trio-tls", "trio"), ("trio-tls", "fastapi-tls"))
-        if b in options.targets
-    ]
-    fan_outs = [w for w in options.workloads if w != "ping"]
-    if "trio-tls" not in options.targets or not pairs or not fan_outs:
-        return []
-    lines = [
-        "",
-        "## TLS",
-        "",
-        "requests/s of `trio-tls` (the secured node, over TLS with basic auth) over each "
-        "other target's (medians over rounds). Goals at the highest concurrency: "
-        "trio-tls / trio ≥ 0.85×, trio-tls / fastapi-tls ≥ 1.0×.",
-        "",
-        "| workload | clients | " + " | ".join(f"{a} / {b}" for a, b in pairs) + " |",
-        "| --- | ---: | " + " | ".join("---:" for _ in pairs) + " |",
-    ]
-    for workload in fan_outs:
-        for level in options.concurrency:
-            cells = [
-                _ratio(
-                    summary.get((workload, a, level), {}).get("rps"),
-                    summary.get((workload, b, level), {}).get("rps"),
-                )
-                for a, b in pairs
-            ]
-            lines.append(f"| {workload} | {level} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -49,13 +49,20 @@ TARGETS: dict[str, Target] = {
     for target in (
         Target(
             "trio",
-            "Quart-Trio on Hypercorn's trio worker",
+            "Quart-Trio on Hypercorn's protocol in trio_books' lean Trio shell",
             "httpx (one shared AsyncClient) over trio_books' Trio transport (h11), fan-out in a Trio nursery",
             ("trio_books", "serve", "--build", "trio"),
         ),
         Target(
+            "trio-hypercorn",
+            "Quart-Trio on Hypercorn's own trio worker and shell (SERVER_SHELL=hypercorn)",
+            "httpx (one shared AsyncClient) over trio_books' Trio transport (h11), fan-out in a Trio nursery",
+            ("trio_books", "serve", "--build", "trio"),
+            env=(("TRIO_BOOKS_SERVER_SHELL", "hypercorn"),),
+        ),
+        Target(
             "trio-stock",
-            "Quart-Trio on Hypercorn's trio worker (the Trio build)",
+            "Quart-Trio in the lean Trio shell (the Trio build)",
             "httpx (one shared AsyncClient) over httpx's stock transport, one httpcore pool "
             "as httpx ships it, fan-out in a Trio nursery",
             ("trio_books", "serve", "--build", "trio"),
@@ -63,7 +70,7 @@ TARGETS: dict[str, Target] = {
         ),
         Target(
             "trio-sharded",
-            "Quart-Trio on Hypercorn's trio worker (the Trio build)",
+            "Quart-Trio in the lean Trio shell (the Trio build)",
             "httpx (one shared AsyncClient) over several httpcore pools used in turn "
             "(the mitigation before trio_books' transport), fan-out in a Trio nursery",
             ("trio_books", "serve", "--build", "trio"),
@@ -89,7 +96,7 @@ TARGETS: dict[str, Target] = {
         ),
         Target(
             "trio-tls",
-            "Quart-Trio on Hypercorn's trio worker (the Trio build)",
+            "Quart-Trio in the lean Trio shell (the Trio build)",
             "httpx (one shared AsyncClient) over trio_books' Trio transport (h11 over TLS, "
             "basic auth), fan-out in a Trio nursery",
             ("trio_books", "serve", "--build", "trio"),

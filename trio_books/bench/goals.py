@@ -1,0 +1,77 @@
+"""The benchmark's goals as ratios between targets: TLS's price, and the Trio build's two shells."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trio_books.bench.options import BenchOptions
+
+# (workload, target, clients): one cell of the run's summary.
+Key = tuple[str, str, int]
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "–" if a is None or not b else f"{a / b:.2f}×"
+
+
+def tls_goals(options: BenchOptions, summary: dict[Key, dict[str, Any]]) -> list[str]:
+    """TLS's price: ``trio-tls`` over ``trio`` (plaintext) and over ``fastapi-tls``, per level."""
+    pairs = [
+        (a, b)
+        for a, b in (("trio-tls", "trio"), ("trio-tls", "fastapi-tls"))
+        if b in options.targets
+    ]
+    fan_outs = [w for w in options.workloads if w != "ping"]
+    if "trio-tls" not in options.targets or not pairs or not fan_outs:
+        return []
+    lines = [
+        "",
+        "## TLS",
+        "",
+        "requests/s of `trio-tls` (the secured node, over TLS with basic auth) over each "
+        "other target's (medians over rounds). Goals at the highest concurrency: "
+        "trio-tls / trio ≥ 0.85×, trio-tls / fastapi-tls ≥ 1.0×.",
+        "",
+        "| workload | clients | " + " | ".join(f"{a} / {b}" for a, b in pairs) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in pairs) + " |",
+    ]
+    for workload in fan_outs:
+        for level in options.concurrency:
+            cells = [
+                ratio(
+                    summary.get((workload, a, level), {}).get("rps"),
+                    summary.get((workload, b, level), {}).get("rps"),
+                )
+                for a, b in pairs
+            ]
+            lines.append(f"| {workload} | {level} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def shell_goals(options: BenchOptions, summary: dict[Key, dict[str, Any]]) -> list[str]:
+    """The lean shell's gain: ``trio`` over ``trio-hypercorn`` (same build, Hypercorn's shell)."""
+    if not {"trio", "trio-hypercorn"} <= set(options.targets):
+        return []
+    lines = [
+        "",
+        "## The Trio build's connection shell",
+        "",
+        "requests/s of `trio` (the lean shell, `SERVER_SHELL=lean`) over `trio-hypercorn` "
+        "(Hypercorn's own trio shell), and each over `asyncio` where it ran (medians over "
+        "rounds). Goal: ping lean / Hypercorn's ≥ 1.4× at 8 and at 64 clients.",
+        "",
+        "| workload | clients | trio / trio-hypercorn | trio / asyncio | trio-hypercorn / asyncio |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for workload in options.workloads:
+        for level in options.concurrency:
+            rps = {
+                target: summary.get((workload, target, level), {}).get("rps")
+                for target in ("trio", "trio-hypercorn", "asyncio")
+            }
+            lines.append(
+                f"| {workload} | {level} | {ratio(rps['trio'], rps['trio-hypercorn'])} | "
+                f"{ratio(rps['trio'], rps['asyncio'])} | "
+                f"{ratio(rps['trio-hypercorn'], rps['asyncio'])} |"
+            )
+    return lines
