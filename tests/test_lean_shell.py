@@ -7,6 +7,7 @@ run the real service on this shell.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -215,3 +216,78 @@ async def test_a_client_that_reads_nothing_is_cut_off_after_the_read_timeout() -
                 received += len(chunk)
         # What the buffers held, then the end: not the whole answer.
         assert 0 < received < BIG // 2
+
+
+@asynccontextmanager
+async def hypercorns_shell(**overrides: float) -> AsyncIterator[Served]:
+    """The same app on Hypercorn's own trio worker and shell, for comparison."""
+    from hypercorn.trio.run import worker_serve
+
+    app = App()
+    stop, stopped = trio.Event(), trio.Event()
+
+    async def run(task_status: trio.TaskStatus[list[str]]) -> None:
+        try:
+            await worker_serve(
+                ASGIWrapper(app),  # type: ignore[arg-type]
+                config(**overrides),
+                shutdown_trigger=stop.wait,
+                task_status=task_status,
+            )
+        finally:
+            stopped.set()
+
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(run)
+        yield Served(app, int(binds[0].rsplit(":", 1)[1]), stop, stopped)
+        stop.set()
+
+
+# Malformed, unusual or hostile bytes; each shell must answer them as the other does.
+MALFORMED = {
+    "garbage": b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + b"\x00" * 40,
+    "no version": b"GET /a\r\n\r\n",
+    "unknown version": b"GET /a HTTP/9.9\r\nHost: t\r\n\r\n",
+    "no host": b"GET /a HTTP/1.1\r\n\r\n",
+    "space in header name": b"GET /a HTTP/1.1\r\nHost: t\r\nBad Name: x\r\n\r\n",
+    "nul in header value": b"GET /a HTTP/1.1\r\nHost: t\r\nX: a\x00b\r\n\r\n",
+    "bare LF line ends": b"GET /a HTTP/1.1\nHost: t\n\n",
+    "two content lengths": b"GET /a HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx",
+    "length and chunked": (
+        b"GET /a HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    ),
+    "bad chunk size": b"GET /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    "head past the size cap": b"GET /a HTTP/1.1\r\nHost: t\r\nX: " + b"a" * 20_000 + b"\r\n\r\n",
+    "three pipelined": get("/a") + get("/b") + get("/c"),
+    "expect continue": (
+        b"GET /a HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nxx"
+    ),
+    "connection close": b"GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    "http/1.0": b"GET /a HTTP/1.0\r\n\r\n",
+    "absolute form": b"GET http://t/a HTTP/1.1\r\nHost: t\r\n\r\n",
+}
+
+
+async def what_comes_back(served: Served, data: bytes) -> tuple[list[bytes], bool]:
+    """The status lines answered to *data* (the bodies here hold none), and whether the server then closed."""
+    received = b""
+    closed = False
+    async with await served.connect() as stream:
+        await stream.send_all(data)
+        with trio.move_on_after(1.0):
+            try:
+                while chunk := await stream.receive_some(65536):
+                    received += chunk
+            except trio.BrokenResourceError:
+                pass
+            closed = True
+    # Answers follow each other without a line break (a body has no end of line).
+    return re.findall(rb"HTTP/1\.[01] \d{3}", received), closed
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+async def test_the_lean_shell_answers_hostile_bytes_as_hypercorns_does(case: str) -> None:
+    async with lean(keep_alive_timeout=3) as ours, hypercorns_shell(keep_alive_timeout=3) as theirs:
+        assert await what_comes_back(ours, MALFORMED[case]) == await what_comes_back(
+            theirs, MALFORMED[case]
+        )
