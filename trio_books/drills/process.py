@@ -206,6 +206,8 @@ async def running_server(
                     for member in reversed(process_tree(process.pid)):
                         os.kill(member, signal.SIGKILL)
                     await server.wait_exit(5)
+            # What a drill needs from the log it has read by now.
+            log_path.unlink(missing_ok=True)
 
 
 async def _wait_healthy(server: Server, seconds: float = 30) -> None:
