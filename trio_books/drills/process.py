@@ -207,7 +207,7 @@ async def running_server(
                         os.kill(member, signal.SIGKILL)
                     await server.wait_exit(5)
             # What a drill needs from the log it has read by now.
-            log_path.unlink(missing_ok=True)
+            await trio.Path(log_path).unlink(missing_ok=True)
 
 
 async def _wait_healthy(server: Server, seconds: float = 30) -> None:
