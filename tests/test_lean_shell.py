@@ -31,6 +31,7 @@ class App:
         self.begun = 0
         self.answered = 0
         self.slow_started = trio.Event()
+        self.disconnected = trio.Event()
 
     async def __call__(
         self,
@@ -45,6 +46,14 @@ class App:
                 if message["type"] == "lifespan.shutdown":
                     return
         self.begun += 1
+        if scope["path"] == "/upload":
+            # Reads the body; told when the client is gone.
+            while (message := await receive())["type"] != "http.disconnect":
+                if not message.get("more_body", False):
+                    break
+            else:
+                self.disconnected.set()
+                return
         if scope["path"] == "/slow":
             self.slow_started.set()
             await trio.sleep(0.3)
@@ -53,6 +62,17 @@ class App:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         self.answered += 1
+
+
+async def test_the_app_hears_of_a_client_that_left_mid_body() -> None:
+    """The reader itself ends this connection (h11 refuses the cut body, the
+    protocol answers 400 and closes): the app must still get ``http.disconnect``."""
+    async with lean() as served, await served.connect() as stream:
+        head = b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n"
+        await stream.send_all(head + b"x" * 10)
+        await stream.send_eof()
+        with trio.fail_after(3):
+            await served.app.disconnected.wait()
 
 
 def config(**overrides: float) -> Config:

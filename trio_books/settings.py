@@ -154,7 +154,7 @@ class Settings(BaseSettings):
     # Connections the kernel queues before Hypercorn accepts them.
     backlog: int = Field(default=1024, ge=1, le=65_535)
     # The Trio build's connection shell around Hypercorn's protocol: the
-    # project's lean one (plain HTTP/1.1) or Hypercorn's own (which also serves TLS, HTTP/2).
+    # project's lean one (plain-text HTTP) or Hypercorn's own (which also serves TLS).
     server_shell: Literal["lean", "hypercorn"] = "lean"
 
     # ---- logs: one JSON object per line.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from multiprocessing import get_context
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -94,9 +95,10 @@ def run_workers(config: Config, shell: str = "lean") -> int:
         # instead of waiting in the backlog for a worker that will not accept it.
         _close(sockets)
         # Every worker drains its in-flight requests, then exits.
-        limit = config.graceful_timeout + EXIT_MARGIN
+        # One deadline for all: they drain at the same time, not one after another.
+        deadline = time.monotonic() + config.graceful_timeout + EXIT_MARGIN
         for process in processes:
-            process.join(limit)
+            process.join(max(0.0, deadline - time.monotonic()))
             if process.exitcode is None:
                 process.kill()
                 process.join()

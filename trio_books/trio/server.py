@@ -8,8 +8,9 @@ shutdown: the listening sockets are closed as soon as the stop signal comes
 until the process exits), and each connection is told to close when idle
 (idle ones close now, busy ones after their answer).
 
-It serves plain HTTP/1.1 (the service's only use: TLS ends at a proxy).
-HTTP/2 and TLS stay with Hypercorn's shell (``SERVER_SHELL=hypercorn``).
+It serves plain-text HTTP: HTTP/1.1, and h2c for a client that upgrades, as
+Hypercorn's protocol offers it. TLS stays with Hypercorn's shell
+(``SERVER_SHELL=hypercorn``); the service's TLS ends at a proxy.
 """
 
 from __future__ import annotations
@@ -40,6 +41,23 @@ log = logging.getLogger("trio_books.server")
 
 # Out of descriptors or memory: wait a little and accept again (as trio.serve_listeners does).
 _RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+# A peer that left or a network that failed before the accept: skip it (trio's list).
+_PEER_ERRORS = {
+    getattr(errno, name)
+    for name in (
+        "ECONNABORTED",
+        "EPROTO",
+        "EPERM",
+        "ENETDOWN",
+        "ENOPROTOOPT",
+        "EHOSTDOWN",
+        "ENONET",
+        "EHOSTUNREACH",
+        "EOPNOTSUPP",
+        "ENETUNREACH",
+    )
+    if hasattr(errno, name)
+}
 _ACCEPT_PAUSE = 0.1
 
 
@@ -181,12 +199,19 @@ async def _accept(
                 log.error("accept failed (%s); pausing", errno.errorcode.get(error.errno, "?"))
                 await trio.sleep(_ACCEPT_PAUSE)
                 continue
-            # The peer left before it was accepted (ECONNABORTED and the like).
-            await trio.lowlevel.checkpoint()
+            if error.errno in _PEER_ERRORS:
+                await trio.lowlevel.checkpoint()
+                continue
+            # Anything else (a socket that is not listening, a closed one) will not pass.
+            raise
+        try:
+            sock.setblocking(False)
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            # Reset between the accept and here.
+            sock.close()
             continue
-        sock.setblocking(False)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection = Connection(app, config, context, dict(state), sock)
         connections.add(connection)
         nursery.start_soon(_serve, connection, connections)

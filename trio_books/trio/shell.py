@@ -13,7 +13,8 @@ that one costs time per request or races at shutdown:
   and wait (``wait_readable``/``wait_writable``) only when the kernel has
   nothing, so a read that finds data does not pass through the scheduler.
 * **No send lock on the fast path.** A send the kernel takes whole does not
-  wait, so it cannot interleave; only a send that must wait takes the lock.
+  wait, so it cannot interleave; only a send that must wait takes the lock
+  (and every send after it queues behind, until none waits).
   It still yields to the scheduler once it is done, for fairness.
 * **Idle means idle at shutdown.** At the shutdown signal the server closes
   its idle connections. Hypercorn's timer task closes a connection even when
@@ -68,14 +69,20 @@ class Connection:
         # When an idle connection is closed unless a request arrives first.
         self._idle_deadline = trio.current_time() + config.keep_alive_timeout
         self._read_timeout = config.read_timeout or math.inf
+        # A send that must wait gives up after this (Hypercorn's has no bound).
+        self._send_timeout = config.read_timeout or config.keep_alive_timeout
         self._waiting: trio.CancelScope | None = None
         self._reader: trio.CancelScope | None = None
+        self._reader_task: trio.lowlevel.Task | None = None
         # Accepted just as the server began to stop: close unread.
         self._stop_when_idle = context.terminated.is_set()
         self._send_lock = trio.Lock()
-        # Bytes sent since the connection was last idle: closing must not reset them away.
-        self._answered_since_idle = False
-        self._sending = False
+        # Senders past the fast path (waiting for the lock or the socket):
+        # while any, every send queues behind them, in order.
+        self._senders = 0
+        # Anything sent at all: closing must then linger, so that a reset
+        # cannot destroy an answer the client has not read yet.
+        self._sent = False
 
     async def run(self) -> None:
         try:
@@ -108,14 +115,18 @@ class Connection:
                 "http/1.1",
             )
             await self.protocol.initiate()
+            self._reader_task = trio.lowlevel.current_task()
             with trio.CancelScope() as self._reader:
                 await self._read()
-            self._stop_sending()
+            # The app hears the client left; an answer already being sent
+            # (a client that half-closed) may still finish before the task
+            # group ends, so the write side stays open until then.
             await self.protocol.handle(Closed())
-        if self._answered_since_idle:
+        self._stop_sending()
+        if self._sent:
             await self._linger()
         else:
-            # Nothing of ours is on its way (an idle connection): no reset can harm it.
+            # Nothing of ours is on its way: no reset can harm it.
             self.socket.close()
 
     async def _linger(self) -> None:
@@ -184,15 +195,11 @@ class Connection:
             await self._send_all(event.data)
         elif isinstance(event, Closed):
             self._stop_sending()
-            # The reader may be waiting inside the protocol for a next cycle
-            # that will never come (it holds the next request's bytes): stop it.
-            if self._reader is not None:
-                self._reader.cancel()
+            self._stop_reader()
             await self.protocol.handle(Closed())
         elif isinstance(event, Updated):
             self.idle = event.idle
             if event.idle:
-                self._answered_since_idle = False
                 self._idle_deadline = trio.current_time() + self.config.keep_alive_timeout
                 # The reader may already be waiting for the next request, with
                 # only the read timeout on its wait: the keep-alive one starts now.
@@ -204,9 +211,9 @@ class Connection:
     async def _send_all(self, data: bytes) -> None:
         if self.closed:
             return
-        self._answered_since_idle = True
+        self._sent = True
         view = memoryview(data)
-        if not self._sending:
+        if not self._senders:
             # Fast path: the kernel takes it all before anything yields, so
             # no other send can interleave and no lock is needed.
             try:
@@ -224,15 +231,17 @@ class Connection:
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return
             view = view[sent:]
-        async with self._send_lock:
-            self._sending = True
-            try:
-                # Shielded like Hypercorn's send (half a message must not be
-                # abandoned by a cancelled app), but bounded by the read timeout
-                # so a client that stops reading cannot hold the task forever.
-                with trio.CancelScope(
-                    shield=True, deadline=trio.current_time() + self._read_timeout
-                ) as scope:
+        # Counted before the first await, so a send arriving meanwhile queues
+        # behind this one rather than writing into the middle of it.
+        self._senders += 1
+        try:
+            # Shielded like Hypercorn's send (half a message must not be
+            # abandoned by a cancelled app), but bounded, so a client that
+            # stops reading cannot hold the task forever.
+            with trio.CancelScope(
+                shield=True, deadline=trio.current_time() + self._send_timeout
+            ) as scope:
+                async with self._send_lock:
                     while view and not self.closed:
                         try:
                             sent = self.socket.send(view)
@@ -240,19 +249,29 @@ class Connection:
                             await trio.lowlevel.wait_writable(self.socket)
                             continue
                         view = view[sent:]
-                if scope.cancelled_caught:
-                    raise OSError("the client read nothing within the read timeout")
-            except (OSError, trio.ClosedResourceError):
-                self._sending = False
-                await self._lost()
-                return
-            self._sending = False
+            failed = scope.cancelled_caught
+        except OSError:
+            failed = True
+        finally:
+            self._senders -= 1
+        if failed:
+            await self._lost()
 
     async def _lost(self) -> None:
         self._stop_sending()
-        if self._reader is not None:
-            self._reader.cancel()
+        self._stop_reader()
         await self.protocol.handle(Closed())
+
+    def _stop_reader(self) -> None:
+        """Stop the reader, which may be waiting inside the protocol for a next
+        cycle that will never come (it holds the next request's bytes).
+
+        Not when the reader itself closes: cancelling its own scope would also
+        cancel the protocol's telling the app that the client is gone; it
+        stops by itself once ``closed`` is set.
+        """
+        if self._reader is not None and trio.lowlevel.current_task() is not self._reader_task:
+            self._reader.cancel()
 
     def _stop_sending(self) -> None:
         if self.closed:
