@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config
+from hypercorn.trio.run import worker_serve
 
 from trio_books.trio.server import serve_lean
 
@@ -98,14 +99,15 @@ class Served:
 
 
 @asynccontextmanager
-async def lean(**overrides: float) -> AsyncIterator[Served]:
+async def lean(serve: Any = serve_lean, **overrides: float) -> AsyncIterator[Served]:
+    """Serve the stand-in app with *serve* (the lean shell unless told); stop it after."""
     app = App()
     stop, stopped = trio.Event(), trio.Event()
 
     async def run(task_status: trio.TaskStatus[list[str]]) -> None:
         try:
-            await serve_lean(
-                ASGIWrapper(app),  # type: ignore[arg-type]
+            await serve(
+                ASGIWrapper(app),
                 config(**overrides),
                 shutdown_trigger=stop.wait,
                 task_status=task_status,
@@ -238,29 +240,9 @@ async def test_a_client_that_reads_nothing_is_cut_off_after_the_read_timeout() -
         assert 0 < received < BIG // 2
 
 
-@asynccontextmanager
-async def hypercorns_shell(**overrides: float) -> AsyncIterator[Served]:
+def hypercorns_shell(**overrides: float) -> AbstractAsyncContextManager[Served]:
     """The same app on Hypercorn's own trio worker and shell, for comparison."""
-    from hypercorn.trio.run import worker_serve
-
-    app = App()
-    stop, stopped = trio.Event(), trio.Event()
-
-    async def run(task_status: trio.TaskStatus[list[str]]) -> None:
-        try:
-            await worker_serve(
-                ASGIWrapper(app),  # type: ignore[arg-type]
-                config(**overrides),
-                shutdown_trigger=stop.wait,
-                task_status=task_status,
-            )
-        finally:
-            stopped.set()
-
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(run)
-        yield Served(app, int(binds[0].rsplit(":", 1)[1]), stop, stopped)
-        stop.set()
+    return lean(worker_serve, **overrides)
 
 
 # Malformed, unusual or hostile bytes; each shell must answer them as the other does.
