@@ -212,7 +212,7 @@ async def _accept(
             # Reset between the accept and here.
             sock.close()
             continue
-        connection = Connection(app, config, context, dict(state), sock)
+        connection = Connection(app, config, context, state, sock)
         connections.add(connection)
         nursery.start_soon(_serve, connection, connections)
         # A flood of connections must not starve the connections already open.
