@@ -27,6 +27,7 @@ from servers import BUILDS, api_client
 from trio_books.errors import TrioBooksError
 from trio_books.es import local, security
 from trio_books.es.client import Elasticsearch
+from trio_books.es.engines import ENGINES
 from trio_books.es.opening import open_http_client
 from trio_books.settings import Settings
 from trio_books.trio.transport import TrioTransport
@@ -35,6 +36,23 @@ from trio_books.trio.transport import TrioTransport
 # (TRIO_BOOKS_TEST_ES_PORT moves them, so two suites can run side by side).
 TEST_ES_PORT = int(os.environ.get("TRIO_BOOKS_TEST_ES_PORT", "9250"))
 TEST_DEADLINE = 120.0
+# The engine the session's own nodes run: Elasticsearch 8.19 unless the
+# compatibility run (nox -s compat) names another engine and version.
+TEST_ENGINE = ENGINES[os.environ.get("TRIO_BOOKS_TEST_ENGINE", "elasticsearch")]
+TEST_ENGINE_VERSION = (
+    os.environ.get("TRIO_BOOKS_TEST_ENGINE_VERSION") or TEST_ENGINE.default_version
+)
+
+
+def session_node(port: int, *, secure: bool = False) -> local.NodeLayout:
+    """The layout of one of the session's own nodes, of the session's engine."""
+    return local.NodeLayout(
+        local.default_cache_dir(),
+        version=TEST_ENGINE_VERSION,
+        port=port,
+        secure=secure,
+        engine=TEST_ENGINE,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +61,7 @@ def es_url() -> Iterator[str]:
     if configured := os.environ.get("TRIO_BOOKS_ES_URLS"):
         yield configured.split(",")[0].strip().rstrip("/")
         return
-    layout = local.NodeLayout(local.default_cache_dir(), port=TEST_ES_PORT)
+    layout = session_node(TEST_ES_PORT)
     already_running = trio.run(local.probe, layout.url) is local.PortState.ELASTICSEARCH
     url = trio.run(local.start, layout)
     yield url
@@ -190,7 +208,7 @@ class PausableNode:
 
 @pytest.fixture(scope="session")
 def pausable_node() -> Iterator[PausableNode]:
-    layout = local.NodeLayout(local.default_cache_dir(), port=PAUSABLE_ES_PORT)
+    layout = session_node(PAUSABLE_ES_PORT)
     if (
         trio.run(local.probe, layout.url) is local.PortState.ELASTICSEARCH
         and local.read_pid(layout) is None
@@ -236,7 +254,7 @@ def secure_es() -> Iterator[security.SecureInfo]:
 
     Stopped at the end if this session started it; its ``secure.json`` says how to reach it.
     """
-    layout = local.NodeLayout(local.default_cache_dir(), port=SECURE_ES_PORT, secure=True)
+    layout = session_node(SECURE_ES_PORT, secure=True)
     already_running = trio.run(local.probe_node, layout) is local.PortState.ELASTICSEARCH
     trio.run(local.start, layout)
     info = security.read_secure_info(layout)

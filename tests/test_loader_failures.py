@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from conftest import TEST_ES_PORT, session_node
 from loading import live_count, load_synthetic, run_cli, targets, versions, write_ndjson
 
 from trio_books.core.mapping import index_body
@@ -30,14 +31,14 @@ from trio_books.load.pipeline import LoadOptions, load_catalogue
 from trio_books.load.report import RejectsLog
 from trio_books.load.sources import SyntheticReader
 
-PUSHBACK_PORT = int(os.environ.get("TRIO_BOOKS_TEST_ES_PORT", "9250")) + 2
+PUSHBACK_PORT = TEST_ES_PORT + 2
 TINY_WRITE_QUEUE = {"thread_pool.write.size": "1", "thread_pool.write.queue_size": "1"}
 
 
 @pytest.fixture(scope="module")
 def pushback_url() -> Iterator[str]:
     """A node that refuses writes beyond one running and one queued; stopped and wiped after."""
-    layout = local.NodeLayout(local.default_cache_dir(), port=PUSHBACK_PORT)
+    layout = session_node(PUSHBACK_PORT)
     # A node left by an interrupted run may lack the tiny queue: start afresh.
     trio.run(local.stop, layout)
     url = trio.run(functools.partial(local.start, layout, extra_settings=TINY_WRITE_QUEUE))

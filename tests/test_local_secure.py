@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from conftest import SECURE_ES_PORT
+from conftest import SECURE_ES_PORT, TEST_ENGINE, TEST_ENGINE_VERSION, session_node
 
 from trio_books.errors import LocalElasticsearchError
 from trio_books.es import local, security
@@ -30,7 +30,7 @@ CACHE = local.default_cache_dir()
 
 
 def secure_layout() -> local.NodeLayout:
-    return local.NodeLayout(CACHE, port=SECURE_ES_PORT, secure=True)
+    return session_node(SECURE_ES_PORT, secure=True)
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -269,14 +269,24 @@ async def test_probe_never_speaks_plaintext_to_a_secure_node(
     assert await local.probe(secure_es.url, secure=wrong) is local.PortState.ELASTICSEARCH
     # A plain start where the secure node runs is refused before any request.
     with pytest.raises(LocalElasticsearchError, match="runs with security"):
-        await local.start(local.NodeLayout(CACHE, port=SECURE_ES_PORT))
+        await local.start(session_node(SECURE_ES_PORT))
     assert await local.start(layout) == secure_es.url
     await trio.sleep(0.5)  # let the node's log catch up
     assert plaintext_warnings() == before
 
 
 def test_cli_start_secure_prints_what_to_paste(secure_es: security.SecureInfo) -> None:
-    done = run_cli("es", "start", "--secure", "--port", str(SECURE_ES_PORT))
+    done = run_cli(
+        "es",
+        "start",
+        "--secure",
+        "--port",
+        str(SECURE_ES_PORT),
+        "--engine",
+        TEST_ENGINE.name,
+        "--version",
+        TEST_ENGINE_VERSION,
+    )
     assert done.returncode == 0, done.stderr
     assert "already answers" in done.stderr
     for key, value in secure_es.environment().items():
@@ -295,7 +305,7 @@ def test_cli_status_secure_prints_no_password(
     done = run_cli("es", "status", *flags, "--port", str(SECURE_ES_PORT))
     assert done.returncode == 0, done.stderr
     assert f"url: {secure_es.url}" in done.stdout
-    assert "version: 8.19." in done.stdout
+    assert f"engine: {TEST_ENGINE.title}\nversion: {TEST_ENGINE_VERSION}\n" in done.stdout
     assert any(f"health: {state}" in done.stdout for state in ("green", "yellow"))
     assert not any(secret in done.stdout + done.stderr for secret in secrets_of(secure_es))
 

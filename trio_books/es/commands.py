@@ -1,5 +1,8 @@
 """``python -m trio_books es start|stop|status|wipe``: the local Elasticsearch from the shell.
 
+``es start --engine opensearch --version V`` runs OpenSearch's test
+distribution instead; the other actions find whichever engine runs on the port.
+
 ``--secure`` runs the node with TLS and file-realm users (``es start --secure``
 prints the settings to paste, the reader's password included: that is the
 point of this local development command, and nothing else prints it). The
@@ -17,6 +20,7 @@ import trio
 
 from trio_books.errors import LocalElasticsearchError
 from trio_books.es import local, security
+from trio_books.es.engines import ELASTICSEARCH, ENGINES
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,10 +56,20 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         )
         if name == "start":
             action.add_argument(
+                "--engine",
+                choices=sorted(ENGINES),
+                default=ELASTICSEARCH.name,
+                help="which engine's test distribution (default %(default)s)",
+            )
+            action.add_argument(
                 "--version",
                 dest="es_version",
-                default=local.DEFAULT_VERSION,
-                help="Elasticsearch version (default %(default)s)",
+                default=None,
+                help=(
+                    "the engine's version (default: "
+                    + ", ".join(f"{e.default_version} for {e.name}" for e in ENGINES.values())
+                    + ")"
+                ),
             )
         action.set_defaults(handler=run)
 
@@ -85,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
         local.default_cache_dir(),
         nodes=args.nodes,
         port=args.port,
-        version=getattr(args, "es_version", local.DEFAULT_VERSION),
+        version=getattr(args, "es_version", None),
         secure=args.secure,
+        engine=ENGINES[getattr(args, "engine", ELASTICSEARCH.name)],
     )
     if args.es_command == "start":
         return trio.run(_start, layouts)
@@ -139,7 +154,7 @@ def secure_instructions(info: security.SecureInfo, urls: list[str], secure_json:
 
 async def _stop(layout: local.NodeLayout) -> int:
     if not await local.stop(layout):
-        print(f"no Elasticsearch started by trio_books runs on port {layout.port}")
+        print(f"no node started by trio_books runs on port {layout.port}")
     return 0
 
 
@@ -150,14 +165,16 @@ async def _status(layout: local.NodeLayout) -> int:
         raise LocalElasticsearchError(f"cannot read {security.secure_file(layout)}")
     try:
         health = await local.cluster_health(layout.url, secure=secure)
-        version = await local.server_version(layout.url, secure=secure)
+        engine = await local.server_info(layout.url, secure=secure)
     except httpx.HTTPError:
         print(f"url: {layout.url}\nstatus: not running" + (f"\npid: {pid}" if pid else ""))
         return 1
     # Never a password here: the CA and how to get the settings again.
     tls = f"\nCA: {secure.ca_certs}\nCA SHA-256 fingerprint: {secure.fingerprint}" if secure else ""
     print(
-        f"url: {layout.url}\nversion: {version}\nhealth: {health.get('status')}\n"
+        f"url: {layout.url}\n"
+        f"engine: {engine.title if engine else '?'}\nversion: {engine.version if engine else '?'}\n"
+        f"health: {health.get('status')}\n"
         f"pid: {pid if pid is not None else '(not started by trio_books)'}{tls}"
     )
     return 0

@@ -1,7 +1,8 @@
-"""The Elasticsearch distribution: downloaded once with Maven, unpacked once.
+"""An engine's distribution: downloaded once with Maven, unpacked once.
 
-It is the zip Elastic publishes to Maven Central for test clusters; ``mvn`` with
-a pinned ``maven-dependency-plugin`` copies it into the cache folder.
+It is the zip each engine publishes to Maven Central for test clusters (its
+coordinates: :mod:`trio_books.es.engines`); ``mvn`` with a pinned
+``maven-dependency-plugin`` copies it into the cache folder.
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ import trio
 from trio_books.errors import LocalElasticsearchError
 
 if TYPE_CHECKING:
-    from trio_books.es.local import NodeLayout
+    from trio_books.es.layout import NodeLayout
 
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
-GROUP_ID = "org.elasticsearch.distribution.integ-test-zip"
-ARTIFACT_ID = "elasticsearch"
 
 Say = Callable[[str], None]
 
@@ -38,7 +37,7 @@ def maven_command(layout: NodeLayout) -> list[str]:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise LocalElasticsearchError(
-            "Maven (mvn) is needed to download Elasticsearch the first time: install it, "
+            f"Maven (mvn) is needed to download {layout.engine.title} the first time: install it, "
             "or point TRIO_BOOKS_ES_URLS at an Elasticsearch you already run"
         )
     return [
@@ -46,13 +45,15 @@ def maven_command(layout: NodeLayout) -> list[str]:
         "--batch-mode",
         "--no-transfer-progress",
         f"{DEPENDENCY_PLUGIN}:copy",
-        f"-Dartifact={GROUP_ID}:{ARTIFACT_ID}:{layout.version}:zip",
+        f"-Dartifact={layout.engine.group_id}:{layout.engine.name}:{layout.version}:zip",
         f"-DoutputDirectory={layout.dist_dir}",
     ]
 
 
-def _maven_repo_dir(version: str) -> Path:
-    return Path.home() / ".m2" / "repository" / Path(*GROUP_ID.split(".")) / ARTIFACT_ID / version
+def _maven_repo_dir(layout: NodeLayout) -> Path:
+    engine = layout.engine
+    group = Path(*engine.group_id.split("."))
+    return Path.home() / ".m2" / "repository" / group / engine.name / layout.version
 
 
 def _dir_bytes(path: Path) -> int:
@@ -68,8 +69,8 @@ async def download(layout: NodeLayout, say: Say = say_to_stderr) -> None:
         return
     command = maven_command(layout)
     layout.dist_dir.mkdir(parents=True, exist_ok=True)
-    say(f"downloading Elasticsearch {layout.version} with Maven (about 100 MB, once)")
-    repo_dir = _maven_repo_dir(layout.version)
+    say(f"downloading {layout.title} with Maven (about 100 MB, once)")
+    repo_dir = _maven_repo_dir(layout)
 
     async def report_progress() -> None:
         # A sibling of the download in the same nursery: it only reads the size
@@ -93,9 +94,7 @@ async def download(layout: NodeLayout, say: Say = say_to_stderr) -> None:
         output = (result.stdout + result.stderr).decode(errors="replace")
         errors = [line for line in output.splitlines() if "[ERROR]" in line and line.strip()]
         reason = errors[0].split("[ERROR]", 1)[1].strip() if errors else "no output"
-        raise LocalElasticsearchError(
-            f"download of Elasticsearch {layout.version} failed: {reason[:300]}"
-        )
+        raise LocalElasticsearchError(f"download of {layout.title} failed: {reason[:300]}")
     say(f"downloaded {layout.dist_zip.name} ({layout.dist_zip.stat().st_size / 1e6:.0f} MB)")
 
 

@@ -1,18 +1,22 @@
-"""Finding a Java for Elasticsearch: ``TRIO_BOOKS_ES_JAVA_HOME``, else a JDK 17-25 on this machine."""
+"""Finding a Java for the local engine: ``TRIO_BOOKS_ES_JAVA_HOME``, else a fitting JDK on this machine.
+
+Which majors fit depends on the engine and its version
+(:meth:`trio_books.es.engines.Engine.java_majors`): Elasticsearch 9 needs 21 or
+newer, OpenSearch 2 stops at 21, Elasticsearch 8.19 runs on 17 to 25.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from trio_books.errors import LocalElasticsearchError
 
-JAVA_MAJORS = range(17, 26)
-# Elasticsearch 8.19 runs on 17 (this machine's default) and 21; prefer those.
-JAVA_PREFERENCE = (21, 17)
+# Elasticsearch 8.19's, the default engine's: 21 and 17 first.
+DEFAULT_MAJORS = (21, 17, 25, 24, 23, 22, 20, 19, 18)
 
 
 def java_major(java_home: Path) -> int | None:
@@ -36,15 +40,27 @@ def _java_candidates() -> list[Path]:
     return found
 
 
-def find_java_home(candidates: Iterable[Path] | None = None) -> Path:
-    """``TRIO_BOOKS_ES_JAVA_HOME`` if set, else a JDK 17-25 found on this machine.
+def _span(majors: Sequence[int]) -> str:
+    return f"{min(majors)}-{max(majors)}"
+
+
+def find_java_home(
+    candidates: Iterable[Path] | None = None,
+    *,
+    majors: Sequence[int] = DEFAULT_MAJORS,
+    needed_by: str = "Elasticsearch",
+) -> Path:
+    """``TRIO_BOOKS_ES_JAVA_HOME`` if set, else the JDK of the first of *majors* found here.
 
     Args:
         candidates: JDK folders to choose from; by default ``JAVA_HOME``, the
             ``java`` on the PATH and the folders of ``/usr/lib/jvm``.
+        majors: the Java majors that fit, the preferred first.
+        needed_by: what needs it, for messages ("Elasticsearch 9.5.0").
 
     Raises:
-        LocalElasticsearchError: no usable JDK.
+        LocalElasticsearchError: no fitting JDK, or ``TRIO_BOOKS_ES_JAVA_HOME``
+            names one that does not fit.
     """
     if configured := os.environ.get("TRIO_BOOKS_ES_JAVA_HOME"):
         home = Path(configured)
@@ -53,17 +69,21 @@ def find_java_home(candidates: Iterable[Path] | None = None) -> Path:
             raise LocalElasticsearchError(
                 f"TRIO_BOOKS_ES_JAVA_HOME={configured} is not a JDK (no bin/java and release file)"
             )
+        if major not in majors:
+            raise LocalElasticsearchError(
+                f"TRIO_BOOKS_ES_JAVA_HOME={configured} is Java {major}; "
+                f"{needed_by} needs Java {_span(majors)}"
+            )
         return home
     by_major: dict[int, Path] = {}
     for home in _java_candidates() if candidates is None else candidates:
         major = java_major(home)
-        if major is not None and major in JAVA_MAJORS:
+        if major is not None and major in majors:
             by_major.setdefault(major, home.resolve())
-    if not by_major:
-        raise LocalElasticsearchError(
-            "no Java found for Elasticsearch: install a JDK 17-25 or set TRIO_BOOKS_ES_JAVA_HOME"
-        )
-    for major in JAVA_PREFERENCE:
+    for major in majors:
         if major in by_major:
             return by_major[major]
-    return by_major[max(by_major)]
+    raise LocalElasticsearchError(
+        f"no Java found for {needed_by}: install a JDK {_span(majors)} "
+        "or set TRIO_BOOKS_ES_JAVA_HOME"
+    )

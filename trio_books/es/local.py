@@ -1,9 +1,11 @@
-"""A real Elasticsearch on this machine, provisioned by the project itself.
+"""A real Elasticsearch (or OpenSearch) on this machine, provisioned by the project itself.
 
-The distribution is the one Elastic publishes to Maven Central for test
-clusters (``org.elasticsearch.distribution.integ-test-zip:elasticsearch``),
-fetched once with ``mvn`` into a cache folder, unpacked once, and started bound
-to 127.0.0.1 with single-node discovery, a 512 MB heap and security off.
+The distribution is the one each engine publishes to Maven Central for test
+clusters (``org.elasticsearch.distribution.integ-test-zip:elasticsearch``, and
+``org.opensearch.distribution.integ-test-zip:opensearch`` for ``--engine
+opensearch``; see :mod:`trio_books.es.engines`), fetched once with ``mvn`` into
+a cache folder, unpacked once, and started with a fitting Java bound to
+127.0.0.1 with single-node discovery, a 512 MB heap and security off.
 
 Several nodes form one cluster (:func:`start_cluster`): consecutive HTTP ports
 from the first, each node's transport port 100 above its HTTP port, every node
@@ -31,13 +33,9 @@ from __future__ import annotations
 
 import functools
 import os
-import pwd
 import shutil
 import signal
-import stat
-import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -45,166 +43,77 @@ import trio
 
 from trio_books.errors import LocalElasticsearchError
 from trio_books.es import security
-from trio_books.es.distribution import ARTIFACT_ID, Say, download, say_to_stderr, unpack
+from trio_books.es.distribution import Say, download, say_to_stderr, unpack
+from trio_books.es.engines import ELASTICSEARCH, ENGINES, Engine, major_version
 from trio_books.es.java import find_java_home
+from trio_books.es.layout import DEFAULT_PORT as DEFAULT_PORT
+from trio_books.es.layout import TRANSPORT_PORT_OFFSET
+from trio_books.es.layout import NodeLayout as NodeLayout
+from trio_books.es.layout import default_cache_dir as default_cache_dir
 from trio_books.es.probing import PortState as PortState
 from trio_books.es.probing import cluster_health as cluster_health
 from trio_books.es.probing import looks_like_elasticsearch as looks_like_elasticsearch
 from trio_books.es.probing import node_access as node_access
 from trio_books.es.probing import probe as probe
 from trio_books.es.probing import probe_node as probe_node
-from trio_books.es.probing import server_version as server_version
+from trio_books.es.probing import server_info as server_info
+from trio_books.es.server_user import Owner, check_reachable, hand_over, server_owner
 
-DEFAULT_VERSION = "8.19.21"
-DEFAULT_PORT = 9200
-TRANSPORT_PORT_OFFSET = 100
-ES_USER = "trio-books-es"
+DEFAULT_VERSION = ELASTICSEARCH.default_version
+
 HEAP = "512m"
 START_TIMEOUT = 180.0
 STOP_TIMEOUT = 60.0
 
 
-def default_cache_dir() -> Path:
-    """``TRIO_BOOKS_CACHE_DIR``, else the user's cache directory.
+ENGINE_FILE = "engine.txt"
 
-    For root that is ``/var/cache/trio_books``: root's home is closed to other
-    users, and the server runs as its own user.
+
+def node_jvm_options(text: str, layout: NodeLayout) -> str:
+    """The distribution's ``jvm.options`` with its relative paths made the node's own.
+
+    OpenSearch's launcher runs Java from the distribution's folder, where
+    ``logs/gc.log`` and ``data`` would be the distribution's (not writable by
+    the server's user, and shared by every node).
     """
-    if configured := os.environ.get("TRIO_BOOKS_CACHE_DIR"):
-        return Path(configured).expanduser().resolve()
-    if os.geteuid() == 0:
-        return Path("/var/cache/trio_books")
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "trio_books"
+    return (
+        text.replace("=logs/", f"={layout.logs_dir}/")
+        .replace(":logs/", f":{layout.logs_dir}/")
+        .replace("HeapDumpPath=data", f"HeapDumpPath={layout.data_dir}")
+    )
 
 
-@dataclass(frozen=True)
-class NodeLayout:
-    """Where one local node's distribution, data, logs and pid file live."""
-
-    cache_dir: Path
-    version: str = DEFAULT_VERSION
-    port: int = DEFAULT_PORT
-    # The HTTP ports of every node of this node's cluster; () for a single node.
-    cluster_ports: tuple[int, ...] = ()
-    # TLS and users (es start --secure); see trio_books.es.security.
-    secure: bool = False
-
-    @property
-    def transport_port(self) -> int:
-        return self.port + TRANSPORT_PORT_OFFSET
-
-    @property
-    def dist_dir(self) -> Path:
-        return self.cache_dir / "dist"
-
-    @property
-    def dist_zip(self) -> Path:
-        return self.dist_dir / f"{ARTIFACT_ID}-{self.version}.zip"
-
-    @property
-    def dist_home(self) -> Path:
-        return self.dist_dir / f"{ARTIFACT_ID}-{self.version}"
-
-    @property
-    def node_dir(self) -> Path:
-        return self.cache_dir / "nodes" / str(self.port)
-
-    @property
-    def data_dir(self) -> Path:
-        return self.node_dir / "data"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.node_dir / "logs"
-
-    @property
-    def config_dir(self) -> Path:
-        return self.node_dir / "config"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.node_dir / "elasticsearch.pid"
-
-    @property
-    def url(self) -> str:
-        scheme = "https" if self.secure else "http"
-        return f"{scheme}://127.0.0.1:{self.port}"
-
-    def server_log(self) -> Path:
-        return self.logs_dir / "trio-books.log"
-
-
-# ---------------------------------------------------------------- the server's user
-
-
-@dataclass(frozen=True)
-class Owner:
-    uid: int
-    gid: int
-    name: str
-
-
-def server_owner() -> Owner | None:
-    """The user the server runs as: ``None`` (ourselves) unless we are root."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        entry = pwd.getpwnam(ES_USER)
-    except KeyError:
-        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        done = subprocess.run(
-            [
-                useradd,
-                "--system",
-                "--user-group",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                ES_USER,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
+def _claim_node_folder(layout: NodeLayout) -> None:
+    """Refuse a node folder whose data another engine or major version wrote."""
+    marker = layout.node_dir / ENGINE_FILE
+    wanted = f"{layout.engine.name} {layout.version}"
+    if marker.exists():
+        name, _, version = marker.read_text().strip().partition(" ")
+        if name != layout.engine.name or major_version(version) != major_version(layout.version):
             raise LocalElasticsearchError(
-                f"cannot create the system user {ES_USER} to run Elasticsearch: {done.stderr.strip()}"
-            ) from None
-        entry = pwd.getpwnam(ES_USER)
-    return Owner(entry.pw_uid, entry.pw_gid, entry.pw_name)
-
-
-def _check_reachable(path: Path) -> None:
-    """The server's user must be able to walk down to *path*."""
-    for parent in [*reversed(path.parents), path]:
-        if parent.exists() and not parent.stat().st_mode & stat.S_IXOTH:
-            raise LocalElasticsearchError(
-                f"{parent} is closed to other users, so Elasticsearch (user {ES_USER}) cannot "
-                "reach its files: set TRIO_BOOKS_CACHE_DIR to a folder outside it"
+                f"the node folder of port {layout.port} holds the data of "
+                f"{ENGINES[name].title if name in ENGINES else name} {version}: "
+                f"es wipe --port {layout.port} first, or use another port"
             )
-
-
-def _chown_tree(root: Path, owner: Owner) -> None:
-    for folder, dirs, files in os.walk(root):
-        os.chown(folder, owner.uid, owner.gid)
-        for name in dirs + files:
-            if folder == str(root) and name == security.SECURE_FILE:
-                continue  # the passwords stay the invoking user's alone
-            os.chown(os.path.join(folder, name), owner.uid, owner.gid, follow_symlinks=False)
+    elif layout.config_dir.exists():
+        return  # made before engines were recorded: the default engine's
+    marker.write_text(wanted + "\n")
 
 
 def prepare_node(layout: NodeLayout, owner: Owner | None) -> None:
     """Create the node's folders and its own copy of the configuration."""
     for folder in (layout.data_dir, layout.logs_dir):
         folder.mkdir(parents=True, exist_ok=True)
+    _claim_node_folder(layout)
     if not layout.config_dir.exists():
         shutil.copytree(layout.dist_home / "config", layout.config_dir)
+        options = layout.config_dir / "jvm.options"
+        options.write_text(node_jvm_options(options.read_text(), layout))
     if owner is not None:
         for folder in (layout.cache_dir, layout.dist_dir, layout.node_dir.parent):
             folder.chmod(0o755)
-        _check_reachable(layout.dist_home)
-        _chown_tree(layout.node_dir, owner)
+        check_reachable(layout.dist_home)
+        hand_over(layout.node_dir, owner)
 
 
 # ---------------------------------------------------------------- the node's process
@@ -240,18 +149,25 @@ def cluster_layouts(
     *,
     nodes: int,
     port: int = DEFAULT_PORT,
-    version: str = DEFAULT_VERSION,
+    version: str | None = None,
     secure: bool = False,
+    engine: Engine = ELASTICSEARCH,
 ) -> list[NodeLayout]:
-    """The layouts of *nodes* local nodes on consecutive HTTP ports from *port*."""
+    """The layouts of *nodes* local nodes on consecutive HTTP ports from *port*.
+
+    *version* defaults to the engine's default version.
+    """
     if nodes < 1:
         raise LocalElasticsearchError("a cluster needs at least one node")
-    if nodes == 1:
-        return [NodeLayout(cache_dir, version=version, port=port, secure=secure)]
-    ports = tuple(range(port, port + nodes))
+    if secure:
+        _check_secure_supported(engine)
+    version = version or engine.default_version
+    ports = tuple(range(port, port + nodes)) if nodes > 1 else ()
     return [
-        NodeLayout(cache_dir, version=version, port=p, cluster_ports=ports, secure=secure)
-        for p in ports
+        NodeLayout(
+            cache_dir, version=version, port=p, cluster_ports=ports, secure=secure, engine=engine
+        )
+        for p in (ports or (port,))
     ]
 
 
@@ -277,7 +193,7 @@ def server_command(
         "node.name": f"trio-books-{layout.port}",
         "network.host": "127.0.0.1",
         "http.port": str(layout.port),
-        "xpack.security.enabled": "false",
+        **layout.engine.security_off(),
         "cluster.routing.allocation.disk.threshold_enabled": "false",
         "path.data": str(layout.data_dir),
         "path.logs": str(layout.logs_dir),
@@ -285,7 +201,7 @@ def server_command(
         **(extra_settings or {}),
     }
     return [
-        str(layout.dist_home / "bin" / "elasticsearch"),
+        str(layout.dist_home / "bin" / layout.engine.name),
         "-d",
         "-p",
         str(layout.pid_file),
@@ -297,13 +213,21 @@ def server_environment(layout: NodeLayout, java_home: Path) -> dict[str, str]:
     env = {
         key: value for key, value in os.environ.items() if key in {"PATH", "LANG", "LC_ALL", "TZ"}
     }
+    prefix = layout.engine.env_prefix
     env.update(
-        ES_JAVA_HOME=str(java_home),
-        ES_PATH_CONF=str(layout.config_dir),
-        ES_JAVA_OPTS=f"-Xms{HEAP} -Xmx{HEAP}",
-        HOME=str(layout.node_dir),
+        {
+            f"{prefix}_JAVA_HOME": str(java_home),
+            f"{prefix}_PATH_CONF": str(layout.config_dir),
+            f"{prefix}_JAVA_OPTS": f"-Xms{HEAP} -Xmx{HEAP}",
+            "HOME": str(layout.node_dir),
+        }
     )
     return env
+
+
+def java_for(layout: NodeLayout) -> Path:
+    """A JDK that runs the layout's engine and version."""
+    return find_java_home(majors=layout.java_majors, needed_by=layout.title)
 
 
 async def _wait_healthy(layout: NodeLayout, pid_required: bool) -> None:
@@ -311,8 +235,8 @@ async def _wait_healthy(layout: NodeLayout, pid_required: bool) -> None:
     while True:
         if pid_required and read_pid(layout) is None and layout.pid_file.exists():
             raise LocalElasticsearchError(
-                f"Elasticsearch on port {layout.port} exited while starting; last log lines:\n"
-                + log_tail(layout)
+                f"{layout.engine.title} on port {layout.port} exited while starting; "
+                "last log lines:\n" + log_tail(layout)
             )
         try:
             health = await cluster_health(layout.url, secure=secure)
@@ -346,7 +270,16 @@ async def start(
     _check_mode(layout)
     state = await probe_node(layout)
     if state is PortState.ELASTICSEARCH:
-        say(f"Elasticsearch already answers at {layout.url}")
+        found = await server_info(layout.url, secure=node_access(layout))
+        if found is not None and (found.name, found.version) != (
+            layout.engine.name,
+            layout.version,
+        ):
+            raise LocalElasticsearchError(
+                f"port {layout.port} runs {found}, not {layout.title}: "
+                f"stop it first (es stop --port {layout.port})"
+            )
+        say(f"{layout.title} already answers at {layout.url}")
         return layout.url
     if state is PortState.OTHER:
         if layout.secure and read_pid(layout) is not None:
@@ -362,7 +295,7 @@ async def start(
         raise LocalElasticsearchError(
             f"port {layout.port} is taken by something that is not Elasticsearch"
         )
-    java_home = find_java_home()
+    java_home = java_for(layout)
     await download(layout, say)
     await trio.to_thread.run_sync(unpack, layout)
     owner = server_owner()
@@ -370,7 +303,7 @@ async def start(
     if (running := read_pid(layout)) is not None:
         # Another start of the same node is under way (its server is not healthy yet).
         raise LocalElasticsearchError(
-            f"Elasticsearch on port {layout.port} is already starting (pid {running})"
+            f"{layout.engine.title} on port {layout.port} is already starting (pid {running})"
         )
     if layout.secure:
         await security.provision(
@@ -379,40 +312,55 @@ async def start(
     else:
         security.forget(layout)
     layout.pid_file.unlink(missing_ok=True)
-    say(f"starting Elasticsearch {layout.version} on {layout.url} (Java: {java_home})")
+    say(f"starting {layout.title} on {layout.url} (Java: {java_home})")
     started = trio.current_time()
+    launcher_log = layout.logs_dir / "launcher.log"
     with trio.move_on_after(health_wait) as scope:
         # The launcher (-d) returns once the node has started, leaving the
         # server running on its own; then we wait for the cluster to be usable.
-        launched = await trio.run_process(
-            server_command(layout, extra_settings),
-            env=server_environment(layout, java_home),
-            cwd=str(layout.node_dir),
-            capture_stdout=True,
-            capture_stderr=True,
-            check=False,
-            user=owner.uid if owner else None,
-            group=owner.gid if owner else None,
-            extra_groups=[] if owner else None,
-        )
+        # Its output goes to a file, not a pipe: OpenSearch's daemon keeps the
+        # launcher's stdout open, so a pipe would never reach end-of-file.
+        with launcher_log.open("wb") as output_file:
+            launched = await trio.run_process(
+                server_command(layout, extra_settings),
+                env=server_environment(layout, java_home),
+                cwd=str(layout.node_dir),
+                stdout=output_file,
+                stderr=output_file,
+                check=False,
+                user=owner.uid if owner else None,
+                group=owner.gid if owner else None,
+                extra_groups=[] if owner else None,
+            )
         if launched.returncode != 0:
-            output = (launched.stdout + launched.stderr).decode(errors="replace").strip()
+            output = launcher_log.read_text(errors="replace").strip()
             raise LocalElasticsearchError(
-                f"Elasticsearch on port {layout.port} failed to start (exit {launched.returncode}); "
+                f"{layout.title} on port {layout.port} failed to start "
+                f"(exit {launched.returncode}); "
                 "last lines:\n" + ("\n".join(output.splitlines()[-20:]) or log_tail(layout))
             )
         await _wait_healthy(layout, pid_required=True)
     if scope.cancelled_caught:
         raise LocalElasticsearchError(
-            f"Elasticsearch on port {layout.port} was not healthy after {health_wait:.0f} s; "
+            f"{layout.title} on port {layout.port} was not healthy after {health_wait:.0f} s; "
             "last log lines:\n" + log_tail(layout)
         )
-    say(f"Elasticsearch is up at {layout.url} after {trio.current_time() - started:.1f} s")
+    say(f"{layout.title} is up at {layout.url} after {trio.current_time() - started:.1f} s")
     return layout.url
+
+
+def _check_secure_supported(engine: Engine) -> None:
+    if not engine.supports_secure:
+        raise LocalElasticsearchError(
+            f"es start --secure provisions Elasticsearch only, not {engine.title}: "
+            "its security is a separate plugin that trio_books does not set up"
+        )
 
 
 def _check_mode(layout: NodeLayout) -> None:
     """Refuse a plain start (and so a plaintext probe) where our secure node runs."""
+    if layout.secure:
+        _check_secure_supported(layout.engine)
     if (
         not layout.secure
         and security.secure_file(layout).exists()
@@ -436,7 +384,7 @@ async def start_cluster(
     await trio.to_thread.run_sync(unpack, layouts[0])
     if layouts[0].secure:
         # Made once before the concurrent starts, which then only copy them.
-        env = server_environment(layouts[0], find_java_home())
+        env = server_environment(layouts[0], java_for(layouts[0]))
         await security.prepare_shared(layouts[0], env=env, say=say)
     async with trio.open_nursery() as nursery:
         for layout in layouts:
@@ -467,7 +415,7 @@ async def stop(layout: NodeLayout, *, say: Say = say_to_stderr) -> bool:
     if pid is None:
         layout.pid_file.unlink(missing_ok=True)
         return False
-    say(f"stopping Elasticsearch on port {layout.port} (pid {pid})")
+    say(f"stopping the node on port {layout.port} (pid {pid})")
     os.kill(pid, signal.SIGTERM)
     with trio.move_on_after(STOP_TIMEOUT):
         await _wait_exit(pid)

@@ -1,4 +1,4 @@
-"""What answers on a local node's port: nothing, Elasticsearch, or something else.
+"""What answers on a local node's port: nothing, Elasticsearch (or OpenSearch), or something else.
 
 The runner's own look at a node, before and after it starts it. A secure
 node is reached over TLS only (verified against its own CA, as the admin
@@ -14,9 +14,10 @@ import httpx
 import trio
 
 from trio_books.es import security
+from trio_books.es.engines import EngineInfo, identify
 
 if TYPE_CHECKING:
-    from trio_books.es.local import NodeLayout
+    from trio_books.es.layout import NodeLayout
 
 
 class PortState(Enum):
@@ -115,15 +116,19 @@ async def cluster_health(
         return body
 
 
-async def server_version(
+async def server_info(
     url: str, http_timeout: float = 2.0, *, secure: security.SecureInfo | None = None
-) -> str:
-    """The version of the node at *url* (there is no ``GET /`` on this distribution)."""
+) -> EngineInfo | None:
+    """Which engine and version answer at *url* (``None``: its answers name no version).
+
+    ``GET /`` names OpenSearch; Elasticsearch's test distribution has no such
+    route, so the version comes from ``_nodes`` then (see :func:`identify`).
+    """
     async with _client(http_timeout, secure) as client:
+        response = await client.get(f"{url}/")
+        root = response.json() if response.status_code == 200 else None
         response = await client.get(
             f"{url}/_nodes/_local", params={"filter_path": "nodes.*.version"}
         )
         response.raise_for_status()
-        nodes = response.json().get("nodes", {})
-    versions = {node.get("version", "?") for node in nodes.values()}
-    return ", ".join(sorted(versions)) or "?"
+        return identify(root, response.json())

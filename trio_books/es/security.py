@@ -46,7 +46,8 @@ from trio_books.errors import LocalElasticsearchError
 
 if TYPE_CHECKING:
     from trio_books.es.distribution import Say
-    from trio_books.es.local import NodeLayout, Owner
+    from trio_books.es.layout import NodeLayout
+    from trio_books.es.server_user import Owner
 
 SECURE_FILE = "secure.json"
 ADMIN_USER = "trio_books_admin"
