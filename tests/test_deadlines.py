@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import trio
-from conftest import PausableNode
+from conftest import TEST_ENGINE, TEST_ENGINE_VERSION, PausableNode
 from hypercorn.trio import serve
 
 from trio_books.api.routes import SERVICE_KEY
@@ -204,6 +204,25 @@ async def test_trace_can_be_turned_off(api_settings: Settings) -> None:
         "rule": "disabled",
         "message": "tracing is turned off on this service",
     }
+
+
+async def test_an_engine_down_at_start_is_named_once_it_answers(
+    pausable_node: PausableNode, paused_catalogue: str
+) -> None:
+    await pausable_node.stop()
+    try:
+        app = create_app(node_settings(pausable_node, paused_catalogue))
+        async with app.test_app() as test_app:
+            client = test_app.test_client()
+            not_ready = await client.get("/readyz")
+            await pausable_node.start()
+            ready = await client.get("/readyz")
+    finally:
+        await pausable_node.start()
+    assert not_ready.status_code == 503
+    assert ready.status_code == 200
+    engine = {"name": TEST_ENGINE.name, "version": TEST_ENGINE_VERSION}
+    assert (await ready.get_json())["engine"] == engine
 
 
 async def test_every_node_down_then_back(

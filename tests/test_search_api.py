@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from catalogue import BOOKS, BY_ID, language_counts, tag_counts, where, year_counts
+from conftest import TEST_ENGINE, TEST_ENGINE_VERSION
 
 from trio_books.core.books import Book
 
@@ -45,6 +46,8 @@ async def test_healthz_and_readyz(client: Client) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["status"] in {"green", "yellow"}
+    # The engine the session runs (Elasticsearch 8.19, or the compatibility run's).
+    assert ready.json()["engine"] == {"name": TEST_ENGINE.name, "version": TEST_ENGINE_VERSION}
 
 
 # ---------------------------------------------------------------- free text

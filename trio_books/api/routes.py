@@ -12,7 +12,7 @@ from quart_schema import (
 )
 
 from trio_books.api.guards import unreadable_query
-from trio_books.api.schemas import ErrorResponse, Health, Ping
+from trio_books.api.schemas import Engine, ErrorResponse, Health, Ping
 from trio_books.api.service import SearchService
 from trio_books.core.books import Book
 from trio_books.core.query import SearchQuery
@@ -63,7 +63,12 @@ def register_routes(app: Quart, settings: Settings) -> None:
             # The client gets the public message; the log line (with the request id) the detail.
             log.warning("not ready: %s", error.detail or error.message)
             return error_body(error), 503
-        return Health(status=status, warnings=service().warnings)
+        engine = await service().identify_engine()
+        return Health(
+            status=status,
+            engine=Engine(name=engine.name, version=engine.version) if engine else None,
+            warnings=service().warnings,
+        )
 
     api = Blueprint("api", __name__, url_prefix=settings.api_prefix or None)
 

@@ -9,8 +9,17 @@ class Ping(BaseModel):
     message: str = Field(examples=["Ping"])
 
 
+class Engine(BaseModel):
+    name: str = Field(description="elasticsearch or opensearch", examples=["elasticsearch"])
+    version: str = Field(examples=["8.19.21"])
+
+
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
+    engine: Engine | None = Field(
+        default=None,
+        description="The search engine that answers, once the service could ask it.",
+    )
     warnings: list[str] = Field(
         default_factory=list,
         description="What weakens the connection to Elasticsearch (e.g. certificates not verified).",

@@ -25,9 +25,16 @@ from trio_books.core.query import (
 from trio_books.core.results import SearchResponse, parse_search
 from trio_books.core.suggest import parse_suggestions, suggest_body
 from trio_books.core.timeline import Timeline, trace_of
-from trio_books.errors import ElasticsearchUnavailable, FieldProblem, InvalidParameter, NotFound
+from trio_books.errors import (
+    ElasticsearchUnavailable,
+    FieldProblem,
+    InvalidParameter,
+    NotFound,
+    TrioBooksError,
+)
 from trio_books.es.client import Elasticsearch
 from trio_books.es.connection import connection_warnings
+from trio_books.es.engines import EngineInfo
 from trio_books.settings import Settings
 from trio_books.transport.quantile import RollingQuantile
 
@@ -62,6 +69,8 @@ class SearchService:
         self.warnings = connection_warnings(es.config)
         for warning in self.warnings:
             log.warning(warning)
+        # Which engine answers: asked at start-up, else again by each /readyz until known.
+        self.engine: EngineInfo | None = None
 
     def hedge_delay(self) -> float:
         """Seconds before a hits call is hedged: the setting, else the observed p95."""
@@ -157,6 +166,27 @@ class SearchService:
         if source is None:
             raise NotFound(f"no book with id {book_id}")
         return document_to_book(source)
+
+    async def identify_engine(self) -> EngineInfo | None:
+        """The engine and version behind the client, asked until one answer names them.
+
+        Nothing in the service depends on it (every engine supported takes the
+        same requests: :mod:`trio_books.es.engines`); it is logged and shown on
+        ``/readyz`` so that an operator sees what the service runs on. A failure
+        is logged, never raised: readiness says whether searches can succeed.
+        """
+        if self.engine is not None:
+            return self.engine
+        try:
+            self.engine = await self.es.engine_info(
+                time_limit=min(READY_TIME_LIMIT, self.settings.es_timeout)
+            )
+        except TrioBooksError as error:
+            log.warning("could not tell which engine answers: %s", error.detail or error.message)
+            return None
+        if self.engine is not None:
+            log.info("search engine: %s", self.engine)
+        return self.engine
 
     async def ready(self) -> str:
         """The cluster's health status; raises when Elasticsearch cannot serve searches."""

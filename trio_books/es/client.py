@@ -37,12 +37,14 @@ from trio_books.errors import (
     CertificateRefused,
     ConnectionsExhausted,
     CredentialsRefused,
+    ElasticsearchError,
     ElasticsearchTimeout,
     ElasticsearchUnavailable,
     TrioBooksError,
 )
 from trio_books.es.answers import ErrorMap, before_sending, decode_answer, error_from_response
 from trio_books.es.connection import ConnectionConfig, Node, plain_config
+from trio_books.es.engines import EngineInfo, identify
 from trio_books.logs import current_request_id
 from trio_books.transport.adapter import (
     Origin,
@@ -359,3 +361,21 @@ class Elasticsearch:
             "GET", "/_cluster/health", time_limit=time_limit
         )
         return result
+
+    async def engine_info(self, time_limit: float | None = None) -> EngineInfo | None:
+        """Which engine and version answer (``None``: the answers name no version).
+
+        Raises what :meth:`request` raises for ``_nodes``; a failed ``GET /`` is
+        no error (Elasticsearch's test distribution has no such route).
+        """
+        try:
+            root = await self.request("GET", "/", time_limit=time_limit)
+        except ElasticsearchError:
+            root = None
+        nodes = await self.request(
+            "GET",
+            "/_nodes/_local",
+            params={"filter_path": "nodes.*.version"},
+            time_limit=time_limit,
+        )
+        return identify(root, nodes)

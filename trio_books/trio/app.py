@@ -50,7 +50,10 @@ def create_app(
             connection_config(settings), "trio", transport=transport
         ) as es:
             app.extensions[TRANSPORT_KEY] = es.transport
-            install_service(app, SearchService(es, settings, CONCURRENCY))
+            service = SearchService(es, settings, CONCURRENCY)
+            install_service(app, service)
+            # Logged once; an engine that does not answer yet is asked again by /readyz.
+            await service.identify_engine()
             try:
                 yield
             finally:
