@@ -1,5 +1,6 @@
-"""Sessions for developers and CI: ``nox -s tests``, ``lint``, ``typecheck``, ``serve``, ``demos``,
-``bench``, ``bench_load``, and the hardening drills: ``fuzz``, ``soak``, ``drills`` and ``audit``.
+"""Sessions for developers and CI: ``nox -s tests``, ``compat``, ``lint``, ``typecheck``, ``serve``,
+``demos``, ``bench``, ``bench_load``, and the hardening drills: ``fuzz``, ``soak``, ``drills``
+and ``audit``.
 
 Every session installs what it needs into its own virtualenv; ``tests`` and
 ``serve`` also start a local Elasticsearch through the project's CLI unless
@@ -11,8 +12,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import nox
 
@@ -110,6 +114,111 @@ def tests(session: nox.Session) -> None:
     ensure_nginx(session)
     with elasticsearch(session, TEST_ES_PORT) as urls:
         session.run("pytest", *session.posargs, env={"TRIO_BOOKS_ES_URLS": urls})
+
+
+# The engines the compatibility run tests beside the suite's Elasticsearch 8.19: engine,
+# version, the first of the node ports its run uses (the session's node, the next two,
+# and +10 for the secured one), and whether the secured tests run against it too.
+# Elasticsearch: the newest 9.x whose test distribution resolves. OpenSearch: the
+# newest 2.x; its security plugin for 2.19.6 does not resolve, so it runs plain.
+COMPAT_ENGINES = (
+    ("elasticsearch", "9.5.0", 9350, True),
+    ("opensearch", "2.19.6", 9450, False),
+)
+# What the compatibility run tests, as the README's table names it, and the test files.
+COMPAT_TESTS = {
+    "API contract, both builds over HTTP": (
+        "test_api_http.py",
+        "test_search_api.py",
+        "test_api_errors.py",
+        "test_errors_and_headers.py",
+    ),
+    "queries, mapping, facets, suggestions": ("test_elasticsearch_roundtrip.py",),
+    "loader: alias swap, pushback (429), resume": ("test_loader.py", "test_loader_failures.py"),
+    "deadlines and partial answers": ("test_deadlines.py", "test_fanout.py"),
+}
+COMPAT_SECURE_TESTS = {
+    "secured: TLS, basic auth, bearer token, API key": (
+        "test_secure_cluster.py",
+        "test_local_secure.py",
+    ),
+}
+
+
+def compat_table(rows: list[tuple[str, str, str, Counter[str]]]) -> str:
+    """The README's compatibility table: engine, version, what was tested, result."""
+    lines = [
+        "| engine | version | what was tested | result |",
+        "| --- | --- | --- | --- |",
+    ]
+    for engine, version, what, counts in rows:
+        failed = counts["failed"] + counts["error"]
+        result = f"{counts['passed']} passed" + (f", **{failed} failed**" if failed else "")
+        if counts["skipped"]:
+            result += f", {counts['skipped']} skipped"
+        lines.append(f"| {engine} | {version} | {what} | {result} |")
+    return "\n".join(lines)
+
+
+def junit_outcomes(report: Path) -> dict[str, Counter[str]]:
+    """Outcomes per test file in a pytest JUnit XML report."""
+    outcomes: dict[str, Counter[str]] = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        module = case.get("classname", "").split(".")
+        name = next((part for part in module if part.startswith("test_")), "?") + ".py"
+        kinds = {child.tag for child in case} & {"failure", "error", "skipped"}
+        outcome = {"failure": "failed"}.get(min(kinds), min(kinds)) if kinds else "passed"
+        outcomes.setdefault(name, Counter())[outcome] += 1
+    return outcomes
+
+
+@nox.session
+def compat(session: nox.Session) -> None:
+    """The API contract, loader and deadline tests against Elasticsearch 9 and OpenSearch 2.
+
+    Each engine runs on its own ports, started and stopped by the project's own
+    runner; Elasticsearch 9 also runs the secured tests (TLS and credentials).
+    Prints the README's compatibility table, also written to
+    ``.nox/compat/compat.md``; fails when any test failed. ``-- -k word`` narrows
+    every run. The suite's default engine, Elasticsearch 8.19, is ``nox -s tests``'s.
+    """
+    install(session)
+    ensure_nginx(session)
+    rows: list[tuple[str, str, str, Counter[str]]] = []
+    failed = False
+    for engine, version, port, secure in COMPAT_ENGINES:
+        groups = {**COMPAT_TESTS, **(COMPAT_SECURE_TESTS if secure else {})}
+        report = Path(session.create_tmp()) / f"{engine}-{version}.xml"
+        cli = ["python", "-m", "trio_books", "es"]
+        session.run(*cli, "start", "--engine", engine, "--version", version, "--port", str(port))
+        try:
+            session.run(
+                "pytest",
+                f"--junitxml={report}",
+                *(f"tests/{name}" for files in groups.values() for name in files),
+                *session.posargs,
+                env={
+                    "TRIO_BOOKS_ES_URLS": f"http://127.0.0.1:{port}",
+                    "TRIO_BOOKS_TEST_ES_PORT": str(port),
+                    "TRIO_BOOKS_TEST_ENGINE": engine,
+                    "TRIO_BOOKS_TEST_ENGINE_VERSION": version,
+                },
+                # 1 (tests failed) still makes the table; it fails the session after.
+                success_codes=[0, 1],
+            )
+        finally:
+            session.run(*cli, "stop", "--port", str(port))
+        outcomes = junit_outcomes(report)
+        title = {"elasticsearch": "Elasticsearch", "opensearch": "OpenSearch"}[engine]
+        for what, files in groups.items():
+            counts: Counter[str] = sum((outcomes.get(name, Counter()) for name in files), Counter())
+            rows.append((title, version, what, counts))
+            failed = failed or bool(counts["failed"] + counts["error"])
+    table = compat_table(rows)
+    Path(session.create_tmp(), "compat.md").write_text(table + "\n")
+    print(table)
+    if failed:
+        session.error("some compatibility tests failed (see the table)")
 
 
 @nox.session

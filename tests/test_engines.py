@@ -1,15 +1,22 @@
-"""The engines the runner provisions and the service recognises: plain data, no server."""
+"""The engines the runner provisions and the service recognises: plain data, and a peer."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 
 import pytest
-from test_local_elasticsearch import fake_jdk
+import trio
+from test_local_elasticsearch import fake_jdk, run_cli
 
+from trio_books.api.routes import SERVICE_KEY
+from trio_books.api.service import SearchService
 from trio_books.errors import LocalElasticsearchError
 from trio_books.es import java, local
 from trio_books.es.engines import ELASTICSEARCH, OPENSEARCH, EngineInfo, identify, major_version
+from trio_books.settings import Settings
+from trio_books.trio.app import create_app
 
 # Answers as each engine gives them (trimmed to what identify reads).
 OPENSEARCH_ROOT = {
@@ -130,9 +137,80 @@ def test_a_node_folder_keeps_to_its_engine(tmp_path: Path) -> None:
     local.prepare_node(elasticsearch, None)
 
 
+def test_a_folder_from_before_engines_were_recorded_is_elasticsearch_8s(tmp_path: Path) -> None:
+    old = local.NodeLayout(tmp_path, port=9333)
+    old.config_dir.mkdir(parents=True)  # config, data and logs; no engine.txt
+    local.check_node_folder(old)
+    with pytest.raises(LocalElasticsearchError, match="holds the data of Elasticsearch 8"):
+        local.check_node_folder(local.NodeLayout(tmp_path, port=9333, engine=OPENSEARCH))
+    with pytest.raises(LocalElasticsearchError, match="holds the data of Elasticsearch 8"):
+        local.check_node_folder(local.NodeLayout(tmp_path, port=9333, version="9.5.0"))
+
+
+def test_cli_refuses_another_engines_folder_in_one_line_before_downloading(
+    tmp_path: Path,
+) -> None:
+    old = local.NodeLayout(tmp_path, port=9393)
+    old.config_dir.mkdir(parents=True)
+    for nodes in ("1", "2"):
+        done = run_cli(
+            "es",
+            "start",
+            "--engine",
+            "opensearch",
+            "--nodes",
+            nodes,
+            "--port",
+            "9393",
+            env={"TRIO_BOOKS_CACHE_DIR": str(tmp_path), "PATH": "/nonexistent"},
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().endswith(
+            "the node folder of port 9393 holds the data of Elasticsearch 8: "
+            "es wipe --port 9393 first, or use another port"
+        )
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "dist").exists()
+
+
 def test_secure_opensearch_is_refused_before_anything_starts(tmp_path: Path) -> None:
     with pytest.raises(LocalElasticsearchError, match="Elasticsearch only, not OpenSearch"):
         local.cluster_layouts(tmp_path, nodes=1, secure=True, engine=OPENSEARCH)
     layouts = local.cluster_layouts(tmp_path, nodes=2, port=9333, engine=OPENSEARCH)
     assert [layout.version for layout in layouts] == ["2.19.6", "2.19.6"]
     assert [layout.cluster_ports for layout in layouts] == [(9333, 9334)] * 2
+
+
+# ---------------------------------------------------------------- asking a peer that is no engine
+
+
+async def html_peer(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """A fault-injecting peer: every request gets a 200 HTML page (a proxy's login page)."""
+
+    async def answer(stream: trio.SocketStream) -> None:
+        page = b"<html>sign in</html>"
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            while await stream.receive_some(65536):
+                await stream.send_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\n"
+                    b"content-length: %d\r\n\r\n%s" % (len(page), page)
+                )
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    task_status.started(listeners[0].socket.getsockname()[1])
+    await trio.serve_listeners(answer, listeners)
+
+
+async def test_an_engine_that_cannot_be_told_leaves_the_service_running(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="trio_books.service")
+    port = await nursery.start(html_peer)
+    app = create_app(Settings(es_urls=[f"http://127.0.0.1:{port}"], index="books"))
+    async with app.test_app():  # starts: the start-up's question did not stop it
+        service: SearchService = app.extensions[SERVICE_KEY]
+        assert service.engine is None
+        assert await service.identify_engine() is None
+    said = [r for r in caplog.records if "could not tell which engine" in r.getMessage()]
+    # Once as a warning at start-up; the question asked again is quiet.
+    assert [r.levelno for r in said] == [logging.WARNING, logging.DEBUG]

@@ -71,6 +71,7 @@ class SearchService:
             log.warning(warning)
         # Which engine answers: asked at start-up, else again by each /readyz until known.
         self.engine: EngineInfo | None = None
+        self._engine_unknown_said = False
 
     def hedge_delay(self) -> float:
         """Seconds before a hits call is hedged: the setting, else the observed p95."""
@@ -181,8 +182,15 @@ class SearchService:
             self.engine = await self.es.engine_info(
                 time_limit=min(READY_TIME_LIMIT, self.settings.es_timeout)
             )
-        except TrioBooksError as error:
-            log.warning("could not tell which engine answers: %s", error.detail or error.message)
+        except (TrioBooksError, ValueError) as error:
+            why = error.detail or error.message if isinstance(error, TrioBooksError) else "not JSON"
+            # Said once as a warning; every later /readyz asks again, quietly.
+            log.log(
+                logging.DEBUG if self._engine_unknown_said else logging.WARNING,
+                "could not tell which engine answers: %s",
+                why,
+            )
+            self._engine_unknown_said = True
             return None
         if self.engine is not None:
             log.info("search engine: %s", self.engine)

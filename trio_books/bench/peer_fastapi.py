@@ -7,6 +7,10 @@ sample does it: ``AsyncElasticsearch`` (elasticsearch-py 8, over aiohttp) and
 the four requests gathered with ``asyncio.gather``. Uvicorn picks uvloop and
 httptools when they are installed, as they are with the ``bench`` extra.
 
+It runs against Elasticsearch only: the official client refuses a server that
+does not name itself Elasticsearch (OpenSearch has a client of its own), so the
+benchmark measures it on the Elasticsearch node alone.
+
 Run: ``python -m trio_books.bench.peer_fastapi --port 5160 [--workers N]``.
 """
 

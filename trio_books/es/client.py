@@ -365,17 +365,26 @@ class Elasticsearch:
     async def engine_info(self, time_limit: float | None = None) -> EngineInfo | None:
         """Which engine and version answer (``None``: the answers name no version).
 
-        Raises what :meth:`request` raises for ``_nodes``; a failed ``GET /`` is
-        no error (Elasticsearch's test distribution has no such route).
+        ``GET /`` first, which names the engine and version where it exists;
+        ``_nodes`` only when it did not (Elasticsearch's test distribution has
+        no such route; a user without the right to it gets a 401 or 403 there).
+
+        Raises:
+            TrioBooksError: what :meth:`request` raises for ``_nodes``.
+            ValueError: an answer that is not JSON.
         """
+        deadline = None if time_limit is None else self.clock() + time_limit
         try:
             root = await self.request("GET", "/", time_limit=time_limit)
-        except ElasticsearchError:
+        except (ElasticsearchError, CredentialsRefused, ValueError):
             root = None
+        found = identify(root, None)
+        if found is not None:
+            return found
         nodes = await self.request(
             "GET",
-            "/_nodes/_local",
+            "/_nodes",
             params={"filter_path": "nodes.*.version"},
-            time_limit=time_limit,
+            time_limit=None if deadline is None else max(0.0, deadline - self.clock()),
         )
         return identify(root, nodes)

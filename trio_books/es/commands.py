@@ -24,12 +24,14 @@ from trio_books.es.engines import ELASTICSEARCH, ENGINES
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    es = commands.add_parser("es", help="run a local Elasticsearch for development and tests")
+    es = commands.add_parser(
+        "es", help="run a local Elasticsearch (or OpenSearch) for development and tests"
+    )
     actions = es.add_subparsers(dest="es_command", required=True, metavar="ACTION")
     for name, help_text in (
-        ("start", "download (once) and start a local Elasticsearch on 127.0.0.1"),
-        ("stop", "stop the Elasticsearch this command started"),
-        ("status", "print URL, version, health and pid"),
+        ("start", "download (once) and start a local Elasticsearch or OpenSearch on 127.0.0.1"),
+        ("stop", "stop the node this command started"),
+        ("status", "print URL, engine, version, health and pid"),
         ("wipe", "delete the local node's data and logs"),
     ):
         action = actions.add_parser(name, help=help_text, description=help_text)

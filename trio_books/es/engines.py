@@ -1,4 +1,4 @@
-"""The search engines trio_books runs on: Elasticsearch 8 and 9, and OpenSearch 2 and 3.
+"""The search engines trio_books runs on: Elasticsearch 8 and 9, and OpenSearch 2.
 
 Two halves, both plain data:
 
@@ -51,7 +51,8 @@ class Engine:
     def java_majors(self, version: str) -> tuple[int, ...]:
         """The JDK majors *version* runs on, the preferred first.
 
-        Elasticsearch 9 and OpenSearch 3 need Java 21 or newer. OpenSearch 2
+        Elasticsearch 9 and OpenSearch 3 need Java 21 or newer (OpenSearch 3
+        is not tested here; its range is the one its project states). OpenSearch 2
         still installs Java's security manager, which Java 24 removed, so it
         stops at 21. Elasticsearch 8.19 runs on 17 to 25; 21 and 17 come first,
         the versions it was released against.
@@ -98,9 +99,6 @@ OPENSEARCH = Engine(
 )
 ENGINES: dict[str, Engine] = {engine.name: engine for engine in (ELASTICSEARCH, OPENSEARCH)}
 
-# The versions the compatibility run (nox -s compat) tests beside the default.
-COMPAT_VERSIONS: tuple[tuple[Engine, str], ...] = ((ELASTICSEARCH, "9.5.0"), (OPENSEARCH, "2.19.6"))
-
 
 @dataclass(frozen=True)
 class EngineInfo:
@@ -117,6 +115,10 @@ class EngineInfo:
         return f"{self.title} {self.version}"
 
 
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
 def identify(root: Any, nodes: Any) -> EngineInfo | None:
     """The engine behind a node's answers; ``None`` when they name no version.
 
@@ -124,10 +126,14 @@ def identify(root: Any, nodes: Any) -> EngineInfo | None:
         root: the decoded answer to ``GET /``, or ``None`` when that failed (the
             test distribution of Elasticsearch 8.9 and later has no such route).
             OpenSearch always answers it, naming itself in ``version.distribution``.
-        nodes: the decoded answer to ``GET /_nodes/_local?filter_path=nodes.*.version``.
+        nodes: the decoded answer to ``GET /_nodes?filter_path=nodes.*.version``
+            (``None`` when not asked); several nodes: the oldest version, which
+            sets what the cluster accepts.
 
     Only OpenSearch names a distribution, so every other answer is Elasticsearch's
     (its ``X-Elastic-Product`` header says the same, but proxies may drop headers).
+    An OpenSearch whose ``GET /`` is refused would read as Elasticsearch: the
+    service only shows the engine, it does not depend on it.
     """
     version = None
     distribution = None

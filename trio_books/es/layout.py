@@ -36,7 +36,8 @@ class NodeLayout:
     """Where one local node's distribution, data, logs and pid file live."""
 
     cache_dir: Path
-    version: str = ELASTICSEARCH.default_version
+    # "" means the engine's default version.
+    version: str = ""
     port: int = DEFAULT_PORT
     # The HTTP ports of every node of this node's cluster; () for a single node.
     cluster_ports: tuple[int, ...] = ()
@@ -44,6 +45,10 @@ class NodeLayout:
     secure: bool = False
     # Which engine's distribution runs there (es start --engine).
     engine: Engine = ELASTICSEARCH
+
+    def __post_init__(self) -> None:
+        if not self.version:
+            object.__setattr__(self, "version", self.engine.default_version)
 
     @property
     def transport_port(self) -> int:

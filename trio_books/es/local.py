@@ -83,21 +83,30 @@ def node_jvm_options(text: str, layout: NodeLayout) -> str:
     )
 
 
-def _claim_node_folder(layout: NodeLayout) -> None:
-    """Refuse a node folder whose data another engine or major version wrote."""
+def check_node_folder(layout: NodeLayout) -> None:
+    """Refuse a node folder whose data another engine or major version wrote.
+
+    A folder from before engines were recorded (a configuration, no marker) is
+    the default engine's: Elasticsearch 8.
+    """
     marker = layout.node_dir / ENGINE_FILE
-    wanted = f"{layout.engine.name} {layout.version}"
     if marker.exists():
         name, _, version = marker.read_text().strip().partition(" ")
-        if name != layout.engine.name or major_version(version) != major_version(layout.version):
-            raise LocalElasticsearchError(
-                f"the node folder of port {layout.port} holds the data of "
-                f"{ENGINES[name].title if name in ENGINES else name} {version}: "
-                f"es wipe --port {layout.port} first, or use another port"
-            )
     elif layout.config_dir.exists():
-        return  # made before engines were recorded: the default engine's
-    marker.write_text(wanted + "\n")
+        name, version = ELASTICSEARCH.name, "8"
+    else:
+        return
+    if name != layout.engine.name or major_version(version) != major_version(layout.version):
+        title = ENGINES[name].title if name in ENGINES else name
+        raise LocalElasticsearchError(
+            f"the node folder of port {layout.port} holds the data of {title} {version}: "
+            f"es wipe --port {layout.port} first, or use another port"
+        )
+
+
+def _claim_node_folder(layout: NodeLayout) -> None:
+    check_node_folder(layout)
+    (layout.node_dir / ENGINE_FILE).write_text(f"{layout.engine.name} {layout.version}\n")
 
 
 def prepare_node(layout: NodeLayout, owner: Owner | None) -> None:
@@ -270,14 +279,21 @@ async def start(
     _check_mode(layout)
     state = await probe_node(layout)
     if state is PortState.ELASTICSEARCH:
-        found = await server_info(layout.url, secure=node_access(layout))
+        try:
+            found = await server_info(layout.url, secure=node_access(layout))
+        except (httpx.HTTPError, ValueError):
+            found = None  # it answers health, but not who it is: take it as it is
         if found is not None and (found.name, found.version) != (
             layout.engine.name,
             layout.version,
         ):
-            raise LocalElasticsearchError(
-                f"port {layout.port} runs {found}, not {layout.title}: "
+            hint = (
                 f"stop it first (es stop --port {layout.port})"
+                if read_pid(layout) is not None
+                else "it was not started by trio_books: choose another --port"
+            )
+            raise LocalElasticsearchError(
+                f"port {layout.port} runs {found}, not {layout.title}: {hint}"
             )
         say(f"{layout.title} already answers at {layout.url}")
         return layout.url
@@ -295,6 +311,8 @@ async def start(
         raise LocalElasticsearchError(
             f"port {layout.port} is taken by something that is not Elasticsearch"
         )
+    # Everything that can refuse, before a download of 100 MB.
+    check_node_folder(layout)
     java_home = java_for(layout)
     await download(layout, say)
     await trio.to_thread.run_sync(unpack, layout)
@@ -380,15 +398,31 @@ async def start_cluster(
     The nodes start concurrently: none is healthy until enough master-eligible
     nodes run to elect a master, so one at a time would wait on itself.
     """
+    # Everything that can refuse, before the download and the concurrent starts.
+    for layout in layouts:
+        check_node_folder(layout)
+    java_home = java_for(layouts[0])
     await download(layouts[0], say)
     await trio.to_thread.run_sync(unpack, layouts[0])
     if layouts[0].secure:
         # Made once before the concurrent starts, which then only copy them.
-        env = server_environment(layouts[0], java_for(layouts[0]))
+        env = server_environment(layouts[0], java_home)
         await security.prepare_shared(layouts[0], env=env, say=say)
-    async with trio.open_nursery() as nursery:
-        for layout in layouts:
-            nursery.start_soon(functools.partial(start, layout, say=say, health_wait=health_wait))
+    try:
+        async with trio.open_nursery() as nursery:
+            for layout in layouts:
+                nursery.start_soon(
+                    functools.partial(start, layout, say=say, health_wait=health_wait)
+                )
+    except BaseExceptionGroup as group:
+        # A node that could not start says why in one line, as a single start does.
+        refused, _rest = group.split(LocalElasticsearchError)
+        if refused is None:
+            raise
+        first = refused.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
     secure = node_access(layouts[0])
     with trio.move_on_after(health_wait) as scope:
         while True:
@@ -420,7 +454,7 @@ async def stop(layout: NodeLayout, *, say: Say = say_to_stderr) -> bool:
     with trio.move_on_after(STOP_TIMEOUT):
         await _wait_exit(pid)
     if _alive(pid):
-        say(f"Elasticsearch (pid {pid}) ignored SIGTERM for {STOP_TIMEOUT:.0f} s; killing it")
+        say(f"the node (pid {pid}) ignored SIGTERM for {STOP_TIMEOUT:.0f} s; killing it")
         os.kill(pid, signal.SIGKILL)
         await _wait_exit(pid)
     layout.pid_file.unlink(missing_ok=True)
@@ -446,7 +480,7 @@ def wipe(layout: NodeLayout) -> None:
     """Delete the node's data and logs; refuses while it runs."""
     if read_pid(layout) is not None:
         raise LocalElasticsearchError(
-            f"Elasticsearch on port {layout.port} is running: stop it first (es stop)"
+            f"the node on port {layout.port} is running: stop it first (es stop)"
         )
     shutil.rmtree(layout.node_dir, ignore_errors=True)
 

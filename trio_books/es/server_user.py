@@ -51,7 +51,8 @@ def server_owner() -> Owner | None:
         )
         if done.returncode != 0:
             raise LocalElasticsearchError(
-                f"cannot create the system user {ES_USER} to run Elasticsearch: {done.stderr.strip()}"
+                f"cannot create the system user {ES_USER} to run the search engine: "
+                f"{done.stderr.strip()}"
             ) from None
         entry = pwd.getpwnam(ES_USER)
     return Owner(entry.pw_uid, entry.pw_gid, entry.pw_name)
@@ -62,7 +63,7 @@ def check_reachable(path: Path) -> None:
     for parent in [*reversed(path.parents), path]:
         if parent.exists() and not parent.stat().st_mode & stat.S_IXOTH:
             raise LocalElasticsearchError(
-                f"{parent} is closed to other users, so Elasticsearch (user {ES_USER}) cannot "
+                f"{parent} is closed to other users, so the search engine (user {ES_USER}) cannot "
                 "reach its files: set TRIO_BOOKS_CACHE_DIR to a folder outside it"
             )
 
