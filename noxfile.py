@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tarfile
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
@@ -225,6 +226,83 @@ def compat(session: nox.Session) -> None:
     print(table)
     if failed:
         session.error("some compatibility tests failed or did not run (see the table)")
+
+
+def junit_verdicts(report: Path) -> dict[str, str]:
+    """Each test's outcome (passed, failed, error, skipped) in a JUnit XML report."""
+    verdicts = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        kinds = {child.tag for child in case} & {"failure", "error", "skipped"}
+        verdict = {"failure": "failed"}.get(min(kinds), min(kinds)) if kinds else "passed"
+        verdicts[f"{case.get('classname')}::{case.get('name')}"] = verdict
+    return verdicts
+
+
+# The sdist's tests that concern the trio server (tests/protocol and tests/asyncio
+# need pytest-asyncio and reach no trio shell).
+HYPERCORN_SUITE = ("tests/trio", "tests/e2e")
+
+
+@nox.session
+def hypercorn_suite(session: nox.Session) -> None:
+    """Hypercorn's own trio tests, from the sdist of the installed version, on both shells.
+
+    First on Hypercorn's own trio shell, then on the lean one
+    (``tests/hypercorn_suite/hypercorn_lean_shell.py`` puts it where the tests
+    reach Hypercorn's). Passes when the lean shell passes every test Hypercorn's
+    passes; prints both verdicts per test. Needs the sdist (pip downloads it)
+    and port 1234 free (Hypercorn's end-to-end tests bind 0.0.0.0:1234).
+    """
+    install(session)
+    version = session.run(
+        "python",
+        "-c",
+        "from importlib.metadata import version; print(version('hypercorn'))",
+        silent=True,
+    )
+    assert isinstance(version, str)
+    version = version.strip()
+    tmp = Path(session.create_tmp()).resolve()
+    root = tmp / f"hypercorn-{version}"
+    if not (root / "tests").is_dir():
+        session.run(
+            "python",
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"hypercorn=={version}",
+            "-d",
+            str(tmp),
+        )
+        with tarfile.open(tmp / f"hypercorn-{version}.tar.gz") as sdist:
+            sdist.extractall(tmp, filter="data")
+    # Hypercorn's own options need pytest-cov and pytest-asyncio, which its trio tests do not.
+    (root / "pytest.ini").write_text("[pytest]\naddopts = --strict-markers\n")
+    plugin_dir = str(Path("tests/hypercorn_suite").resolve())
+    reports = {shell: tmp / f"hypercorn-suite-{shell}.xml" for shell in ("hypercorn", "lean")}
+    with session.chdir(root):
+        for shell, plugin in (("hypercorn", ()), ("lean", ("-p", "hypercorn_lean_shell"))):
+            session.log(f"Hypercorn's trio tests on the {shell} shell")
+            session.run(
+                "python",
+                "-m",
+                "pytest",
+                *plugin,
+                f"--junitxml={reports[shell]}",
+                *(session.posargs or HYPERCORN_SUITE),
+                env={"PYTHONPATH": plugin_dir},
+                success_codes=[0, 1],  # compared below, test by test
+            )
+    stock, lean = (junit_verdicts(reports[shell]) for shell in ("hypercorn", "lean"))
+    print("| test | Hypercorn's shell | lean shell |\n| --- | --- | --- |")
+    for test in sorted(stock.keys() | lean.keys()):
+        print(f"| {test} | {stock.get(test, '-')} | {lean.get(test, '-')} |")
+    worse = [t for t, v in stock.items() if v == "passed" and lean.get(t) != "passed"]
+    if worse or not lean:
+        session.error(f"the lean shell fails what Hypercorn's passes: {worse or 'no test ran'}")
 
 
 @nox.session
