@@ -18,6 +18,8 @@ from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config
 from hypercorn.trio.run import worker_serve
 
+from trio_books.settings import Settings
+from trio_books.trio.app import create_app
 from trio_books.trio.server import serve_lean
 
 Message = MutableMapping[str, Any]
@@ -99,15 +101,17 @@ class Served:
 
 
 @asynccontextmanager
-async def lean(serve: Any = serve_lean, **overrides: float) -> AsyncIterator[Served]:
-    """Serve the stand-in app with *serve* (the lean shell unless told); stop it after."""
+async def lean(
+    serve: Any = serve_lean, asgi_app: Any = None, **overrides: float
+) -> AsyncIterator[Served]:
+    """Serve the stand-in app (or *asgi_app*) with *serve* (the lean shell unless told); stop it after."""
     app = App()
     stop, stopped = trio.Event(), trio.Event()
 
     async def run(task_status: trio.TaskStatus[list[str]]) -> None:
         try:
             await serve(
-                ASGIWrapper(app),
+                ASGIWrapper(asgi_app or app),
                 config(**overrides),
                 shutdown_trigger=stop.wait,
                 task_status=task_status,
@@ -293,3 +297,39 @@ async def test_the_lean_shell_answers_hostile_bytes_as_hypercorns_does(case: str
         assert await what_comes_back(ours, MALFORMED[case]) == await what_comes_back(
             theirs, MALFORMED[case]
         )
+
+
+# ---------------------------------------------------------------- the service's own app on each shell
+
+
+def service_app(shell: str) -> Any:
+    """The Trio build's app as it is built for *shell* (ping needs no Elasticsearch)."""
+    return create_app(
+        Settings(es_urls=["http://127.0.0.1:9"], index="books", server_shell=shell, es_timeout=1)
+    ).asgi_app
+
+
+@pytest.mark.parametrize(
+    ("serve", "built_for", "closes"),
+    [
+        # The lean shell needs no shielded send: it moves a deadline, and nothing
+        # in its send can be cancelled half-way.
+        (serve_lean, "lean", True),
+        # Hypercorn's shell with the shielded send, as SERVER_SHELL=hypercorn builds it.
+        (worker_serve, "hypercorn", True),
+        # Why that shield exists: without it, Quart-Trio cancels Hypercorn's
+        # keep-alive timer restart half-way, and an idle connection stays open.
+        (worker_serve, "lean", False),
+    ],
+    ids=["lean-shell", "hypercorn-shell-with-shield", "hypercorn-shell-without-shield"],
+)
+async def test_an_idle_connection_closes_after_the_keep_alive_timeout_with_the_service(
+    serve: Any, built_for: str, closes: bool
+) -> None:
+    async with (
+        lean(serve, service_app(built_for), keep_alive_timeout=0.3) as served,
+        await served.connect() as stream,
+    ):
+        await stream.send_all(get("/"))
+        assert b" 200 " in (await answer(stream)).split(b"\r\n")[0]
+        assert await closed_within(stream, 2.0) is closes

@@ -39,8 +39,11 @@ def create_app(
     settings = settings or load_settings()
     app = QuartTrio("trio_books")
     configure_app(app, settings)
-    # Around everything, the door included: every answer goes out through it.
-    app.asgi_app = shielded_send(app.asgi_app, seconds=settings.read_timeout)  # type: ignore[assignment, method-assign, arg-type]
+    if settings.server_shell == "hypercorn":
+        # Around everything, the door included: every answer goes out through it.
+        # Only Hypercorn's shell needs it (see trio.asgi); the lean shell's send
+        # has nothing that a cancelled app could cut half-way.
+        app.asgi_app = shielded_send(app.asgi_app, seconds=settings.read_timeout)  # type: ignore[assignment, method-assign, arg-type]
 
     @app.while_serving
     async def lifespan() -> AsyncGenerator[None, None]:

@@ -9,6 +9,12 @@ first and cancels the nursery, so that restart is cancelled half-way: idle
 keep-alive connections then stay open until the client leaves, whatever
 ``keep_alive_timeout`` says. Shielding the app's ``send`` (for a bounded time)
 lets Hypercorn finish its bookkeeping.
+
+Only Hypercorn's own trio shell needs it (``SERVER_SHELL=hypercorn``): the
+lean shell's keep-alive is a deadline moved without awaiting anything, and its
+sends are not cancellation points, so the app is built without this wrapper.
+``tests/test_lean_shell.py`` serves the app on both shells, with and without
+it, and shows the idle connection left open only on Hypercorn's shell without it.
 """
 
 from __future__ import annotations
