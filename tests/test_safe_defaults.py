@@ -59,6 +59,15 @@ async def test_a_page_can_register_its_own_policy(api_settings: Settings) -> Non
     assert ping.headers["Content-Security-Policy"].startswith("default-src 'none'")
 
 
+async def test_an_answers_own_security_headers_are_kept_and_not_doubled(client: Client) -> None:
+    page = await client.get("/ui")
+    assert page.status_code == 200
+    # The page sets its own Cache-Control and policy; the defaults only fill the gaps.
+    assert page.headers.get_list("Cache-Control") == ["no-cache"]
+    assert len(page.headers.get_list("Content-Security-Policy")) == 1
+    assert page.headers.get_list("X-Frame-Options") == ["DENY"]
+
+
 def test_production_preset_turns_docs_and_trace_off_unless_set() -> None:
     production = load_settings(preset="production")
     assert (production.docs, production.allow_trace, production.openapi) == (False, False, True)

@@ -166,6 +166,10 @@ def _register_error_handlers(app: Quart) -> None:
         return json_error(TrioBooksError("internal error"))
 
 
+# The headers every answer gets unless it has its own, with their names lowercased once.
+SECURE_HEADERS = tuple((name.lower(), name, value) for name, value in HEADERS.items())
+
+
 def _register_headers(app: Quart, settings: Settings) -> None:
     @app.before_request
     async def start_clock() -> Response | None:
@@ -224,12 +228,16 @@ def _register_headers(app: Quart, settings: Settings) -> None:
         return response
 
     async def _secure(response: Response) -> None:
-        for name, value in HEADERS.items():
-            response.headers.setdefault(name, value)
-        policy = policy_for(request.path, app.config[POLICIES_KEY])
-        if "{inline}" in policy:
-            policy = with_inline_hashes(policy, await response.get_data(as_text=False))
-        response.headers.setdefault("Content-Security-Policy", policy)
+        # One pass over the answer's headers, one extend: a setdefault per header
+        # rescans them each time (a few per cent of a ping's CPU in the profile).
+        present = {name.lower() for name, _value in response.headers.items()}
+        added = [(name, value) for lower, name, value in SECURE_HEADERS if lower not in present]
+        if "content-security-policy" not in present:
+            policy = policy_for(request.path, app.config[POLICIES_KEY])
+            if "{inline}" in policy:
+                policy = with_inline_hashes(policy, await response.get_data(as_text=False))
+            added.append(("Content-Security-Policy", policy))
+        response.headers.extend(added)
 
 
 def _log_access(response: Response, elapsed: float, limit: int) -> None:
