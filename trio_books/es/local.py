@@ -129,18 +129,37 @@ def prepare_node(layout: NodeLayout, owner: Owner | None) -> None:
 
 
 def read_pid(layout: NodeLayout) -> int | None:
-    """The pid in the node's pid file, if that process still runs."""
+    """The pid in the node's pid file, if that process still runs and is this node's server.
+
+    A pid file outlives a killed server, and its number may since belong to
+    another process (the test run itself, say): signalling that one would stop
+    or kill the wrong thing. The server carries ``HOME=<node folder>`` in its
+    environment (:func:`server_environment`), which tells it apart.
+    """
     try:
         pid = int(layout.pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not _alive(pid) or _runs_node(pid, layout) is False:
         return None
-    except PermissionError:
-        return pid
     return pid
+
+
+def _runs_node(pid: int, layout: NodeLayout) -> bool | None:
+    """Whether process *pid* is *layout*'s server; None where that cannot be read.
+
+    Unreadable means another user's process seen without root, or no ``/proc``.
+    """
+    proc = Path("/proc")
+    if not (proc / "self").exists():
+        return None
+    try:
+        environ = (proc / str(pid) / "environ").read_bytes()
+    except PermissionError:
+        return None
+    except OSError:
+        return False
+    return f"HOME={layout.node_dir}".encode() in environ.split(b"\0")
 
 
 def log_tail(layout: NodeLayout, lines: int = 20) -> str:
@@ -456,7 +475,12 @@ async def stop(layout: NodeLayout, *, say: Say = say_to_stderr) -> bool:
     if _alive(pid):
         say(f"the node (pid {pid}) ignored SIGTERM for {STOP_TIMEOUT:.0f} s; killing it")
         os.kill(pid, signal.SIGKILL)
-        await _wait_exit(pid)
+        with trio.move_on_after(STOP_TIMEOUT):
+            await _wait_exit(pid)
+        if _alive(pid):
+            raise LocalElasticsearchError(
+                f"the node on port {layout.port} (pid {pid}) still runs after SIGKILL"
+            )
     layout.pid_file.unlink(missing_ok=True)
     return True
 
@@ -469,11 +493,18 @@ async def _wait_exit(pid: int) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether *pid* runs; a zombie (killed, not yet reaped by its parent) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return Path("/proc/self").exists() is False
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def wipe(layout: NodeLayout) -> None:
