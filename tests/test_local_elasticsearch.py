@@ -16,6 +16,7 @@ import trio
 
 from trio_books.errors import LocalElasticsearchError
 from trio_books.es import distribution, java, local
+from trio_books.es.server_user import server_owner
 
 
 def run_cli(
@@ -217,7 +218,13 @@ def stand_in_server(layout: local.NodeLayout, *, as_node: bool) -> subprocess.Po
     """A process named by the node's pid file: the node's own (its HOME) or a stranger."""
     layout.node_dir.mkdir(parents=True, exist_ok=True)
     home = str(layout.node_dir) if as_node else str(layout.node_dir.parent)
-    process = subprocess.Popen(["sleep", "60"], env={**os.environ, "HOME": home})
+    owner = server_owner()  # as root, the server's own user
+    process = subprocess.Popen(
+        ["sleep", "60"],
+        env={**os.environ, "HOME": home},
+        user=owner.uid if owner else None,
+        group=owner.gid if owner else None,
+    )
     layout.pid_file.write_text(f"{process.pid}\n")
     return process
 
@@ -259,3 +266,17 @@ def test_a_killed_server_not_yet_reaped_is_not_running(tmp_path: Path) -> None:
     os.kill(node.pid, 0)
     assert local.read_pid(layout) is None
     node.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
+def test_a_process_of_another_user_is_not_the_node_even_with_its_home(tmp_path: Path) -> None:
+    layout = local.NodeLayout(tmp_path, port=9399)
+    layout.node_dir.mkdir(parents=True)
+    # Ours (root), with the node's HOME: not the server, whose user the pid file's writer is.
+    impostor = subprocess.Popen(["sleep", "60"], env={**os.environ, "HOME": str(layout.node_dir)})
+    layout.pid_file.write_text(f"{impostor.pid}\n")
+    try:
+        assert local.read_pid(layout) is None
+    finally:
+        impostor.kill()
+        impostor.wait()

@@ -57,7 +57,13 @@ from trio_books.es.probing import node_access as node_access
 from trio_books.es.probing import probe as probe
 from trio_books.es.probing import probe_node as probe_node
 from trio_books.es.probing import server_info as server_info
-from trio_books.es.server_user import Owner, check_reachable, hand_over, server_owner
+from trio_books.es.server_user import (
+    Owner,
+    check_reachable,
+    hand_over,
+    server_owner,
+    server_uid,
+)
 
 DEFAULT_VERSION = ELASTICSEARCH.default_version
 
@@ -132,9 +138,10 @@ def read_pid(layout: NodeLayout) -> int | None:
     """The pid in the node's pid file, if that process still runs and is this node's server.
 
     A pid file outlives a killed server, and its number may since belong to
-    another process (the test run itself, say): signalling that one would stop
-    or kill the wrong thing. The server carries ``HOME=<node folder>`` in its
-    environment (:func:`server_environment`), which tells it apart.
+    another process (the test run itself, say); and the server's user can write
+    that file. Signalling whatever it names would stop or kill the wrong thing,
+    as root. So the process must run as the server's user and carry
+    ``HOME=<node folder>`` in its environment (:func:`server_environment`).
     """
     try:
         pid = int(layout.pid_file.read_text().strip())
@@ -154,6 +161,8 @@ def _runs_node(pid: int, layout: NodeLayout) -> bool | None:
     if not (proc / "self").exists():
         return None
     try:
+        if (proc / str(pid)).stat().st_uid != server_uid():
+            return False
         environ = (proc / str(pid) / "environ").read_bytes()
     except PermissionError:
         return None

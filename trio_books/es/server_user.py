@@ -58,6 +58,16 @@ def server_owner() -> Owner | None:
     return Owner(entry.pw_uid, entry.pw_gid, entry.pw_name)
 
 
+def server_uid() -> int | None:
+    """The uid our nodes' servers run as, without creating anyone; None: no such user yet."""
+    if os.geteuid() != 0:
+        return os.geteuid()
+    try:
+        return pwd.getpwnam(ES_USER).pw_uid
+    except KeyError:
+        return None
+
+
 def check_reachable(path: Path) -> None:
     """The server's user must be able to walk down to *path*."""
     for parent in [*reversed(path.parents), path]:
