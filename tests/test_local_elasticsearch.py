@@ -144,6 +144,26 @@ def test_cli_failed_download_exits_2(tmp_path: Path) -> None:
     assert not (tmp_path / "cache" / "dist" / "elasticsearch-0.0.1").exists()
 
 
+async def test_a_stalled_download_gives_up_at_its_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in for Maven whose transfer never ends.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "mvn").write_text('#!/bin/sh\necho $$ > "$0.pid"\nexec sleep 600\n')
+    (bin_dir / "mvn").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(distribution, "DOWNLOAD_TIMEOUT", 1.0)
+    layout = local.NodeLayout(tmp_path / "cache", port=9399)
+    started = trio.current_time()
+    with pytest.raises(LocalElasticsearchError, match="did not finish in 1 s"):
+        await distribution.download(layout, say=lambda _: None)
+    assert trio.current_time() - started < 10
+    stalled = int((bin_dir / "mvn.pid").read_text())
+    with pytest.raises(ProcessLookupError):  # killed and reaped, not left behind
+        os.kill(stalled, 0)
+
+
 async def serve_not_elasticsearch(
     *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from trio_books.es.layout import NodeLayout
 
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+# A transfer that sends nothing for this long is retried; the whole download
+# (about 100 MB, usually well under a minute) gives up after DOWNLOAD_TIMEOUT.
+READ_TIMEOUT_MS = 60_000
+DOWNLOAD_TIMEOUT = 900.0
 
 Say = Callable[[str], None]
 
@@ -44,6 +49,10 @@ def maven_command(layout: NodeLayout) -> list[str]:
         mvn,
         "--batch-mode",
         "--no-transfer-progress",
+        # Maven's own read timeout is 30 minutes per attempt: a stalled transfer
+        # would hold the download (and a CI run) that long, three times over.
+        f"-Dmaven.wagon.rto={READ_TIMEOUT_MS}",
+        "-Dmaven.wagon.http.retryHandler.count=3",
         f"{DEPENDENCY_PLUGIN}:copy",
         f"-Dartifact={layout.engine.group_id}:{layout.engine.name}:{layout.version}:zip",
         f"-DoutputDirectory={layout.dist_dir}",
@@ -64,7 +73,11 @@ def _dir_bytes(path: Path) -> int:
 
 
 async def download(layout: NodeLayout, say: Say = say_to_stderr) -> None:
-    """Fetch the distribution zip with Maven, unless the cache has it already."""
+    """Fetch the distribution zip with Maven, unless the cache has it already.
+
+    Raises:
+        LocalElasticsearchError: no Maven, Maven failed, or no zip after ``DOWNLOAD_TIMEOUT`` seconds.
+    """
     if layout.dist_zip.exists():
         return
     command = maven_command(layout)
@@ -81,15 +94,28 @@ async def download(layout: NodeLayout, say: Say = say_to_stderr) -> None:
             mb = _dir_bytes(repo_dir) / 1e6
             say(f"  ... {trio.current_time() - started:.0f} s, {mb:.0f} MB so far")
 
-    with tempfile.TemporaryDirectory() as empty_dir:
+    with (
+        tempfile.TemporaryDirectory() as empty_dir,
+        trio.move_on_after(DOWNLOAD_TIMEOUT) as deadline,
+    ):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(report_progress)
             try:
                 result = await trio.run_process(
-                    command, cwd=empty_dir, capture_stdout=True, capture_stderr=True, check=False
+                    command,
+                    cwd=empty_dir,
+                    stdin=subprocess.DEVNULL,
+                    capture_stdout=True,
+                    capture_stderr=True,
+                    check=False,
                 )
             finally:
                 nursery.cancel_scope.cancel()
+    if deadline.cancelled_caught:
+        raise LocalElasticsearchError(
+            f"download of {layout.title} did not finish in {DOWNLOAD_TIMEOUT:.0f} s: "
+            "try again, or point TRIO_BOOKS_ES_URLS at an Elasticsearch you already run"
+        )
     if result.returncode != 0 or not layout.dist_zip.exists():
         output = (result.stdout + result.stderr).decode(errors="replace")
         errors = [line for line in output.splitlines() if "[ERROR]" in line and line.strip()]

@@ -35,6 +35,7 @@ import functools
 import os
 import shutil
 import signal
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -371,6 +372,9 @@ async def start(
                 server_command(layout, extra_settings),
                 env=server_environment(layout, java_home),
                 cwd=str(layout.node_dir),
+                # Nothing to read: a launcher (or the daemon it leaves) never
+                # waits on whatever stdin the caller happens to hold open.
+                stdin=subprocess.DEVNULL,
                 stdout=output_file,
                 stderr=output_file,
                 check=False,
