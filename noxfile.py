@@ -163,11 +163,9 @@ def compat_table(rows: list[tuple[str, str, str, Counter[str]]]) -> str:
 def junit_outcomes(report: Path) -> dict[str, Counter[str]]:
     """Outcomes per test file in a pytest JUnit XML report (``"*"``: every test's)."""
     outcomes: dict[str, Counter[str]] = {"*": Counter()}
-    for case in ET.parse(report).getroot().iter("testcase"):
-        module = case.get("classname", "").split(".")
+    for test, outcome in junit_verdicts(report).items():
+        module = test.partition("::")[0].split(".")
         name = next((part for part in module if part.startswith("test_")), "?") + ".py"
-        kinds = {child.tag for child in case} & {"failure", "error", "skipped"}
-        outcome = {"failure": "failed"}.get(min(kinds), min(kinds)) if kinds else "passed"
         outcomes.setdefault(name, Counter())[outcome] += 1
         outcomes["*"][outcome] += 1
     return outcomes
