@@ -9,7 +9,6 @@ and lets them go: they reach a genuinely frozen server.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 import httpx
 import trio
 from conftest import TEST_ENGINE, TEST_ENGINE_VERSION, PausableNode
-from hypercorn.trio import serve
 
 from trio_books.api.routes import SERVICE_KEY
 from trio_books.core.mapping import index_body
@@ -27,6 +25,7 @@ from trio_books.es.opening import open_http_client
 from trio_books.serving import hypercorn_config
 from trio_books.settings import Settings
 from trio_books.trio.app import create_app
+from trio_books.trio.serve import serve_app
 
 SEARCH = "/api/v1/search/"
 FACETS = {"facet-tags", "facet-years", "facet-languages"}
@@ -133,10 +132,10 @@ async def test_timeout_parameter_shortens_but_never_lengthens(
 async def test_client_disconnect_cancels_every_elasticsearch_call(
     nursery: trio.Nursery, pausable_node: PausableNode, paused_catalogue: str
 ) -> None:
-    app = create_app(node_settings(pausable_node, paused_catalogue, search_deadline=30.0))
-    settings = node_settings(pausable_node, paused_catalogue)
+    settings = node_settings(pausable_node, paused_catalogue, search_deadline=30.0)
+    app = create_app(settings)
     config = hypercorn_config(settings, host="127.0.0.1", port=0)
-    binds = await nursery.start(functools.partial(serve, app, config))
+    binds = await nursery.start(serve_app, app, settings, config)
     async with httpx.AsyncClient(base_url=binds[0]) as http:
         assert (await http.get("/")).status_code == 200  # serving, so the service exists
         es: Elasticsearch = app.extensions[SERVICE_KEY].es

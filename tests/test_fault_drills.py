@@ -1,6 +1,6 @@
 """Fault drills on a real three-node cluster: a node killed, a node paused, a long soak.
 
-Each drill serves the Trio app with Hypercorn on loopback, loads it with
+Each drill serves the Trio app on loopback as ``serve`` does (its default shell), loads it with
 concurrent searches, makes a fault for real (SIGKILL, SIGSTOP/SIGCONT, clients
 that hang up early) and prints its figures. The cluster (HTTP ports 9280-9282)
 is started once for the module, which takes about a minute, and stopped
@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 import trio
-from hypercorn.trio import serve
 
 from trio_books.api.routes import SERVICE_KEY
 from trio_books.api.service import SearchService
@@ -31,6 +30,7 @@ from trio_books.es import local
 from trio_books.serving import hypercorn_config
 from trio_books.settings import Settings
 from trio_books.trio.app import TRANSPORT_KEY, create_app
+from trio_books.trio.serve import serve_app
 from trio_books.trio.transport import TrioTransport
 
 pytestmark = pytest.mark.drill
@@ -178,7 +178,9 @@ async def serving(nursery: trio.Nursery, settings: Settings) -> Served:
     app = create_app(settings)
     config = hypercorn_config(settings, host="127.0.0.1", port=0)
     stop = trio.Event()
-    binds = await nursery.start(functools.partial(serve, app, config, shutdown_trigger=stop.wait))
+    binds = await nursery.start(
+        functools.partial(serve_app, app, settings, config, shutdown_trigger=stop.wait)
+    )
     async with httpx.AsyncClient(base_url=binds[0]) as http:
         assert (await http.get("/")).status_code == 200
     return Served(binds[0], app.extensions[TRANSPORT_KEY], app.extensions[SERVICE_KEY], stop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Awaitable, Callable
 
 import httpx
 import trio
@@ -47,13 +48,29 @@ async def serve_trio(
     if settings.gc_tuning:
         tune_gc_for_serving()
     trigger = wait_for_stop_signal if stop_on_signals else None
+    await serve_app(app, settings, config, shutdown_trigger=trigger, task_status=task_status)
+
+
+async def serve_app(
+    app: QuartTrio,
+    settings: Settings,
+    config: Config,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve *app* on the connection shell ``settings.server_shell`` names; report the binds.
+
+    *app* must come from :func:`~trio_books.trio.app.create_app` with the same
+    *settings*: the app is built for its shell (see :mod:`trio_books.trio.asgi`).
+    """
     if settings.server_shell == "hypercorn":
-        await serve(app, config, shutdown_trigger=trigger, task_status=task_status)
+        await serve(app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)
         return
     await serve_lean(
         ASGIWrapper(app),
         config,
-        shutdown_trigger=trigger,
+        shutdown_trigger=shutdown_trigger,
         task_status=task_status,
     )
 
