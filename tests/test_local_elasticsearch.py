@@ -6,7 +6,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -16,7 +15,6 @@ import trio
 
 from trio_books.errors import LocalElasticsearchError
 from trio_books.es import distribution, java, local
-from trio_books.es.server_user import server_owner
 
 
 def run_cli(
@@ -229,74 +227,3 @@ def test_cli_status_reports_version_and_health(es_url: str) -> None:
     assert done.returncode == 0, done.stderr
     assert "version: 8.19." in done.stdout
     assert any(f"health: {state}" in done.stdout for state in ("green", "yellow"))
-
-
-# ---------------------------------------------------------------- whose pid the pid file names
-
-
-def stand_in_server(layout: local.NodeLayout, *, as_node: bool) -> subprocess.Popen[bytes]:
-    """A process named by the node's pid file: the node's own (its HOME) or a stranger."""
-    layout.node_dir.mkdir(parents=True, exist_ok=True)
-    home = str(layout.node_dir) if as_node else str(layout.node_dir.parent)
-    owner = server_owner()  # as root, the server's own user
-    process = subprocess.Popen(
-        ["sleep", "60"],
-        env={**os.environ, "HOME": home},
-        user=owner.uid if owner else None,
-        group=owner.gid if owner else None,
-    )
-    layout.pid_file.write_text(f"{process.pid}\n")
-    return process
-
-
-async def test_a_pid_file_naming_another_process_is_not_the_node(tmp_path: Path) -> None:
-    layout = local.NodeLayout(tmp_path, port=9399)
-    stranger = stand_in_server(layout, as_node=False)
-    try:
-        assert local.read_pid(layout) is None
-        assert await local.stop(layout, say=lambda _: None) is False
-        assert stranger.poll() is None  # not signalled
-        assert not layout.pid_file.exists()
-    finally:
-        stranger.kill()
-        stranger.wait()
-
-
-async def test_the_nodes_own_process_is_stopped(tmp_path: Path) -> None:
-    layout = local.NodeLayout(tmp_path, port=9399)
-    node = stand_in_server(layout, as_node=True)
-    try:
-        assert local.read_pid(layout) == node.pid
-        assert await local.stop(layout, say=lambda _: None) is True
-        assert node.poll() == -15  # SIGTERM
-    finally:
-        node.kill()
-        node.wait()
-
-
-def test_a_killed_server_not_yet_reaped_is_not_running(tmp_path: Path) -> None:
-    layout = local.NodeLayout(tmp_path, port=9399)
-    node = stand_in_server(layout, as_node=True)
-    node.kill()
-    # Not reaped: the process stays a zombie until wait(), and signals still reach it.
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{node.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    os.kill(node.pid, 0)
-    assert local.read_pid(layout) is None
-    node.wait()
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
-def test_a_process_of_another_user_is_not_the_node_even_with_its_home(tmp_path: Path) -> None:
-    layout = local.NodeLayout(tmp_path, port=9399)
-    layout.node_dir.mkdir(parents=True)
-    # Ours (root), with the node's HOME: not the server, whose user the pid file's writer is.
-    impostor = subprocess.Popen(["sleep", "60"], env={**os.environ, "HOME": str(layout.node_dir)})
-    layout.pid_file.write_text(f"{impostor.pid}\n")
-    try:
-        assert local.read_pid(layout) is None
-    finally:
-        impostor.kill()
-        impostor.wait()

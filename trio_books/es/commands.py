@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 import httpx
@@ -183,6 +184,11 @@ async def _status(layout: local.NodeLayout) -> int:
 
 
 async def _wipe(layout: local.NodeLayout) -> int:
-    local.wipe(layout)
-    print(f"wiped {layout.node_dir}")
-    return 0
+    left = local.wipe(layout)
+    if not left:
+        print(f"wiped {layout.node_dir}")
+        return 0
+    print(f"could not delete all of {layout.node_dir}: {len(left)} left", file=sys.stderr)
+    for entry in left[:10]:
+        print(f"  {entry}", file=sys.stderr)
+    return 1

@@ -7,6 +7,7 @@ coordinates: :mod:`trio_books.es.engines`); ``mvn`` with a pinned
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import stat
 import subprocess
@@ -29,6 +30,32 @@ DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 # (about 100 MB, usually well under a minute) gives up after DOWNLOAD_TIMEOUT.
 READ_TIMEOUT_MS = 60_000
 DOWNLOAD_TIMEOUT = 900.0
+
+# The SHA-512 of each zip the project runs by default or in its compatibility
+# run (nox -s compat), recorded from their downloads. The repository serves a
+# SHA-1 beside most zips (Maven checks it) but none beside some, such as
+# Elasticsearch 9.5.0's: a version pinned here is held to its digest before it
+# is unpacked; any other must come with the repository's checksum
+# (``--strict-checksums``), or Maven refuses it.
+PINNED_SHA512: dict[tuple[str, str], str] = {
+    ("elasticsearch", "8.19.21"): (
+        "cf6b0a93860d329937ae7f913ec5073b0c726c77639764b93fc83a304aa1dd9d"
+        "4defcfa2849948eea3b0b47c2065f994908603939fc2a4774c9c4d868c5ec1dd"
+    ),
+    ("elasticsearch", "9.5.0"): (
+        "c06bd4ef7691da91052cada7bb255b2d7c48a1422820a8db0e3e3a1ed0dde4e8"
+        "d380cdbadeb7029cc56167b9ad3a6d89f6b8edbc48d4b8685d1ab24a7ab17dd5"
+    ),
+    ("opensearch", "2.19.6"): (
+        "8adbfaa13162b8d42b388ece6b39bfb7f1a349ab9c128d4eced78ba1dd43b5a1"
+        "0850b43b8aac19fa5ab11f4d5c355ddf6f6617514d6112b0936a1903005d1d36"
+    ),
+}
+
+
+def pinned_sha512(layout: NodeLayout) -> str | None:
+    return PINNED_SHA512.get((layout.engine.name, layout.version))
+
 
 Say = Callable[[str], None]
 
@@ -53,6 +80,7 @@ def maven_command(layout: NodeLayout) -> list[str]:
         # would hold the download (and a CI run) that long, three times over.
         f"-Dmaven.wagon.rto={READ_TIMEOUT_MS}",
         "-Dmaven.wagon.http.retryHandler.count=3",
+        *(() if pinned_sha512(layout) else ("--strict-checksums",)),
         f"{DEPENDENCY_PLUGIN}:copy",
         f"-Dartifact={layout.engine.group_id}:{layout.engine.name}:{layout.version}:zip",
         f"-DoutputDirectory={layout.dist_dir}",
@@ -124,16 +152,38 @@ async def download(layout: NodeLayout, say: Say = say_to_stderr) -> None:
     say(f"downloaded {layout.dist_zip.name} ({layout.dist_zip.stat().st_size / 1e6:.0f} MB)")
 
 
+def check_digest(layout: NodeLayout) -> None:
+    """Refuse (and delete) a zip whose SHA-512 is not the one pinned for its version."""
+    expected = pinned_sha512(layout)
+    if expected is None:
+        return
+    digest = hashlib.sha512()
+    with layout.dist_zip.open("rb") as zipped:
+        while chunk := zipped.read(1 << 20):
+            digest.update(chunk)
+    if digest.hexdigest() != expected:
+        layout.dist_zip.unlink()
+        raise LocalElasticsearchError(
+            f"{layout.dist_zip.name} is not the {layout.title} distribution this project pins "
+            "(its SHA-512 differs): it was deleted, and the next es start downloads it again"
+        )
+
+
 def unpack(layout: NodeLayout) -> None:
-    """Unpack the zip once, keeping file modes (``zipfile`` alone drops them)."""
+    """Check the zip's digest, then unpack it once, keeping file modes (``zipfile`` drops them).
+
+    Set-user-ID, set-group-ID and sticky bits are dropped: the files are root's
+    when we are root, and nothing in a distribution needs them.
+    """
     if layout.dist_home.exists():
         return
+    check_digest(layout)
     staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=layout.dist_dir))
     try:
         with zipfile.ZipFile(layout.dist_zip) as archive:
             for info in archive.infolist():
                 target = Path(archive.extract(info, staging))
-                mode = (info.external_attr >> 16) & 0o7777
+                mode = (info.external_attr >> 16) & 0o777
                 if mode:
                     target.chmod(mode | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         (staging / layout.dist_home.name).rename(layout.dist_home)

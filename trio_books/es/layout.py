@@ -8,13 +8,16 @@ data, logs, configuration copy and pid file.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from trio_books.errors import LocalElasticsearchError
 from trio_books.es.engines import ELASTICSEARCH, Engine
 
 DEFAULT_PORT = 9200
 TRANSPORT_PORT_OFFSET = 100
+VERSION = re.compile(r"[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}")
 
 
 def default_cache_dir() -> Path:
@@ -49,6 +52,12 @@ class NodeLayout:
     def __post_init__(self) -> None:
         if not self.version:
             object.__setattr__(self, "version", self.engine.default_version)
+        # The version names folders and a Maven coordinate: three numbers and nothing else.
+        if not VERSION.fullmatch(self.version):
+            raise LocalElasticsearchError(
+                f"--version must be three numbers such as {self.engine.default_version}, "
+                f"not {self.version[:40]!r}"
+            )
 
     @property
     def transport_port(self) -> int:

@@ -36,6 +36,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -60,8 +61,10 @@ from trio_books.es.probing import probe_node as probe_node
 from trio_books.es.probing import server_info as server_info
 from trio_books.es.server_user import (
     Owner,
+    check_cache_folder,
     check_reachable,
     hand_over,
+    open_for_traversal,
     server_owner,
     server_uid,
 )
@@ -127,7 +130,7 @@ def prepare_node(layout: NodeLayout, owner: Owner | None) -> None:
         options.write_text(node_jvm_options(options.read_text(), layout))
     if owner is not None:
         for folder in (layout.cache_dir, layout.dist_dir, layout.node_dir.parent):
-            folder.chmod(0o755)
+            open_for_traversal(folder)
         check_reachable(layout.dist_home)
         hand_over(layout.node_dir, owner)
 
@@ -341,6 +344,7 @@ async def start(
             f"port {layout.port} is taken by something that is not Elasticsearch"
         )
     # Everything that can refuse, before a download of 100 MB.
+    check_cache_folder(layout.cache_dir)
     check_node_folder(layout)
     java_home = java_for(layout)
     await download(layout, say)
@@ -432,6 +436,7 @@ async def start_cluster(
     """
     # Everything that can refuse, before the download and the concurrent starts.
     for layout in layouts:
+        check_cache_folder(layout.cache_dir)
         check_node_folder(layout)
     java_home = java_for(layouts[0])
     await download(layouts[0], say)
@@ -520,13 +525,28 @@ def _alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
-def wipe(layout: NodeLayout) -> None:
-    """Delete the node's data and logs; refuses while it runs."""
+def wipe(layout: NodeLayout) -> list[str]:
+    """Delete the node's data and logs; refuses while it runs.
+
+    Returns what could not be deleted (path and reason), empty when all went.
+    """
     if read_pid(layout) is not None:
         raise LocalElasticsearchError(
             f"the node on port {layout.port} is running: stop it first (es stop)"
         )
-    shutil.rmtree(layout.node_dir, ignore_errors=True)
+    left: list[str] = []
+
+    def note(_function: object, path: str, error: BaseException) -> None:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        left.append(f"{path}: {reason}")
+
+    if not (layout.node_dir.exists() or layout.node_dir.is_symlink()):
+        return left
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(layout.node_dir, onexc=note)
+    else:
+        shutil.rmtree(layout.node_dir, onerror=lambda f, path, info: note(f, path, info[1]))
+    return left
 
 
 async def serve_local_elasticsearch(

@@ -68,6 +68,30 @@ def server_uid() -> int | None:
         return None
 
 
+def check_cache_folder(cache_dir: Path) -> None:
+    """As root, refuse a cache folder other users can write.
+
+    Root unpacks, configures and hands over node folders there: another user
+    who can rename or replace its entries (``/tmp``, sticky or not) could
+    point root's writes elsewhere.
+    """
+    if os.geteuid() != 0 or not cache_dir.exists():
+        return
+    if cache_dir.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise LocalElasticsearchError(
+            f"{cache_dir} is writable by other users: as root, the local engine needs a cache "
+            "folder only root can write (set TRIO_BOOKS_CACHE_DIR to one)"
+        )
+
+
+def open_for_traversal(folder: Path) -> None:
+    """Let the server's user walk through *folder*: add execute for group and others, remove nothing."""
+    mode = stat.S_IMODE(folder.stat().st_mode)
+    wanted = mode | stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH
+    if wanted != mode:
+        folder.chmod(wanted)
+
+
 def check_reachable(path: Path) -> None:
     """The server's user must be able to walk down to *path*."""
     for parent in [*reversed(path.parents), path]:
@@ -79,9 +103,16 @@ def check_reachable(path: Path) -> None:
 
 
 def hand_over(root: Path, owner: Owner) -> None:
-    for folder, dirs, files in os.walk(root):
-        os.chown(folder, owner.uid, owner.gid)
+    """Give the node's folder to the server's user, never following a symbolic link.
+
+    That user controls the tree (it could swap a folder for a link between two
+    runs, or during this walk): the walk holds each folder open by descriptor
+    (``os.fwalk``, which does not follow links, not even at *root*) and changes
+    each entry relative to it, so no path is ever resolved again.
+    """
+    for folder, dirs, files, folder_fd in os.fwalk(root, follow_symlinks=False):
+        os.chown(folder_fd, owner.uid, owner.gid)
         for name in dirs + files:
             if folder == str(root) and name == security.SECURE_FILE:
                 continue  # the passwords stay the invoking user's alone
-            os.chown(os.path.join(folder, name), owner.uid, owner.gid, follow_symlinks=False)
+            os.chown(name, owner.uid, owner.gid, dir_fd=folder_fd, follow_symlinks=False)
