@@ -127,5 +127,5 @@ async def test_unexpected_elasticsearch_error_is_502(
     assert failed.status_code == 502
     failure = failed.json()
     assert failure["error"] == "elasticsearch_error"
-    assert "400" in failure["message"]
+    assert failure["message"] == "Elasticsearch could not carry out the search"
     assert fine.status_code == 200

@@ -16,6 +16,7 @@ Hierarchy::
     │   ├── IndexMissing                503  the index (or alias) does not exist yet
     │   └── AnswerTooLarge              502  an answer past ``es_max_response_bytes``
     ├── ElasticsearchUnavailable        503  Elasticsearch could not be reached
+    │   ├── TlsExpected                 503  an http:// URL for a node that speaks TLS
     │   ├── ConnectionsExhausted        503  every connection to every node is busy: shed
     │   ├── CredentialsRefused          503  Elasticsearch answered 401 or 403
     │   └── CertificateRefused          503  the node's TLS certificate was not accepted
@@ -29,7 +30,7 @@ Hierarchy::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,18 @@ class FieldProblem:
 
 
 class TrioBooksError(Exception):
-    """Base class; ``status`` is the HTTP status and ``code`` a stable machine-readable name."""
+    """Base class; ``status`` is the HTTP status and ``code`` a stable machine-readable name.
+
+    ``message`` is for people who run the service (the CLI prints it, the log
+    line carries it). An HTTP client gets :attr:`public_message`: the errors
+    that come from upstream set ``PUBLIC_MESSAGE``, one fixed sentence per
+    kind, because their messages may name nodes, indices or Elasticsearch's own
+    words, which are the operator's business, not the client's.
+    """
 
     status: int = 500
     code: str = "internal_error"
+    PUBLIC_MESSAGE: ClassVar[str | None] = None
 
     def __init__(self, message: str, *, detail: str | None = None) -> None:
         super().__init__(message)
@@ -53,6 +62,18 @@ class TrioBooksError(Exception):
         # What only the log line gets (node, credential kind, upstream text);
         # ``message`` is what the client sees.
         self.detail = detail
+
+    @property
+    def public_message(self) -> str:
+        """What an HTTP client is told."""
+        return self.PUBLIC_MESSAGE or self.message
+
+    @property
+    def log_message(self) -> str:
+        """What the log line with the request id says: everything known."""
+        if self.detail and self.detail != self.message:
+            return f"{self.message} ({self.detail})"
+        return self.message
 
     def headers(self) -> dict[str, str]:
         """Extra response headers this error asks for."""
@@ -125,11 +146,13 @@ class Overloaded(TrioBooksError):
 class ElasticsearchError(TrioBooksError):
     status = 502
     code = "elasticsearch_error"
+    PUBLIC_MESSAGE = "Elasticsearch could not carry out the search"
 
 
 class IndexMissing(ElasticsearchError):
     status = 503
     code = "index_missing"
+    PUBLIC_MESSAGE = "the book catalogue is not loaded yet"
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "5"}
@@ -148,6 +171,7 @@ class AnswerTooLarge(ElasticsearchError):
 class ElasticsearchUnavailable(TrioBooksError):
     status = 503
     code = "elasticsearch_unavailable"
+    PUBLIC_MESSAGE = "Elasticsearch is unreachable"
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "5"}
@@ -157,9 +181,16 @@ class ConnectionsExhausted(ElasticsearchUnavailable):
     """Every connection slot and wait-queue place of every node is taken: answer at once."""
 
     code = "overloaded"
+    PUBLIC_MESSAGE = "every connection to Elasticsearch is busy: try again shortly"
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "1"}
+
+
+class TlsExpected(ElasticsearchUnavailable):
+    """A plain ``http://`` URL names a node that speaks only TLS: a setting to fix, said as such."""
+
+    PUBLIC_MESSAGE = "Elasticsearch is unreachable: it speaks TLS, so its URL must use https://"
 
 
 class CredentialsRefused(ElasticsearchUnavailable):
@@ -195,11 +226,13 @@ class DeadlineExceeded(TrioBooksError):
 
 class ElasticsearchTimeout(DeadlineExceeded):
     code = "elasticsearch_timeout"
+    PUBLIC_MESSAGE = "Elasticsearch did not answer in time"
 
 
 class ResponseShapeError(TrioBooksError):
     status = 502
     code = "bad_elasticsearch_response"
+    PUBLIC_MESSAGE = "Elasticsearch's answer could not be read"
 
 
 class UsageError(TrioBooksError):
@@ -245,7 +278,7 @@ def most_severe(group: BaseExceptionGroup[BaseException]) -> TrioBooksError | No
 
 def error_body(error: TrioBooksError) -> dict[str, Any]:
     """The JSON body every error response carries."""
-    body: dict[str, Any] = {"error": error.code, "message": error.message}
+    body: dict[str, Any] = {"error": error.code, "message": error.public_message}
     if isinstance(error, InvalidParameter):
         body["details"] = [
             {"field": p.field, "rule": p.rule, "message": p.message} for p in error.problems

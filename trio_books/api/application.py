@@ -107,8 +107,12 @@ def configure_app(app: Quart, settings: Settings) -> None:
 
 
 def json_error(error: TrioBooksError, extra: dict[str, Any] | None = None) -> Response:
+    """The error's JSON answer, with the request id its log line carries."""
+    body = error_body(error)
+    if (rid := current_request_id.get()) is not None:
+        body["request_id"] = rid
     response = Response(
-        orjson.dumps({**error_body(error), **(extra or {})}),
+        orjson.dumps({**body, **(extra or {})}),
         status=error.status,
         content_type="application/json",
     )
@@ -134,7 +138,7 @@ def _register_error_handlers(app: Quart) -> None:
     @app.errorhandler(TrioBooksError)
     async def ours(error: TrioBooksError) -> Response:
         if error.status >= 500:
-            log.warning("answered %s: %s", error.status, error.detail or error.message)
+            log.warning("answered %s: %s", error.status, error.log_message)
         # A failed search's timeline is the most telling one: return it when asked.
         timeline = g.get("timeline")
         settings: Settings = current_app.config["TRIO_BOOKS_SETTINGS"]

@@ -15,12 +15,16 @@ asyncio ``TaskGroup``); both follow the contract of :class:`FanOut`:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from trio_books.api.admission import CountingGate, GateFactory
 from trio_books.core.timeline import Timeline
+from trio_books.errors import TrioBooksError
+
+log = logging.getLogger("trio_books.api")
 
 Answer = dict[str, Any]
 Call = Callable[[float], Awaitable[Answer]]
@@ -38,7 +42,13 @@ class Branch:
 @dataclass
 class FanOutResult:
     answers: dict[str, Answer] = field(default_factory=dict)
+    # Why each optional branch is missing, as the client is told (``errors[].reason``).
     failures: dict[str, str] = field(default_factory=dict)
+
+    def fail(self, branch: str, error: TrioBooksError) -> None:
+        """Record an optional branch's failure: the public reason here, the whole story in the log."""
+        self.failures[branch] = error.public_message
+        log.warning("branch %s failed: %s", branch, error.log_message)
 
 
 class FanOut(Protocol):

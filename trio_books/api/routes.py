@@ -61,8 +61,8 @@ def register_routes(app: Quart, settings: Settings) -> None:
             status = await service().ready()
         except TrioBooksError as error:
             # The client gets the public message; the log line (with the request id) the detail.
-            log.warning("not ready: %s", error.detail or error.message)
-            return error_body(error), 503
+            log.warning("not ready: %s", error.log_message)
+            return {**error_body(error), "request_id": g.request_id}, 503
         engine = await service().identify_engine()
         return Health(
             status=status,

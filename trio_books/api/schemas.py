@@ -39,3 +39,8 @@ class ErrorResponse(BaseModel):
     error: str = Field(description="Machine-readable error code.", examples=["invalid_parameter"])
     message: str = Field(examples=["size: Input should be less than or equal to 100"])
     details: list[Problem] | None = Field(default=None, description="For 422: each broken rule.")
+    request_id: str | None = Field(
+        default=None,
+        description="The request's id (as in `X-Request-Id`): the service's log line "
+        "for this request carries it, with what the message leaves out.",
+    )

@@ -52,7 +52,7 @@ async def fan_out(
                             raise DeadlineExceeded(missed_deadline(deadline)) from error
                         if branch.required:
                             raise
-                        result.failures[branch.name] = error.message
+                        result.fail(branch.name, error)
                         return
             except TimeoutError:
                 span.outcome = "timed out"

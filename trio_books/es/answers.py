@@ -22,6 +22,7 @@ from trio_books.errors import (
     ElasticsearchTimeout,
     ElasticsearchUnavailable,
     IndexMissing,
+    TlsExpected,
     TrioBooksError,
 )
 from trio_books.es.connection import Node
@@ -46,9 +47,7 @@ def translated(node: Node, error: httpx.TransportError) -> TrioBooksError:
     if isinstance(error, CertificateProblem):
         return CertificateRefused(detail=f"{node.url}: {error}")
     if isinstance(error, SpeaksTLS):
-        return ElasticsearchUnavailable(
-            f"Elasticsearch is unreachable: {error}", detail=f"{node.url}: {error}"
-        )
+        return TlsExpected(f"Elasticsearch is unreachable: {error}", detail=f"{node.url}: {error}")
     if isinstance(error, TransportAnswerTooLarge):
         return AnswerTooLarge(detail=f"{node.url}: {error}")
     if isinstance(error, httpx.TimeoutException):

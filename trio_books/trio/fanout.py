@@ -53,7 +53,7 @@ async def fan_out(
                         raise DeadlineExceeded(missed_deadline(deadline)) from error
                     if branch.required:
                         raise
-                    result.failures[branch.name] = error.message
+                    result.fail(branch.name, error)
                     return
             if own_deadline.cancelled_caught:
                 span.outcome = "timed out"

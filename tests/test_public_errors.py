@@ -1,0 +1,158 @@
+"""What an anonymous client is told when Elasticsearch fails: one fixed sentence per kind.
+
+Elasticsearch's own words name indices, nodes, fields and parsers; a node's
+address names the network behind the service. Those go to the log line that
+carries the request id, and the answer carries that id, so an operator can
+find the whole story. Each test makes a real failure on a real Elasticsearch
+(or a real closed port) and reads both the answer and the log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import trio
+from servers import api_client
+
+from trio_books.core.mapping import index_body
+from trio_books.es.client import Elasticsearch
+from trio_books.logs import JsonFormatter
+from trio_books.settings import Settings
+
+SEARCH = "/api/v1/search/"
+# What no public answer may carry, whatever failed.
+ADDRESSES = ("127.0.0.1", "http://", "https://", "localhost")
+
+
+class Lines(logging.Handler):
+    """The service's log lines as its JSON format writes them (request id included)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(orjson.loads(self.format(record)))
+
+    def of(self, request_id: str) -> list[str]:
+        return [line["message"] for line in self.lines if line.get("request_id") == request_id]
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Lines]:
+    lines = Lines()
+    logger = logging.getLogger("trio_books")
+    logger.addHandler(lines)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(lines)
+
+
+def assert_public(answer: httpx.Response, *internals: str) -> None:
+    for secret in (*ADDRESSES, *internals):
+        assert secret.lower() not in answer.text.lower(), f"{secret!r} in {answer.text}"
+
+
+async def test_a_502_tells_the_client_a_fixed_sentence_and_the_log_the_rest(
+    build: str, es: Elasticsearch, es_url: str, index_name: str, log_lines: Lines
+) -> None:
+    # A real Elasticsearch error: sorting on a text field is refused (400).
+    body = index_body()
+    body["mappings"] = {
+        **body["mappings"],
+        "properties": {**body["mappings"]["properties"], "title_sort": {"type": "text"}},
+    }
+    await es.create_index(index_name, body)
+    settings = Settings(es_urls=[es_url], index=index_name, search_deadline=30.0)
+    async with api_client(build, settings) as client:
+        failed = await client.get(
+            SEARCH, params={"sort": "title"}, headers={"X-Request-Id": "public-502"}
+        )
+    assert failed.status_code == 502
+    assert failed.json() == {
+        "error": "elasticsearch_error",
+        "message": "Elasticsearch could not carry out the search",
+        "request_id": "public-502",
+    }
+    assert_public(failed, index_name, "title_sort", "illegal_argument", "fielddata", "400")
+    told = " ".join(log_lines.of("public-502"))
+    assert "title_sort" in told, log_lines.lines
+    assert "400" in told
+
+
+async def test_a_missing_index_is_not_named_to_the_client(
+    build: str, es_url: str, index_name: str, log_lines: Lines
+) -> None:
+    settings = Settings(es_urls=[es_url], index=index_name, search_deadline=30.0)
+    async with api_client(build, settings) as client:
+        missing = await client.get(SEARCH, headers={"X-Request-Id": "public-503-index"})
+    assert missing.status_code == 503
+    assert missing.json() == {
+        "error": "index_missing",
+        "message": "the book catalogue is not loaded yet",
+        "request_id": "public-503-index",
+    }
+    assert_public(missing, index_name)
+    assert any(index_name in line for line in log_lines.of("public-503-index")), log_lines.lines
+
+
+@pytest.fixture
+async def closed_port() -> int:
+    with trio.socket.socket() as sock:
+        await sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("path", [SEARCH, "/api/v1/books/1", "/readyz"])
+async def test_an_unreachable_node_is_not_named_to_the_client(
+    build: str, closed_port: int, path: str, log_lines: Lines
+) -> None:
+    settings = Settings(es_urls=[f"http://127.0.0.1:{closed_port}"], index="books")
+    async with api_client(build, settings) as client:
+        down = await client.get(path, headers={"X-Request-Id": "public-503-down"})
+    assert down.status_code == 503
+    assert down.json() == {
+        "error": "elasticsearch_unavailable",
+        "message": "Elasticsearch is unreachable",
+        "request_id": "public-503-down",
+    }
+    assert_public(down, str(closed_port))
+    told = " ".join(log_lines.of("public-503-down"))
+    assert f"127.0.0.1:{closed_port}" in told, log_lines.lines
+
+
+@pytest.fixture
+async def language_as_text(es: Elasticsearch, index_name: str) -> str:
+    """An index whose language code is text: the language facet's terms aggregation fails, alone."""
+    body = index_body()
+    body["mappings"] = {
+        **body["mappings"],
+        "properties": {**body["mappings"]["properties"], "language_code": {"type": "text"}},
+    }
+    await es.create_index(index_name, body)
+    return index_name
+
+
+async def test_a_partial_answer_gives_the_failed_branch_a_fixed_reason(
+    build: str, es_url: str, language_as_text: str, log_lines: Lines
+) -> None:
+    settings = Settings(es_urls=[es_url], index=language_as_text, search_deadline=30.0)
+    async with api_client(build, settings) as client:
+        partial = await client.get(SEARCH, headers={"X-Request-Id": "public-partial"})
+    assert partial.status_code == 200, partial.text
+    errors = partial.json()["errors"]
+    assert errors == [
+        {"branch": "facet-languages", "reason": "Elasticsearch could not carry out the search"}
+    ]
+    assert_public(partial, language_as_text, "language_code", "fielddata", "400")
+    told = " ".join(log_lines.of("public-partial"))
+    assert "facet-languages" in told, log_lines.lines
+    assert "language_code" in told
