@@ -175,6 +175,15 @@ async def test_good_query_gets_no_suggestions(client: httpx.AsyncClient) -> None
     assert "es-suggest" not in {task["name"] for task in plenty["trace"]["tasks"]}
 
 
+async def test_a_long_search_asks_the_suggester_nothing(client: httpx.AsyncClient) -> None:
+    # 450 characters of words nothing in the catalogue matches: few hits, but no typo to fix.
+    noise = " ".join(["hobit", *["zqxv"] * 89])
+    body = (await client.get(SEARCH, params={"q": noise, "trace": "1"})).json()
+    assert body["count"] == 0
+    assert body["suggestions"] == []
+    assert "es-suggest" not in {task["name"] for task in body["trace"]["tasks"]}
+
+
 async def test_trace_is_well_formed_and_nests_inside_the_request(
     client: httpx.AsyncClient, es_url: str
 ) -> None:

@@ -23,7 +23,7 @@ from trio_books.core.query import (
     with_time_limit,
 )
 from trio_books.core.results import SearchResponse, parse_search
-from trio_books.core.suggest import parse_suggestions, suggest_body
+from trio_books.core.suggest import parse_suggestions, suggest_body, suggestion_head, with_tail
 from trio_books.core.timeline import Timeline, trace_of
 from trio_books.errors import (
     ElasticsearchUnavailable,
@@ -133,9 +133,11 @@ class SearchService:
 
         def after_hits(answer: Answer) -> list[Branch]:
             total = answer.get("hits", {}).get("total", {}).get("value", 0)
-            if query.q and isinstance(total, int) and total < self.settings.suggest_below:
-                return [Branch(SUGGEST_BRANCH, self._search_call(suggest_body(query.q)))]
+            if head and isinstance(total, int) and total < self.settings.suggest_below:
+                return [Branch(SUGGEST_BRANCH, self._search_call(suggest_body(head)))]
             return []
+
+        head = suggestion_head(query.q) if query.q else None
 
         branches = [
             Branch(
@@ -152,8 +154,8 @@ class SearchService:
             timeline=timeline,
         )
         suggestions = (
-            parse_suggestions(result.answers[SUGGEST_BRANCH], query.q)
-            if query.q and SUGGEST_BRANCH in result.answers
+            with_tail(parse_suggestions(result.answers[SUGGEST_BRANCH], head), head, query.q)
+            if query.q and head and SUGGEST_BRANCH in result.answers
             else []
         )
         response = parse_search(result.answers, result.failures, suggestions)

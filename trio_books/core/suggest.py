@@ -7,12 +7,38 @@ own and the corrected words are put back in place of the misspelt ones.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from trio_books.errors import ResponseShapeError
 
 SUGGEST_FIELDS = {"title": "title", "author": "authors.name"}
+# The term suggester works word by word on two fields: the costliest thing an
+# anonymous client can order. A typo'd search is short; only its first words
+# are corrected, and a long text (a pasted paragraph, noise) gets none.
+SUGGEST_WORDS = 5
+SUGGEST_MAX_CHARS = 100
+
+
+def suggestion_head(text: str) -> str | None:
+    """The start of *text* worth correcting: up to its first ``SUGGEST_WORDS`` words.
+
+    None when *text* is longer than ``SUGGEST_MAX_CHARS`` characters. The head
+    is a prefix of *text*, so a correction of it is put back with the rest
+    (:func:`with_tail`).
+    """
+    if len(text) > SUGGEST_MAX_CHARS:
+        return None
+    words = re.finditer(r"\S+", text)
+    ends = [match.end() for _, match in zip(range(SUGGEST_WORDS), words, strict=False)]
+    return text[: ends[-1]] if ends else None
+
+
+def with_tail(corrections: list[str], head: str, text: str) -> list[str]:
+    """Each correction of *head* followed by the rest of *text*."""
+    tail = text[len(head) :]
+    return [correction + tail for correction in corrections]
 
 
 def suggest_body(text: str) -> dict[str, Any]:
