@@ -42,6 +42,12 @@ async def problem(client: Client, url: str, status: int) -> dict[str, Any]:
         ("year=MMVIII", "year", "int_parsing"),
         ("year_from=2000&year_to=1990", "year_to", "year_range"),
         ("tags=", "tags", "empty_tag"),
+        ("tags=" + "a" * 65, "tags", "tag_too_long"),
+        ("tags=young%20adult", "tags", "tag_slug"),
+        ("tags=young--adult", "tags", "tag_slug"),
+        ("tags=-adult", "tags", "tag_slug"),
+        ("tags=%3Cscript%3E", "tags", "tag_slug"),
+        ("tags=classics&tags=a_b", "tags", "tag_slug"),
         ("q=" + "a" * 501, "q", "string_too_long"),
         ("colour=blue", "colour", "extra_forbidden"),
     ],
@@ -54,6 +60,14 @@ async def test_invalid_parameters_are_422_naming_field_and_rule(
     assert {"field": field, "rule": rule} in [
         {"field": d["field"], "rule": d["rule"]} for d in body["details"]
     ]
+
+
+@pytest.mark.parametrize(
+    "tag", ["a" * 64, "young-adult", "%E6%97%A5%E6%9C%AC%E6%96%87%E5%AD%A6", "1984"]
+)
+async def test_tags_that_are_slugs_are_searched(client: Client, tag: str) -> None:
+    response = await client.get(f"{SEARCH}?tags={tag}")
+    assert response.status_code == 200, response.text
 
 
 async def test_several_broken_rules_are_all_reported(client: Client) -> None:

@@ -19,7 +19,9 @@ from trio_books.core.query import (
     HITS_BRANCH,
     MAX_QUERY_LENGTH,
     MAX_RESULT_WINDOW,
+    MAX_TAG_LENGTH,
     MAX_TAGS,
+    TAG_SLUG,
     SearchQuery,
     facet_branch,
     search_requests,
@@ -34,7 +36,7 @@ MARKER = "\x00user text\x00"
 PARSERS = {"query_string", "simple_query_string", "script", "regexp", "wildcard", "prefix"}
 
 texts = st.text(max_size=MAX_QUERY_LENGTH).filter(lambda t: t.strip())
-slugs = st.text(min_size=1, max_size=40).filter(lambda t: t.strip())
+slugs = st.from_regex(TAG_SLUG, fullmatch=True).filter(lambda t: len(t) <= MAX_TAG_LENGTH)
 
 
 @st.composite

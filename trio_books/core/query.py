@@ -11,6 +11,7 @@ a Lucene query-syntax parser such as ``query_string``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,6 +25,10 @@ MAX_RESULT_WINDOW = 10_000
 
 MAX_QUERY_LENGTH = 500
 MAX_TAGS = 20
+# What the loader makes of a tag's name (core.records.slugify): words of letters
+# and digits of any script, joined by single hyphens.
+MAX_TAG_LENGTH = 64
+TAG_SLUG = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 MAX_SIZE = 100
 # Years are stored as Elasticsearch integers; past this they are no year of a book.
 MAX_YEAR = 100_000
@@ -100,10 +105,23 @@ class SearchQuery(BaseModel):
 
     @field_validator("tags")
     @classmethod
-    def _no_empty_tags(cls, tags: list[str]) -> list[str]:
+    def _tags_are_slugs(cls, tags: list[str]) -> list[str]:
         cleaned = [tag.strip() for tag in tags]
         if any(not tag for tag in cleaned):
             raise PydanticCustomError("empty_tag", "tags may not be empty")
+        for tag in cleaned:
+            if len(tag) > MAX_TAG_LENGTH:
+                raise PydanticCustomError(
+                    "tag_too_long",
+                    "a tag is at most {limit} characters (one has {length})",
+                    {"limit": MAX_TAG_LENGTH, "length": len(tag)},
+                )
+            if not TAG_SLUG.fullmatch(tag):
+                raise PydanticCustomError(
+                    "tag_slug",
+                    "a tag is a slug: letters and digits in words joined by single hyphens, "
+                    "like young-adult",
+                )
         return list(dict.fromkeys(cleaned))
 
     @field_validator("q", "language")
