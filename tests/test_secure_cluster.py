@@ -338,8 +338,9 @@ async def test_a_service_token_is_authenticated_but_not_allowed_to_search(
     )
     status, body, service, calls, ready = await search_as(settings)
     assert (status, body["message"]) == (503, REFUSED)
-    # Authenticated: the cluster's health is its to see.
-    assert ready["status_code"] == 200
+    # Authenticated, and the cluster's health is its to see, but not the index: searches
+    # cannot succeed, so the service is not ready.
+    assert (ready["status_code"], ready["message"]) == (503, REFUSED)
     assert calls <= 5
     assert service.es.nodes.dead(service.es.clock()) == []
     assert "answered 403 (not allowed) to a bearer token" in caplog.text

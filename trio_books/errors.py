@@ -12,6 +12,7 @@ Hierarchy::
     │   ├── UrlTooLong                  414  a URL past ``max_url_length``
     │   └── HeadersTooLarge             431  headers past ``max_header_bytes`` or ``max_header_count``
     ├── Overloaded                      503  too many searches in progress: shed at once
+    ├── ShuttingDown                    503  draining after a stop signal (``/readyz``)
     ├── ElasticsearchError              502  Elasticsearch answered, but not as expected
     │   ├── IndexMissing                503  the index (or alias) does not exist yet
     │   └── AnswerTooLarge              502  an answer past ``es_max_response_bytes``
@@ -141,6 +142,13 @@ class Overloaded(TrioBooksError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class ShuttingDown(TrioBooksError):
+    """The service is draining after a stop signal: ``/readyz`` says so at once."""
+
+    status = 503
+    code = "shutting_down"
 
 
 class ElasticsearchError(TrioBooksError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -74,6 +75,8 @@ class Concurrency:
 
     fan_out: FanOut
     cancelled: type[BaseException]
+    # A new lock of the build's own (trio.Lock, asyncio.Lock).
+    lock: Callable[[], AbstractAsyncContextManager[Any]]
     # A loop-neutral default that sheds without waiting; builds pass their own.
     gate: GateFactory = CountingGate
     hedge: Hedge | None = None

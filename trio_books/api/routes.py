@@ -13,6 +13,7 @@ from quart_schema import (
 
 from trio_books.api.guards import unreadable_query
 from trio_books.api.schemas import Engine, ErrorResponse, Health, Ping
+from trio_books.api.service import SERVICE_KEY as SERVICE_KEY
 from trio_books.api.service import SearchService
 from trio_books.core.books import Book
 from trio_books.core.query import SearchQuery
@@ -21,8 +22,6 @@ from trio_books.errors import TrioBooksError, error_body
 from trio_books.settings import Settings
 
 log = logging.getLogger("trio_books.app")
-
-SERVICE_KEY = "trio_books.service"
 
 
 def install_service(app: Quart, service: SearchService | None) -> None:
@@ -56,7 +55,7 @@ def register_routes(app: Quart, settings: Settings) -> None:
     @validate_response(Health)
     @document_response(ErrorResponse, 503)
     async def readyz() -> Health | tuple[dict[str, object], int]:
-        """Readiness: 200 when Elasticsearch answers, 503 with the reason when it does not."""
+        """Readiness: 200 when searches can succeed (the cluster answers, the index exists); else 503."""
         try:
             status = await service().ready()
         except TrioBooksError as error:

@@ -8,10 +8,12 @@ nursery-based fan-out, the asyncio build a ``TaskGroup``-based one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from trio_books.api.admission import Gate, GateLimits
 from trio_books.api.branches import Answer, Branch, Call, Concurrency
+from trio_books.api.readiness import Readiness
 from trio_books.core.books import Book, document_to_book
 from trio_books.core.mapping import index_body
 from trio_books.core.query import (
@@ -28,6 +30,7 @@ from trio_books.core.timeline import Timeline, trace_of
 from trio_books.errors import (
     ElasticsearchUnavailable,
     FieldProblem,
+    IndexMissing,
     InvalidParameter,
     NotFound,
     TrioBooksError,
@@ -40,6 +43,8 @@ from trio_books.transport.quantile import RollingQuantile
 
 log = logging.getLogger("trio_books.service")
 
+# Where the app keeps its service, from start-up to shutdown.
+SERVICE_KEY = "trio_books.service"
 READY_TIME_LIMIT = 2.0
 SUGGEST_BRANCH = "suggest"
 # The hedging delay until the hits call's p95 has been observed, and its floor.
@@ -69,6 +74,7 @@ class SearchService:
         self.warnings = connection_warnings(es.config)
         for warning in self.warnings:
             log.warning(warning)
+        self.readiness = Readiness(concurrency.lock())
         # Which engine answers: asked at start-up, else again by each /readyz until known.
         self.engine: EngineInfo | None = None
         self._engine_unknown_said = False
@@ -199,13 +205,19 @@ class SearchService:
         return self.engine
 
     async def ready(self) -> str:
-        """The cluster's health status; raises when Elasticsearch cannot serve searches."""
-        health = await self.es.cluster_health(
-            time_limit=min(READY_TIME_LIMIT, self.settings.es_timeout)
-        )
+        """The cluster's health status; raises when searches cannot succeed (see :mod:`.readiness`)."""
+        return await self.readiness.verdict(self._ask_ready)
+
+    async def _ask_ready(self) -> str:
+        time_limit = min(READY_TIME_LIMIT, self.settings.es_timeout)
+        # The node's own view (local=true), not the elected master's: every poll
+        # used to be routed to the master.
+        health = await self.es.cluster_health(time_limit=time_limit, local=True)
         status = str(health.get("status"))
         if status not in {"green", "yellow"}:
             raise ElasticsearchUnavailable(f"Elasticsearch cluster health is {status}")
+        if not await self.es.index_exists(self.settings.index, time_limit=time_limit):
+            raise IndexMissing(f"the index or alias {self.settings.index!r} does not exist")
         return status
 
     async def ensure_index(self) -> bool:
@@ -221,3 +233,22 @@ class SearchService:
         replicas = 1 if isinstance(data_nodes, int) and data_nodes > 1 else 0
         await self.es.create_index(self.settings.index, index_body(replicas=replicas))
         return True
+
+
+def draining_after(
+    trigger: Callable[[], Awaitable[None]], extensions: Mapping[str, Any]
+) -> Callable[[], Awaitable[None]]:
+    """*trigger* (a server's shutdown trigger), which then marks the app's service as draining.
+
+    From then on ``/readyz`` answers 503 at once on the connections the server
+    still serves, so a load balancer stops sending work while the last
+    answers are given.
+    """
+
+    async def trigger_then_drain() -> None:
+        await trigger()
+        service = extensions.get(SERVICE_KEY)
+        if isinstance(service, SearchService):
+            service.readiness.draining = True
+
+    return trigger_then_drain

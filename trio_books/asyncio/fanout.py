@@ -77,4 +77,6 @@ async def fan_out(
     return result
 
 
-CONCURRENCY = Concurrency(fan_out=fan_out, cancelled=asyncio.CancelledError, hedge=hedged)
+CONCURRENCY = Concurrency(
+    fan_out=fan_out, cancelled=asyncio.CancelledError, lock=asyncio.Lock, hedge=hedged
+)

@@ -11,6 +11,7 @@ from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config
 from hypercorn.utils import repr_socket_addr, wrap_app
 
+from trio_books.api.service import draining_after
 from trio_books.asyncio.app import create_app
 from trio_books.gc_tuning import tune_gc_for_serving
 from trio_books.settings import Settings
@@ -65,7 +66,7 @@ async def serve_asyncio(
         if started is not None:
             started(binds)
         if stop_on_signals:
-            await wait_for_stop_signal()
+            await draining_after(wait_for_stop_signal, app.extensions)()
         else:
             await asyncio.Event().wait()  # until the serving task is cancelled
 

@@ -300,11 +300,11 @@ class Elasticsearch:
     async def create_index(self, index: str, body: Mapping[str, Any]) -> None:
         await self.request("PUT", f"/{index}", body=body)
 
-    async def index_exists(self, index: str) -> bool:
+    async def index_exists(self, index: str, *, time_limit: float | None = None) -> bool:
         node = self.nodes.pick(self.clock()) or self.urls[0]
         with self._calls[node].errors:
             status, _ = await self._send(
-                node, "HEAD", f"/{index}", None, None, JSON_HEADERS, None, True
+                node, "HEAD", f"/{index}", None, None, JSON_HEADERS, time_limit, True
             )
         if status in AUTH_STATUSES:
             raise self._refused(node, status)
@@ -356,9 +356,15 @@ class Elasticsearch:
             raise self._refused(node, status)
         return status, answer
 
-    async def cluster_health(self, time_limit: float | None = None) -> dict[str, Any]:
+    async def cluster_health(
+        self, time_limit: float | None = None, *, local: bool = False
+    ) -> dict[str, Any]:
+        """The cluster's health; *local*: as the node asked knows it, not from the master."""
         result: dict[str, Any] = await self.request(
-            "GET", "/_cluster/health", time_limit=time_limit
+            "GET",
+            "/_cluster/health",
+            params={"local": "true"} if local else None,
+            time_limit=time_limit,
         )
         return result
 

@@ -78,4 +78,6 @@ async def fan_out(
     return result
 
 
-CONCURRENCY = Concurrency(fan_out=fan_out, cancelled=trio.Cancelled, gate=TrioGate, hedge=hedged)
+CONCURRENCY = Concurrency(
+    fan_out=fan_out, cancelled=trio.Cancelled, lock=trio.Lock, gate=TrioGate, hedge=hedged
+)

@@ -12,6 +12,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
+from trio_books.api.service import draining_after
 from trio_books.gc_tuning import tune_gc_for_serving
 from trio_books.logs import configure_logging
 from trio_books.settings import Settings, load_settings
@@ -64,6 +65,8 @@ async def serve_app(
     *app* must come from :func:`~trio_books.trio.app.create_app` with the same
     *settings*: the app is built for its shell (see :mod:`trio_books.trio.asgi`).
     """
+    if shutdown_trigger is not None:
+        shutdown_trigger = draining_after(shutdown_trigger, app.extensions)
     if settings.server_shell == "hypercorn":
         await serve(app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)
         return
