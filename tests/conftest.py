@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from log_lines import Lines, lines_of
 from servers import BUILDS, api_client
 
 from trio_books.errors import TrioBooksError
@@ -89,6 +90,13 @@ async def index_name(request: pytest.FixtureRequest, es: Elasticsearch) -> Async
         )
         for index in found or {}:
             await es.delete_index(index)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Lines]:
+    """The service's log lines during the test, as its JSON format writes them."""
+    with lines_of() as lines:
+        yield lines
 
 
 @pytest.fixture

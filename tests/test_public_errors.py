@@ -9,50 +9,19 @@ find the whole story. Each test makes a real failure on a real Elasticsearch
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-from typing import Any
-
 import httpx
-import orjson
 import pytest
 import trio
+from log_lines import Lines
 from servers import api_client
 
 from trio_books.core.mapping import index_body
 from trio_books.es.client import Elasticsearch
-from trio_books.logs import JsonFormatter
 from trio_books.settings import Settings
 
 SEARCH = "/api/v1/search/"
 # What no public answer may carry, whatever failed.
 ADDRESSES = ("127.0.0.1", "http://", "https://", "localhost")
-
-
-class Lines(logging.Handler):
-    """The service's log lines as its JSON format writes them (request id included)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(JsonFormatter())
-        self.lines: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(orjson.loads(self.format(record)))
-
-    def of(self, request_id: str) -> list[str]:
-        return [line["message"] for line in self.lines if line.get("request_id") == request_id]
-
-
-@pytest.fixture
-def log_lines() -> Iterator[Lines]:
-    lines = Lines()
-    logger = logging.getLogger("trio_books")
-    logger.addHandler(lines)
-    try:
-        yield lines
-    finally:
-        logger.removeHandler(lines)
 
 
 def assert_public(answer: httpx.Response, *internals: str) -> None:

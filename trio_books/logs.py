@@ -35,6 +35,18 @@ def request_id(incoming: str | None) -> str:
     return uuid.uuid4().hex
 
 
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """*text* with control characters written as escapes (``\\n``, ``\\x1b``…).
+
+    A request path arrives percent-decoded: without this, ``%0A`` would start a
+    forged log line in the text format and ``%1B[`` would colour a terminal.
+    """
+    return _UNPRINTABLE.sub(lambda found: found.group().encode("unicode_escape").decode(), text)
+
+
 def bounded(text: str, limit: int) -> str:
     """At most *limit* characters of *text*, marked with ``…`` when cut."""
     return text if len(text) <= limit else text[:limit] + "…"

@@ -47,7 +47,7 @@ from trio_books.errors import (
     TrioBooksError,
     error_body,
 )
-from trio_books.logs import REQUEST_ID_HEADER, bounded, current_request_id, request_id
+from trio_books.logs import REQUEST_ID_HEADER, bounded, current_request_id, printable, request_id
 from trio_books.settings import Settings
 
 log = logging.getLogger("trio_books.api")
@@ -98,6 +98,7 @@ def configure_app(app: Quart, settings: Settings) -> None:
         prefix=settings.api_prefix or "/",
         limit=settings.max_in_flight + settings.max_queued,
         retry_after=settings.retry_after,
+        access_log=settings.access_log,
     )
     app.extensions["trio_books.shedder"] = shedder
     # Outermost: the door's own 503s are requests begun and answered too.
@@ -245,16 +246,18 @@ def _register_headers(app: Quart, settings: Settings) -> None:
 
 
 def _log_access(response: Response, elapsed: float, limit: int) -> None:
-    """One line per request; user input only as a bounded prefix."""
+    """One line per request; user input only as a bounded prefix, control characters escaped."""
+    method = printable(bounded(request.method, 16))
+    path = printable(bounded(request.path, limit))
     access_log.info(
         "%s %s %s",
-        bounded(request.method, 16),
-        bounded(request.path, limit),
+        method,
+        path,
         response.status_code,
         extra={
-            "method": bounded(request.method, 16),
-            "path": bounded(request.path, limit),
-            "query": bounded(request.query_string.decode("latin-1"), limit),
+            "method": method,
+            "path": path,
+            "query": printable(bounded(request.query_string.decode("latin-1"), limit)),
             "status": response.status_code,
             "duration_ms": round(elapsed * 1000, 3),
             "client": (request.scope.get("client") or ("-",))[0],

@@ -11,7 +11,7 @@ primitive, so both builds wrap their app with it as it is.
 
 from __future__ import annotations
 
-import uuid
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -19,12 +19,17 @@ import orjson
 
 from trio_books.api.security import HEADERS, JSON_POLICY
 from trio_books.errors import Overloaded, error_body
+from trio_books.logs import bounded, current_request_id, printable, request_id
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+access_log = logging.getLogger("trio_books.access")
+# A door-shed request is logged once in this many (and the first always).
+SHED_LOG_EVERY = 100
 
 
 class DoorShedder:
@@ -37,8 +42,11 @@ class DoorShedder:
         retry_after: seconds, for ``Retry-After``.
     """
 
-    def __init__(self, app: ASGIApp, *, prefix: str, limit: int, retry_after: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, prefix: str, limit: int, retry_after: int, access_log: bool = True
+    ) -> None:
         self.app = app
+        self.access_log = access_log
         self.prefix = prefix.rstrip("/") + "/"
         self.limit = limit
         self.inside = 0
@@ -59,7 +67,7 @@ class DoorShedder:
             return
         if self.inside >= self.limit:
             self.shed += 1
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
         self.inside += 1
         try:
@@ -67,7 +75,22 @@ class DoorShedder:
         finally:
             self.inside -= 1
 
-    async def _refuse(self, send: Send) -> None:
-        headers = [*self._headers, (b"x-request-id", uuid.uuid4().hex.encode())]
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        rid = request_id(incoming.decode("latin-1") if incoming is not None else None)
+        headers = [*self._headers, (b"x-request-id", rid.encode())]
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": self._body})
+        # Logged like any answer, but in a flood only one in SHED_LOG_EVERY: the
+        # door exists because each shed request must cost next to nothing.
+        if self.access_log and (self.shed == 1 or self.shed % SHED_LOG_EVERY == 0):
+            current_request_id.set(rid)  # this request's task only
+            path = printable(bounded(scope["path"], 256))
+            method = printable(bounded(scope["method"], 16))
+            access_log.info(
+                "%s %s 503 shed at the door (%d so far)",
+                method,
+                path,
+                self.shed,
+                extra={"method": method, "path": path, "status": 503, "shed": self.shed},
+            )
