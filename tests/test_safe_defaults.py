@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,6 +16,8 @@ from quart.typing import TestClientProtocol as Client
 
 from trio_books.api.admission import GateLimits
 from trio_books.api.security import SELF_POLICY, add_content_security_policy
+from trio_books.core.timeline import Span
+from trio_books.core.timing import server_timing
 from trio_books.errors import Overloaded
 from trio_books.logs import JsonFormatter, bounded, request_id
 from trio_books.settings import Settings, load_settings
@@ -99,6 +105,78 @@ async def test_production_serves_no_docs_and_no_trace(production_client: Client)
     traced = await production_client.get(f"{SEARCH}?q=dune&trace=1")
     assert traced.status_code == 422
     assert (await traced.get_json())["details"][0]["rule"] == "disabled"
+
+
+def test_server_timing_without_tracing_names_branches_and_durations_only() -> None:
+    spans = [
+        Span("hits", 0.001, 0.020, outcome="ok"),
+        Span("hits#first", 0.001, 0.015, outcome="lost a hedge"),
+        Span("hits#hedge", 0.006, 0.020, outcome="ok"),
+        Span("facet-tags", 0.001, 0.030, outcome="timed out"),
+    ]
+    detailed = server_timing(spans, 0.031)
+    assert "es-hits#hedge;" in detailed
+    assert "outcome=lost-a-hedge" in detailed
+    assert server_timing(spans, 0.031, detailed=False) == (
+        "es-hits;dur=19.0, es-facet-tags;dur=29.0, total;dur=31.0"
+    )
+
+
+async def test_production_server_timing_carries_no_attempts_or_outcomes(
+    production_client: Client, client: Client
+) -> None:
+    production = (await production_client.get(f"{SEARCH}?q=dune")).headers["Server-Timing"]
+    assert "es-hits;dur=" in production
+    assert "desc=" not in production
+    development = (await client.get(f"{SEARCH}?q=dune")).headers["Server-Timing"]
+    assert 'desc="start=' in development
+
+
+@pytest.mark.parametrize(
+    ("host", "preset", "warned"),
+    [
+        ("0.0.0.0", "development", True),
+        ("::", "development", True),
+        ("0.0.0.0", "production", False),
+        ("127.0.0.1", "development", False),
+        ("::1", "development", False),
+    ],
+)
+def test_serve_warns_when_the_development_preset_is_reachable_from_elsewhere(
+    host: str, preset: str, warned: bool
+) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRIO_BOOKS_")},
+        "TRIO_BOOKS_PRESET": preset,
+        "TRIO_BOOKS_LOG_FORMAT": "text",
+        "TRIO_BOOKS_ES_URLS": "http://127.0.0.1:9",
+    }
+    said: list[str] = []
+    with subprocess.Popen(
+        [sys.executable, "-m", "trio_books", "serve", "--host", host, "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as server:
+        assert server.stderr is not None
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                line = server.stderr.readline()
+                if not line:
+                    break
+                said.append(line)
+                if "starting trio_books" in line:
+                    break
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    assert any("starting trio_books" in line for line in said), said
+    warning = [line for line in said if "in the development preset" in line]
+    assert bool(warning) is warned, said
+    if warned:
+        assert "WARNING" in warning[0]
+        assert "TRIO_BOOKS_PRESET=production" in warning[0]
 
 
 async def test_request_id_is_echoed_when_plain_and_made_otherwise(client: Client) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import math
 import sys
@@ -97,6 +98,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def is_loopback(host: str) -> bool:
+    """Whether *host* (an address or ``localhost``) is reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
 def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
@@ -117,6 +128,12 @@ def run(args: argparse.Namespace) -> int:
         settings, host=host, port=port, workers=args.workers, worker_class=worker_class
     )
     configure_logging(settings)
+    if settings.preset == "development" and not is_loopback(host):
+        log.warning(
+            "serving on %s in the development preset: /docs and ?trace=1 are open to anyone "
+            "who reaches it; set TRIO_BOOKS_PRESET=production for a deployment",
+            host,
+        )
     log.info(
         "starting trio_books (%s build), binding %s:%s",
         args.build,

@@ -221,7 +221,7 @@ def _register_headers(app: Quart, settings: Settings) -> None:
         response.headers["X-Process-Time"] = f"{elapsed:.6f}"
         timeline = g.get("timeline")
         response.headers["Server-Timing"] = server_timing(
-            timeline.spans if timeline else (), elapsed
+            timeline.spans if timeline else (), elapsed, detailed=settings.allow_trace
         )
         origin = request.headers.get("Origin")
         if origin and request.method != "OPTIONS":

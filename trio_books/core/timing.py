@@ -16,10 +16,23 @@ from trio_books.core.timeline import Span
 _TOKEN = re.compile(r"[^A-Za-z0-9!#$%&'*+.^_`|~-]")
 
 
-def server_timing(spans: Iterable[Span], total: float, *, prefix: str = "es-") -> str:
-    """Format ``Server-Timing`` from spans (seconds), e.g. ``es-hits;dur=3.1;desc="start=0.2", total;dur=4.0``."""
+def server_timing(
+    spans: Iterable[Span], total: float, *, prefix: str = "es-", detailed: bool = True
+) -> str:
+    """Format ``Server-Timing`` from spans (seconds), e.g. ``es-hits;dur=3.1;desc="start=0.2", total;dur=4.0``.
+
+    Not *detailed* (where tracing is not allowed): each branch's name and
+    duration only, without its attempts (``hits#try2``, ``hits#hedge``), start
+    or outcome, which describe the cluster behind the service.
+    """
     entries = []
     for span in spans:
+        if not detailed:
+            if "#" not in span.name:
+                entries.append(
+                    f"{_TOKEN.sub('-', prefix + span.name)};dur={span.duration * 1000:.1f}"
+                )
+            continue
         desc = f"start={span.start * 1000:.1f}"
         if span.outcome not in ("ok", "running"):
             desc += f" outcome={span.outcome.replace(' ', '-')}"
