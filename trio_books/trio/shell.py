@@ -36,11 +36,12 @@ from typing import Any
 import trio
 from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData, Updated
-from hypercorn.protocol import ProtocolWrapper
 from hypercorn.trio.task_group import TaskGroup
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ConnectionState
 from hypercorn.utils import parse_socket_addr
+
+from trio_books.trio.http1_only import HTTP11Only
 
 # What Hypercorn's shells read at once.
 MAX_RECV = 2**16
@@ -102,7 +103,7 @@ class Connection:
         # Hypercorn's task group: the connection's app tasks live in its nursery
         # and are done (answered, or told the client left) before run returns.
         async with TaskGroup() as task_group:
-            self.protocol = ProtocolWrapper(
+            self.protocol = HTTP11Only(
                 self.app,
                 self.config,
                 self.context,
