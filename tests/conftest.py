@@ -33,6 +33,9 @@ from trio_books.es.opening import open_http_client
 from trio_books.settings import Settings
 from trio_books.trio.transport import TrioTransport
 
+# Reads every public answer the suite receives for leaks (see public_answers.py).
+pytest_plugins = ["public_answers"]
+
 # The test session's own nodes use this port and the next ones, apart from a developer's 9200
 # (TRIO_BOOKS_TEST_ES_PORT moves them, so two suites can run side by side).
 TEST_ES_PORT = int(os.environ.get("TRIO_BOOKS_TEST_ES_PORT", "9250"))

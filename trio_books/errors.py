@@ -198,7 +198,7 @@ class ConnectionsExhausted(ElasticsearchUnavailable):
 class TlsExpected(ElasticsearchUnavailable):
     """A plain ``http://`` URL names a node that speaks only TLS: a setting to fix, said as such."""
 
-    PUBLIC_MESSAGE = "Elasticsearch is unreachable: it speaks TLS, so its URL must use https://"
+    PUBLIC_MESSAGE = "Elasticsearch is unreachable: it speaks TLS, so its URL must be an https one"
 
 
 class CredentialsRefused(ElasticsearchUnavailable):

@@ -209,8 +209,10 @@ def _register_headers(app: Quart, settings: Settings) -> None:
                 request.headers.get("Access-Control-Request-Headers", ""),
             )
             if headers is None:
+                # The origin stays out of the answer (its sender knows it); the log has it.
+                log.info("refused a preflight from origin %s", printable(bounded(origin, 200)))
                 return json_error(
-                    CorsRefused(f"cross-origin requests from {origin} are not allowed")
+                    CorsRefused("cross-origin requests from this origin are not allowed")
                 )
             return Response("", status=204, headers=headers)
         return None
