@@ -39,6 +39,10 @@ _ISBN10_SHORT = re.compile(r"\d{1,9}[\dX]")
 _ISBN13 = re.compile(r"97[89]\d{10}")
 _ISBN13_WRITTEN = re.compile(r"\d{13}(?:\.0+)?")
 _SCIENTIFIC = re.compile(r"(\d)\.(\d+)[eE]\+?(\d+)")
+# A number a data file may write for a whole one ("7", "7.0", "1.2e3"): at most
+# 19 digits before and after the point and a two-digit exponent, so converting
+# it stays cheap whatever the cell holds (a long has 19 digits).
+_WHOLE_NUMBER = re.compile(r"[+-]?\d{1,19}(?:\.\d{0,19})?(?:[eE][+-]?\d{1,2})?")
 
 
 class Rejection(ValueError):
@@ -80,12 +84,10 @@ def whole_number(value: object) -> int | None:
     if isinstance(value, float):
         return int(value) if math.isfinite(value) and value.is_integer() else None
     raw = text(value)
-    if raw is None:
+    if raw is None or not _WHOLE_NUMBER.fullmatch(raw):
+        # Checked before converting: int(Decimal("1e999999999")), nine characters,
+        # would build a billion-digit integer (the load would hang, uninterruptibly).
         return None
-    try:
-        return int(raw)
-    except ValueError:
-        pass
     try:
         number = Decimal(raw)
     except InvalidOperation:
