@@ -274,10 +274,9 @@ MALFORMED = {
 }
 
 
-async def what_comes_back(served: Served, data: bytes) -> tuple[list[bytes], bool]:
-    """The status lines answered to *data* (the bodies here hold none), and whether the server then closed."""
-    received = b""
-    closed = False
+async def first_bytes(served: Served, data: bytes) -> tuple[bytes, bool]:
+    """What the server sends back to *data* within a second, and whether it then closed."""
+    received, closed = b"", False
     async with await served.connect() as stream:
         await stream.send_all(data)
         with trio.move_on_after(1.0):
@@ -287,6 +286,12 @@ async def what_comes_back(served: Served, data: bytes) -> tuple[list[bytes], boo
             except trio.BrokenResourceError:
                 pass
             closed = True
+    return received, closed
+
+
+async def what_comes_back(served: Served, data: bytes) -> tuple[list[bytes], bool]:
+    """The status lines answered to *data* (the bodies here hold none), and whether the server then closed."""
+    received, closed = await first_bytes(served, data)
     # Answers follow each other without a line break (a body has no end of line).
     return re.findall(rb"HTTP/1\.[01] \d{3}", received), closed
 
@@ -343,21 +348,6 @@ H2C_UPGRADE = (
 )
 # HTTP/2's connection preface, then an empty SETTINGS frame.
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
-
-
-async def first_bytes(served: Served, data: bytes) -> tuple[bytes, bool]:
-    """What the server sends back to *data* within a second, and whether it then closed."""
-    received, closed = b"", False
-    async with await served.connect() as stream:
-        await stream.send_all(data)
-        with trio.move_on_after(1.0):
-            try:
-                while chunk := await stream.receive_some(65536):
-                    received += chunk
-            except trio.BrokenResourceError:
-                pass
-            closed = True
-    return received, closed
 
 
 async def test_the_lean_shell_answers_an_h2c_upgrade_in_http_1_1() -> None:

@@ -24,6 +24,14 @@ SEARCH = "/api/v1/search/"
 ADDRESSES = ("127.0.0.1", "http://", "https://", "localhost")
 
 
+async def public_answer(
+    client: httpx.AsyncClient, path: str, rid: str, params: dict[str, str] | None = None
+) -> tuple[int, dict[str, object], httpx.Response]:
+    """Ask *path* with request id *rid*: the status, the body, and the answer itself."""
+    answer = await client.get(path, params=params, headers={"X-Request-Id": rid})
+    return answer.status_code, answer.json(), answer
+
+
 def assert_public(answer: httpx.Response, *internals: str) -> None:
     for secret in (*ADDRESSES, *internals):
         assert secret.lower() not in answer.text.lower(), f"{secret!r} in {answer.text}"
@@ -41,15 +49,15 @@ async def test_a_502_tells_the_client_a_fixed_sentence_and_the_log_the_rest(
     await es.create_index(index_name, body)
     settings = Settings(es_urls=[es_url], index=index_name, search_deadline=30.0)
     async with api_client(build, settings) as client:
-        failed = await client.get(
-            SEARCH, params={"sort": "title"}, headers={"X-Request-Id": "public-502"}
-        )
-    assert failed.status_code == 502
-    assert failed.json() == {
-        "error": "elasticsearch_error",
-        "message": "Elasticsearch could not carry out the search",
-        "request_id": "public-502",
-    }
+        status, body, failed = await public_answer(client, SEARCH, "public-502", {"sort": "title"})
+    assert (status, body) == (
+        502,
+        {
+            "error": "elasticsearch_error",
+            "message": "Elasticsearch could not carry out the search",
+            "request_id": "public-502",
+        },
+    )
     assert_public(failed, index_name, "title_sort", "illegal_argument", "fielddata", "400")
     told = " ".join(log_lines.of("public-502"))
     assert "title_sort" in told, log_lines.lines
@@ -61,13 +69,15 @@ async def test_a_missing_index_is_not_named_to_the_client(
 ) -> None:
     settings = Settings(es_urls=[es_url], index=index_name, search_deadline=30.0)
     async with api_client(build, settings) as client:
-        missing = await client.get(SEARCH, headers={"X-Request-Id": "public-503-index"})
-    assert missing.status_code == 503
-    assert missing.json() == {
-        "error": "index_missing",
-        "message": "the book catalogue is not loaded yet",
-        "request_id": "public-503-index",
-    }
+        status, body, missing = await public_answer(client, SEARCH, "public-503-index")
+    assert (status, body) == (
+        503,
+        {
+            "error": "index_missing",
+            "message": "the book catalogue is not loaded yet",
+            "request_id": "public-503-index",
+        },
+    )
     assert_public(missing, index_name)
     assert any(index_name in line for line in log_lines.of("public-503-index")), log_lines.lines
 
@@ -86,13 +96,15 @@ async def test_an_unreachable_node_is_not_named_to_the_client(
 ) -> None:
     settings = Settings(es_urls=[f"http://127.0.0.1:{closed_port}"], index="books")
     async with api_client(build, settings) as client:
-        down = await client.get(path, headers={"X-Request-Id": "public-503-down"})
-    assert down.status_code == 503
-    assert down.json() == {
-        "error": "elasticsearch_unavailable",
-        "message": "Elasticsearch is unreachable",
-        "request_id": "public-503-down",
-    }
+        status, body, down = await public_answer(client, path, "public-503-down")
+    assert (status, body) == (
+        503,
+        {
+            "error": "elasticsearch_unavailable",
+            "message": "Elasticsearch is unreachable",
+            "request_id": "public-503-down",
+        },
+    )
     assert_public(down, str(closed_port))
     told = " ".join(log_lines.of("public-503-down"))
     assert f"127.0.0.1:{closed_port}" in told, log_lines.lines
