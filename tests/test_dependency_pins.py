@@ -31,3 +31,17 @@ def test_a_vulnerable_version_is_refused_and_the_installed_one_is_allowed(
     requirement = requirements()[name]
     assert not requirement.specifier.contains(vulnerable), requirement
     assert requirement.specifier.contains(version(name)), (requirement, version(name))
+
+
+def test_the_linters_are_pinned_exactly_and_alike() -> None:
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    dev = {
+        requirement.name.lower(): requirement
+        for requirement in (Requirement(line) for line in project["optional-dependencies"]["dev"])
+    }
+    for name in ("ruff", "mypy"):
+        (spec,) = dev[name].specifier
+        assert spec.operator == "==", dev[name]
+        assert spec.version == version(name), (dev[name], version(name))
+    noxfile = (PYPROJECT.parent / "noxfile.py").read_text()
+    assert f'RUFF = "{dev["ruff"]}"' in noxfile
