@@ -39,7 +39,8 @@ async def load_files(
 ) -> tuple[LoadReport, RejectsLog, io.StringIO]:
     files = [open_catalogue_file(path, None) for path in paths]
     console = io.StringIO()
-    rejects = RejectsLog(paths[0].parent / "rejects.ndjson", console)
+    # A test may load twice in one folder: its rejects file is replaced.
+    rejects = RejectsLog(paths[0].parent / "rejects.ndjson", console, overwrite=True)
     report = await load_catalogue(es, CatalogueReader(files), options(alias, **overrides), rejects)
     return report, rejects, console
 

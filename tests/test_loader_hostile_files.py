@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import orjson
+import pytest
 from loading import live_count, load_files, write_ndjson
 
+from trio_books.errors import UsageError
 from trio_books.es.client import Elasticsearch
+from trio_books.load.report import RejectsLog
+from trio_books.load.sources import Reject
 
 
 def test_a_huge_exponent_in_a_number_cell_is_refused_at_once() -> None:
@@ -46,3 +53,58 @@ async def test_a_nine_character_number_does_not_hang_the_load(
     hostile = await es.get_source(index_name, "2")
     assert hostile is not None
     assert hostile["ratings_count"] is None  # unusable, as any unusable number is
+
+
+# ---------------------------------------------------------------- the rejects file
+
+
+def a_reject(line: int = 2) -> Reject:
+    return Reject("invalid", "books.ndjson", line, "no title", {"book_id": line})
+
+
+def test_an_existing_rejects_file_stops_the_load_before_it_starts(tmp_path: Path) -> None:
+    books = write_ndjson(tmp_path / "books.ndjson", [{"book_id": 1}])
+    earlier = tmp_path / "rejects.ndjson"
+    earlier.write_text("an earlier load's rejects\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "trio_books", "load", str(books), "--rejects", str(earlier)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        # Refused before any connection: nothing listens here.
+        env={**os.environ, "TRIO_BOOKS_ES_URLS": "http://127.0.0.1:9"},
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"python -m trio_books: error: {earlier} exists: move it, name another --rejects, "
+        "or pass --rejects-overwrite"
+    ]
+    assert earlier.read_text() == "an earlier load's rejects\n"
+
+
+def test_the_rejects_file_is_never_written_through_a_symbolic_link(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("not the loader's\n")
+    link = tmp_path / "rejects.ndjson"
+    link.symlink_to(victim)
+    for overwrite in (False, True):
+        rejects = RejectsLog(link, io.StringIO(), overwrite=overwrite)
+        with pytest.raises(UsageError):
+            rejects.check() if not overwrite else rejects._write([a_reject()])
+    assert victim.read_text() == "not the loader's\n"
+
+
+def test_a_rejects_file_made_during_the_load_is_not_clobbered(tmp_path: Path) -> None:
+    path = tmp_path / "rejects.ndjson"
+    rejects = RejectsLog(path, io.StringIO())
+    rejects.check()
+    path.write_text("someone else's\n")  # between the check and the first reject
+    with pytest.raises(UsageError, match="appeared during the load"):
+        rejects._write([a_reject()])
+    assert path.read_text() == "someone else's\n"
+    fresh = RejectsLog(tmp_path / "fresh.ndjson", io.StringIO())
+    fresh._write([a_reject(2)])
+    fresh._write([a_reject(3)])
+    lines = (tmp_path / "fresh.ndjson").read_bytes().splitlines()
+    assert [orjson.loads(line)["line"] for line in lines] == [2, 3]

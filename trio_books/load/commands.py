@@ -77,6 +77,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "written only when there are rejects)",
     )
     load.add_argument(
+        "--rejects-overwrite",
+        action="store_true",
+        help="replace an existing rejects file (without it, an existing one stops the load "
+        "before it starts)",
+    )
+    load.add_argument(
         "--senders", help="concurrent _bulk requests (default TRIO_BOOKS_LOAD_SENDERS, 4)"
     )
     load.add_argument(
@@ -181,7 +187,8 @@ def run_load(args: argparse.Namespace) -> int:
         if args.progress_every
         else (0.2 if tty else 5.0)
     )
-    rejects = RejectsLog(args.rejects, sys.stderr)
+    rejects = RejectsLog(args.rejects, sys.stderr, overwrite=args.rejects_overwrite)
+    rejects.check()
     # One client for the whole load; its pool has a connection per sender (and spare).
     # The project's own transport, whatever the service's es_transport: it never
     # leaves a request body half-iterated when Ctrl-C cancels a bulk call in flight.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 import trio
 
 from trio_books.core.progress import LoadStats, progress_bar, progress_line
+from trio_books.errors import UsageError
 from trio_books.load.sources import Reject
 
 # Rejects printed on the console; all of them go to the rejects file.
@@ -24,11 +26,43 @@ class RejectsLog:
         show: how many to print before only counting.
     """
 
-    def __init__(self, path: Path | None, console: TextIO, show: int = CONSOLE_REJECTS) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        console: TextIO,
+        show: int = CONSOLE_REJECTS,
+        *,
+        overwrite: bool = False,
+    ) -> None:
         self.path = path
         self.console = console
         self.show = show
+        self.overwrite = overwrite
         self.count = 0
+
+    def check(self) -> None:
+        """Refuse, before a load starts, to clobber an existing rejects file (unless *overwrite*)."""
+        if self.path is not None and not self.overwrite and os.path.lexists(self.path):
+            raise UsageError(
+                f"{self.path} exists: move it, name another --rejects, or pass --rejects-overwrite"
+            )
+
+    def _open(self) -> BinaryIO:
+        """The rejects file, never through a symbolic link: made at the first reject, then appended."""
+        assert self.path is not None
+        if self.count:
+            flags = os.O_WRONLY | os.O_APPEND
+        else:
+            flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if self.overwrite else os.O_EXCL)
+        try:
+            fd = os.open(self.path, flags | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            raise UsageError(
+                f"{self.path} appeared during the load: the rejects were not written"
+            ) from None
+        except OSError as error:
+            raise UsageError(f"cannot write the rejects to {self.path}: {error.strerror}") from None
+        return os.fdopen(fd, "wb")
 
     async def write(self, rejects: list[Reject]) -> None:
         # File and console writes block: do them in a worker thread, off the loop.
@@ -41,7 +75,7 @@ class RejectsLog:
             where = f" in {self.path}" if self.path else ""
             print(f"... further rejects are not printed; all are{where}", file=self.console)
         if self.path is not None:
-            with self.path.open("ab" if self.count else "wb") as file:
+            with self._open() as file:
                 file.writelines(reject.to_json() for reject in rejects)
         self.count += len(rejects)
 
