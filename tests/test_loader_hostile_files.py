@@ -15,7 +15,7 @@ from loading import live_count, load_files, write_ndjson
 from trio_books.errors import UsageError
 from trio_books.es.client import Elasticsearch
 from trio_books.load.report import RejectsLog
-from trio_books.load.sources import Reject
+from trio_books.load.sources import MAX_STORED_RECORD, Reject
 
 
 def test_a_huge_exponent_in_a_number_cell_is_refused_at_once() -> None:
@@ -108,3 +108,33 @@ def test_a_rejects_file_made_during_the_load_is_not_clobbered(tmp_path: Path) ->
     fresh._write([a_reject(3)])
     lines = (tmp_path / "fresh.ndjson").read_bytes().splitlines()
     assert [orjson.loads(line)["line"] for line in lines] == [2, 3]
+
+
+def deeply_nested(depth: int) -> dict[str, object]:
+    record: dict[str, object] = {}
+    for _ in range(depth):
+        record = {"x": record}
+    return record
+
+
+@pytest.mark.parametrize(
+    ("record", "kept"),
+    [
+        ({"book_id": 7, "title": ""}, "record"),
+        ({"book_id": 7, "title": "x" * 100_000}, "record_truncated"),  # a huge cell
+        ({"book_id": 2**70}, "record_truncated"),  # past what JSON numbers here hold
+        (deeply_nested(1000), "record_truncated"),  # past orjson's depth
+    ],
+)
+def test_every_reject_is_written_however_odd_its_record(
+    tmp_path: Path, record: dict[str, object], kept: str
+) -> None:
+    rejects = RejectsLog(tmp_path / "rejects.ndjson", io.StringIO())
+    rejects._write([Reject("invalid", "books.ndjson", 4, "no title", record)])
+    (line,) = (tmp_path / "rejects.ndjson").read_bytes().splitlines()
+    assert len(line) < MAX_STORED_RECORD + 1024
+    written = orjson.loads(line)
+    assert (written["line"], written["reason"]) == (4, "no title")
+    assert kept in written
+    if kept == "record":
+        assert written["record"] == record

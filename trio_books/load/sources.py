@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import reprlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,14 @@ from trio_books.errors import UsageError
 READ_CHUNK = 1 << 16
 
 
+# What a rejects file keeps of one record, at most (bytes of JSON, or characters of repr).
+MAX_STORED_RECORD = 16 * 1024
+# A repr that stops at a depth and a length (a plain repr recurses without bound).
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist = 8, 64, 64
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 4096, 256, 64
+
+
 @dataclass(frozen=True)
 class Reject:
     """A record not indexed, where it was, and why.
@@ -63,8 +72,17 @@ class Reject:
             "reason": self.reason,
         }
         if self.record is not None:
-            fields["record"] = self.record
-        return orjson.dumps(fields, default=str) + b"\n"
+            try:
+                stored: bytes | None = orjson.dumps(self.record, default=str)
+            except orjson.JSONEncodeError:  # too deep, an integer past 64 bits…
+                stored = None
+            if stored is not None and len(stored) <= MAX_STORED_RECORD:
+                fields["record"] = orjson.Fragment(stored)
+            else:
+                # The file must take every reject: a record too big or too odd for
+                # JSON is kept as the start of its repr.
+                fields["record_truncated"] = _SHORT.repr(self.record)[:MAX_STORED_RECORD]
+        return orjson.dumps(fields) + b"\n"
 
 
 @dataclass
