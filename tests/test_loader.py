@@ -24,7 +24,7 @@ from loading import (
     write_ndjson,
 )
 
-from trio_books.core.mapping import index_body
+from trio_books.core.mapping import index_body, replicas_for
 from trio_books.es.client import Elasticsearch
 from trio_books.load.pipeline import LoadOptions, load_catalogue
 from trio_books.load.report import RejectsLog
@@ -280,3 +280,19 @@ async def test_a_failed_count_check_leaves_the_alias_where_it_was(
     assert await versions(es, index_name) == [good.index]  # the failed version is gone
     assert f"{bad}:4: elasticsearch: 400" in console.getvalue()
     assert rejects.count == 1
+
+
+def test_a_books_index_gets_a_replica_where_a_second_data_node_can_hold_it() -> None:
+    assert [replicas_for(nodes) for nodes in (1, 2, 3, None, "3")] == [0, 1, 1, 0, 0]
+
+
+@pytest.mark.parametrize(("replicas", "expected"), [(None, "0"), (1, "1"), (0, "0")])
+async def test_a_loaded_version_goes_live_with_its_replicas(
+    es: Elasticsearch, index_name: str, tmp_path: Path, replicas: int | None, expected: str
+) -> None:
+    path = write_ndjson(tmp_path / "books.ndjson", REFERENCE_BOOKS)
+    report, _rejects, _console = await load_files(es, index_name, path, replicas=replicas)
+    assert report.published, report.problem
+    found = await es.request("GET", f"/{report.index}/_settings")
+    # Unset on this single-node cluster: none, as its data-node count calls for.
+    assert found[report.index]["settings"]["index"]["number_of_replicas"] == expected

@@ -256,6 +256,9 @@ class Settings(BaseSettings):
     load_backoff_cap: float = Field(default=10.0, gt=0, le=600)
     # Seconds for one _bulk request: a big chunk on a busy node takes a while.
     load_timeout: float = Field(default=120.0, gt=0, le=3600)
+    # Replicas of a loaded version once it is loaded (none while loading, for speed);
+    # unset: one when the cluster has more than one data node, else none.
+    load_replicas: int | None = Field(default=None, ge=0, le=10)
 
     @field_validator("es_urls", "cors_origins", mode="before")
     @classmethod

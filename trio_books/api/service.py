@@ -15,7 +15,7 @@ from trio_books.api.admission import Gate, GateLimits
 from trio_books.api.branches import Answer, Branch, Call, Concurrency
 from trio_books.api.readiness import Readiness
 from trio_books.core.books import Book, document_to_book
-from trio_books.core.mapping import index_body
+from trio_books.core.mapping import index_body, replicas_for
 from trio_books.core.query import (
     HITS_BRANCH,
     SearchQuery,
@@ -229,8 +229,7 @@ class SearchService:
         if await self.es.index_exists(self.settings.index):
             return False
         health = await self.es.cluster_health()
-        data_nodes = health.get("number_of_data_nodes", 1)
-        replicas = 1 if isinstance(data_nodes, int) and data_nodes > 1 else 0
+        replicas = replicas_for(health.get("number_of_data_nodes", 1))
         await self.es.create_index(self.settings.index, index_body(replicas=replicas))
         return True
 

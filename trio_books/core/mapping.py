@@ -41,6 +41,16 @@ BOOK_MAPPING: dict[str, Any] = {
 }
 
 
+def replicas_for(data_nodes: object) -> int:
+    """The replicas a books index gets on a cluster of *data_nodes* data nodes.
+
+    One when there is more than one data node, so a node may fail and every
+    shard still has a copy to search; none on a single node, where a replica
+    could never be placed.
+    """
+    return 1 if isinstance(data_nodes, int) and data_nodes > 1 else 0
+
+
 def index_body(*, shards: int = 1, replicas: int = 0) -> dict[str, Any]:
     """The body of ``PUT /<index>`` for a books index (a fresh copy: callers may change it)."""
     return {

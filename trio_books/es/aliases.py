@@ -72,9 +72,16 @@ async def create_version(es: Elasticsearch, alias: str, *, now: datetime | None 
     return name
 
 
-async def count_version(es: Elasticsearch, index: str) -> int:
-    """Restore refresh on a loaded version, refresh it, and count its documents."""
-    await es.request("PUT", f"/{index}/_settings", body={"index": {"refresh_interval": None}})
+async def count_version(es: Elasticsearch, index: str, *, replicas: int | None = None) -> int:
+    """Restore refresh on a loaded version (and give it *replicas*), refresh it, count its documents.
+
+    A version is loaded without replicas: copying each document as it is
+    indexed would only slow the load. They are added here, before it goes live.
+    """
+    changes: dict[str, Any] = {"refresh_interval": None}
+    if replicas is not None:
+        changes["number_of_replicas"] = replicas
+    await es.request("PUT", f"/{index}/_settings", body={"index": changes})
     await es.refresh(index)
     answer: dict[str, Any] = await es.request("GET", f"/{index}/_count")
     return int(answer["count"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -158,14 +159,7 @@ def run_load(args: argparse.Namespace) -> int:
     options = LoadOptions.from_settings(settings, alias)
     if args.senders is not None:
         senders = whole(args.senders, "--senders", minimum=1)
-        options = LoadOptions(
-            alias,
-            senders,
-            options.chunk_docs,
-            options.chunk_bytes,
-            options.backoff,
-            queue_batches=2 * senders,
-        )
+        options = dataclasses.replace(options, senders=senders, queue_batches=2 * senders)
     reader: CatalogueReader | SyntheticReader
     if args.synthetic is not None:
         if args.paths:

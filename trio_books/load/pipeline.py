@@ -34,6 +34,7 @@ from trio_books.core.bulk import (
     ItemFailure,
     read_bulk_answer,
 )
+from trio_books.core.mapping import replicas_for
 from trio_books.core.progress import LoadStats
 from trio_books.errors import ElasticsearchTimeout, ElasticsearchUnavailable, TrioBooksError
 from trio_books.es import aliases
@@ -76,6 +77,8 @@ class LoadOptions:
     backoff: Backoff = field(default_factory=Backoff)
     batch_size: int = 500
     queue_batches: int = 8
+    # The loaded version's replicas; None: as the cluster's data nodes call for.
+    replicas: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, alias: str | None = None) -> LoadOptions:
@@ -88,6 +91,7 @@ class LoadOptions:
                 settings.load_backoff_first, settings.load_backoff_cap, settings.load_max_retries
             ),
             queue_batches=2 * settings.load_senders,
+            replicas=settings.load_replicas,
         )
 
 
@@ -133,7 +137,11 @@ async def load_catalogue(
     try:
         await _run_pipeline(es, reader, options, rejects, stats, index, started)
         stats.seconds = trio.current_time() - started
-        report.count = await aliases.count_version(es, index)
+        replicas = options.replicas
+        if replicas is None:
+            health = await es.cluster_health()
+            replicas = replicas_for(health.get("number_of_data_nodes", 1))
+        report.count = await aliases.count_version(es, index, replicas=replicas)
         expected = stats.accepted
         if stats.failed or report.count != expected:
             report.problem = (
