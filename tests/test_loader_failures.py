@@ -164,9 +164,15 @@ async def test_the_command_exits_1_when_elasticsearch_refuses_a_book(
     assert done.returncode == 1, done.stderr.decode()
     assert b"not moved" in done.stderr
     assert (await es.request("GET", f"/_alias/{index_name}", allow_404=True)) is None
-    ok = await run_cli(
-        "load", "--synthetic", "50", "--index", index_name, es_url=es_url, cwd=tmp_path
-    )
+    refused = (tmp_path / "rejects.ndjson").read_bytes()
+    assert b'"kind":"elasticsearch"' in refused
+    again = ["load", "--synthetic", "50", "--index", index_name]
+    # The next load in the same folder keeps that rejects file unless told otherwise.
+    kept = await run_cli(*again, es_url=es_url, cwd=tmp_path)
+    assert kept.returncode == 2
+    assert b"--rejects-overwrite" in kept.stderr
+    assert (tmp_path / "rejects.ndjson").read_bytes() == refused
+    ok = await run_cli(*again, "--rejects-overwrite", es_url=es_url, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr.decode()
     assert b"indexed 50," in ok.stdout
 

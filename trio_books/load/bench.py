@@ -198,7 +198,8 @@ def _run_loader(catalogue: Path, alias: str, config: ConnectionConfig) -> Loader
         alias,
         "--json",
     ]
-    command += ["--rejects", str(catalogue.with_suffix(".rejects"))]
+    # The benchmark's own file, replaced round after round.
+    command += ["--rejects", str(catalogue.with_suffix(".rejects")), "--rejects-overwrite"]
     started = time.perf_counter()
     process = subprocess.Popen(
         command,
