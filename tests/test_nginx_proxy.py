@@ -47,6 +47,18 @@ def log_lines(info: ProxyInfo) -> list[str]:
     return info.access_log.read_text().splitlines()
 
 
+async def logged(info: ProxyInfo, count: int) -> list[str]:
+    """The access log once it holds ``count`` lines.
+
+    nginx writes a request's line in its log phase, after the answer has gone out, so
+    the client can read the answer before the line is there.
+    """
+    with trio.move_on_after(10):
+        while len(lines := log_lines(info)) < count:
+            await trio.sleep(0.02)
+    return lines
+
+
 async def test_refuses_a_request_without_a_key(proxy: ProxyInfo) -> None:
     async with client_for(proxy) as http:
         response = await http.get(f"{proxy.url}/_cluster/health")
@@ -54,7 +66,7 @@ async def test_refuses_a_request_without_a_key(proxy: ProxyInfo) -> None:
     assert response.headers["content-type"] == "application/json"
     assert response.text == UNAUTHORIZED_BODY
     assert response.json()["error"]["type"] == "security_exception"
-    assert "upstream_status=- " in log_lines(proxy)[-1]
+    assert "upstream_status=- " in (await logged(proxy, 1))[-1]
 
 
 @pytest.mark.parametrize(
@@ -78,7 +90,7 @@ async def test_refuses_a_wrong_key(proxy: ProxyInfo, authorization: str) -> None
         response = await http.get(f"{proxy.url}/_cluster/health")
     assert response.status_code == 401
     assert response.json()["status"] == 401
-    assert "upstream_status=- " in log_lines(proxy)[-1]
+    assert "upstream_status=- " in (await logged(proxy, 1))[-1]
 
 
 async def test_the_right_key_reaches_elasticsearch(proxy: ProxyInfo, es_url: str) -> None:
@@ -93,7 +105,7 @@ async def test_the_right_key_reaches_elasticsearch(proxy: ProxyInfo, es_url: str
     assert response.json()["cluster_name"] == expected["cluster_name"]
     assert again.json() == {"status": expected["status"]}
 
-    first, second = log_lines(proxy)[-2:]
+    first, second = (await logged(proxy, 2))[-2:]
     assert '"GET /es/_cluster/health HTTP/1.1" 200 ' in first
     assert 'opaque_id="proxy-test-7"' in first
     assert 'user_agent="books/1.0"' in first
@@ -142,7 +154,7 @@ async def test_plain_http_to_the_tls_port_is_not_proxied(proxy: ProxyInfo) -> No
     assert response.status_code == 400
     assert "plain HTTP request was sent to HTTPS port" in response.text
     assert "cluster_name" not in response.text
-    (line,) = log_lines(proxy)
+    (line,) = await logged(proxy, 1)
     assert '" 400 ' in line
     assert "upstream_status=- " in line
 
@@ -174,7 +186,7 @@ async def test_a_tls_upstream_is_verified_and_gets_the_proxy_credentials(
     assert response.status_code == 200, response.text
     assert "cluster_name" in response.json()
     assert refused.status_code == 401
-    (inner,) = log_lines(proxy)
+    (inner,) = await logged(proxy, 1)
     assert '"GET /es/_cluster/health HTTP/1.1" 200 ' in inner
     assert 'opaque_id="chain"' in inner
 
