@@ -338,32 +338,3 @@ async def test_an_idle_connection_closes_after_the_keep_alive_timeout_with_the_s
         await stream.send_all(get("/"))
         assert b" 200 " in (await answer(stream)).split(b"\r\n")[0]
         assert await closed_within(stream, 2.0) is closes
-
-
-# ---------------------------------------------------------------- no cleartext HTTP/2
-
-H2C_UPGRADE = (
-    b"GET /a HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-    b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
-)
-# HTTP/2's connection preface, then an empty SETTINGS frame.
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
-
-
-async def test_the_lean_shell_answers_an_h2c_upgrade_in_http_1_1() -> None:
-    async with lean(keep_alive_timeout=3) as ours, hypercorns_shell(keep_alive_timeout=3) as theirs:
-        answer, _ = await first_bytes(ours, H2C_UPGRADE)
-        assert answer.startswith(b"HTTP/1.1 200 "), answer
-        assert b"upgrade" not in answer.lower()
-        # Hypercorn's shell switches, outside every cap the service sets.
-        switched, _ = await first_bytes(theirs, H2C_UPGRADE)
-        assert switched.startswith(b"HTTP/1.1 101 "), switched
-
-
-async def test_the_lean_shell_refuses_the_http_2_preface() -> None:
-    async with lean(keep_alive_timeout=3) as ours, hypercorns_shell(keep_alive_timeout=3) as theirs:
-        answer, closed = await first_bytes(ours, H2_PREFACE)
-        assert answer.startswith(b"HTTP/1.1 505 HTTP Version Not Supported\r\n"), answer
-        assert closed
-        spoken, _ = await first_bytes(theirs, H2_PREFACE)
-        assert not spoken.startswith(b"HTTP/1"), spoken  # an HTTP/2 SETTINGS frame

@@ -87,6 +87,9 @@ def hypercorn_config(
     config.h11_max_incomplete_size = (
         settings.max_url_length + settings.max_header_bytes + HEAD_SLACK
     )
+    # The API is HTTP/1.1: TLS offers nothing else, and with this Hypercorn's
+    # shells refuse cleartext HTTP/2 too (see trio_books.http1_only).
+    config.alpn_protocols = ["http/1.1"]
     return config
 
 

@@ -7,6 +7,7 @@ import signal
 from collections.abc import Callable
 
 import httpx
+from hypercorn.asyncio import tcp_server as hypercorn_shell
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config
 from hypercorn.utils import repr_socket_addr, wrap_app
@@ -14,6 +15,7 @@ from hypercorn.utils import repr_socket_addr, wrap_app
 from trio_books.api.service import draining_after
 from trio_books.asyncio.app import create_app
 from trio_books.gc_tuning import tune_gc_for_serving
+from trio_books.http1_only import patch_hypercorn_shell
 from trio_books.settings import Settings
 
 APP_FACTORY = "trio_books.asyncio.app:create_app()"
@@ -70,6 +72,8 @@ async def serve_asyncio(
         else:
             await asyncio.Event().wait()  # until the serving task is cancelled
 
+    # HTTP/1.1 only, as the Trio build's shells serve, when *config* offers no HTTP/2.
+    patch_hypercorn_shell(hypercorn_shell)
     await worker_serve(
         wrap_app(app, config.wsgi_max_body_size, None),
         config,

@@ -10,10 +10,12 @@ import trio
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config
 from hypercorn.trio import serve
+from hypercorn.trio import tcp_server as hypercorn_shell
 from quart_trio import QuartTrio
 
 from trio_books.api.service import draining_after
 from trio_books.gc_tuning import tune_gc_for_serving
+from trio_books.http1_only import patch_hypercorn_shell
 from trio_books.logs import configure_logging
 from trio_books.settings import Settings, load_settings
 from trio_books.trio.app import create_app
@@ -68,6 +70,8 @@ async def serve_app(
     if shutdown_trigger is not None:
         shutdown_trigger = draining_after(shutdown_trigger, app.extensions)
     if settings.server_shell == "hypercorn":
+        # HTTP/1.1 only, as the lean shell serves, when *config* offers no HTTP/2.
+        patch_hypercorn_shell(hypercorn_shell)
         await serve(app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)
         return
     await serve_lean(

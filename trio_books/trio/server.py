@@ -8,9 +8,9 @@ shutdown: the listening sockets are closed as soon as the stop signal comes
 until the process exits), and each connection is told to close when idle
 (idle ones close now, busy ones after their answer).
 
-It serves plain-text HTTP: HTTP/1.1, and h2c for a client that upgrades, as
-Hypercorn's protocol offers it. TLS stays with Hypercorn's shell
-(``SERVER_SHELL=hypercorn``); the service's TLS ends at a proxy.
+It serves plain-text HTTP/1.1 only (:mod:`trio_books.http1_only`). TLS stays
+with Hypercorn's shell (``SERVER_SHELL=hypercorn``); the service's TLS ends at
+a proxy.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ConnectionState
 from hypercorn.utils import parse_socket_addr
 
-from trio_books.trio.http1_only import HTTP11Only
+from trio_books.http1_only import HTTP11Only
 
 # What Hypercorn's shells read at once.
 MAX_RECV = 2**16
