@@ -1,8 +1,9 @@
 """Sessions for developers and CI: ``nox -s tests``, ``compat``, ``lint``, ``typecheck``, ``serve``,
 ``demos``, ``bench``, ``bench_load``, and the hardening drills: ``fuzz``, ``soak``, ``drills``
-and ``audit``.
+and ``audit``; ``lock`` refreshes the lock file the others install from.
 
-Every session installs what it needs into its own virtualenv; ``tests`` and
+Every session installs what it needs into its own virtualenv, at the versions of
+``deploy/requirements.lock``, each file checked against its hash; ``tests`` and
 ``serve`` also start a local Elasticsearch through the project's CLI unless
 ``TRIO_BOOKS_ES_URLS`` points at one. Arguments after ``--`` go to the tool
 (pytest for ``tests``), for example ``nox -s tests -- -k search``.
@@ -11,7 +12,9 @@ Every session installs what it needs into its own virtualenv; ``tests`` and
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import tarfile
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -28,17 +31,67 @@ nox.options.error_on_missing_interpreters = True
 
 # The browser test drives Debian's Chromium; Playwright never downloads its own.
 CHROMIUM = "/usr/bin/chromium"
-# The ruff of the dev extra (pyproject.toml), exactly: a new release must not turn CI
-# red without a change here.
-RUFF = "ruff==0.17.6"
+# Every package a session installs, pinned with its hashes, resolved for the Python and
+# platform below (CI's): `nox -s lock` writes it from pyproject.toml.
+LOCK = "deploy/requirements.lock"
+LOCK_PYTHON = "3.11"
+LOCK_PLATFORM = "x86_64-unknown-linux-gnu"
 
 # The test session's node runs apart from a developer's usual 9200.
 TEST_ES_PORT = int(os.environ.get("TRIO_BOOKS_TEST_ES_PORT", "9250"))
 SERVE_ES_PORT = 9200
 
 
-def install(session: nox.Session, extras: str = "dev,bench") -> None:
-    session.install("-e", f".[{extras}]")
+def install(session: nox.Session) -> None:
+    """The whole lock, then the project itself, editable.
+
+    ``--require-hashes`` makes pip refuse any file whose hash the lock does not list,
+    and any package it does not pin. The project is a local folder, which has no hash:
+    it goes in without its dependencies (the lock brought them) and is built by the
+    lock's setuptools rather than one fetched for an isolated build.
+    """
+    session.install("--require-hashes", "-r", LOCK)
+    session.install("--no-deps", "--no-build-isolation", "-e", ".")
+
+
+def canonical(name: str) -> str:
+    """A package name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def lock_entries(lock: str, names: tuple[str, ...]) -> str:
+    """The lines of ``names`` in the lock's text (each ``name==version`` with its hashes)."""
+    entries: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in lock.splitlines():
+        if line.strip().startswith("#") or not line.strip():
+            continue
+        if not line[0].isspace():
+            current = entries.setdefault(canonical(line.split("==")[0]), [])
+        current.append(line)
+    missing = [name for name in names if name not in entries]
+    if missing:
+        raise LookupError(f"{LOCK} pins no {', '.join(missing)}: run nox -s lock")
+    return "".join(line + "\n" for name in names for line in entries[name])
+
+
+def locked_file(session: nox.Session, *names: str) -> str:
+    """A requirements file, in the session's tmp, with the lock's lines for ``names``."""
+    path = Path(session.create_tmp(), "locked.txt")
+    try:
+        path.write_text(lock_entries(Path(LOCK).read_text(), names))
+    except LookupError as error:
+        session.error(str(error))
+    return str(path)
+
+
+def install_locked(session: nox.Session, *names: str) -> None:
+    """Only ``names`` from the lock, hash-checked: for tools with no dependencies (ruff, uv).
+
+    Should one gain a dependency, pip refuses it (hash-checking mode takes nothing the
+    file does not pin) rather than resolving it outside the lock.
+    """
+    session.install("--require-hashes", "-r", locked_file(session, *names))
 
 
 def ensure_wrk(session: nox.Session) -> None:
@@ -266,6 +319,7 @@ def hypercorn_suite(session: nox.Session) -> None:
     tmp = Path(session.create_tmp()).resolve()
     root = tmp / f"hypercorn-{version}"
     if not (root / "tests").is_dir():
+        # The installed version is the lock's, whose hashes include the sdist's.
         session.run(
             "python",
             "-m",
@@ -274,7 +328,9 @@ def hypercorn_suite(session: nox.Session) -> None:
             "--no-deps",
             "--no-binary",
             ":all:",
-            f"hypercorn=={version}",
+            "--require-hashes",
+            "-r",
+            locked_file(session, "hypercorn"),
             "-d",
             str(tmp),
         )
@@ -391,7 +447,7 @@ def bench(session: nox.Session) -> None:
     Arguments after ``--`` go to ``python -m trio_books bench`` (e.g. ``-- --workers 2``).
     Results go to ``bench-results/<time>/`` unless ``--out`` says otherwise.
     """
-    install(session, "bench")
+    install(session)
     ensure_wrk(session)
     with elasticsearch(session, SERVE_ES_PORT) as urls:
         session.run(
@@ -407,7 +463,7 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint rules (with the async checks) and formatting."""
-    session.install(RUFF)
+    install_locked(session, "ruff")
     session.run("ruff", "check", ".", *session.posargs)
     session.run("ruff", "format", "--check", ".")
 
@@ -458,12 +514,44 @@ def drills(session: nox.Session) -> None:
 
 @nox.session
 def audit(session: nox.Session) -> None:
-    """pip-audit over the resolved dependency set (the package with its dev extra)."""
+    """pip-audit over the locked set, installed: every package any session installs."""
     install(session)
-    session.install("pip-audit>=2.7")
     # --skip-editable: trio_books itself is not on PyPI; every dependency is audited.
     # --strict: a dependency that could not be looked up fails the audit instead of
     # being skipped, so an unreachable vulnerability service never passes as "none found".
     session.run(
         "pip-audit", "--strict", "--skip-editable", "--progress-spinner", "off", *session.posargs
+    )
+
+
+@nox.session
+def lock(session: nox.Session) -> None:
+    """Write ``deploy/requirements.lock`` from pyproject.toml with uv, hashes included.
+
+    Every extra and the ``tools`` group, for CPython 3.11 on x86_64 Linux whatever the
+    machine. Pins that still fit are kept; ``-- --upgrade`` moves every package to its
+    newest allowed release, ``-- --upgrade-package NAME`` one of them.
+    """
+    install_locked(session, "uv")
+    session.run(
+        "uv",
+        "pip",
+        "compile",
+        "pyproject.toml",
+        "--all-extras",
+        "--group",
+        "tools",
+        "--generate-hashes",
+        "--python-version",
+        LOCK_PYTHON,
+        "--python-platform",
+        LOCK_PLATFORM,
+        "--custom-compile-command",
+        "nox -s lock",
+        "--output-file",
+        LOCK,
+        *session.posargs,
+        # uv prints the whole file too; its summary (stderr) is enough here.
+        stdout=subprocess.DEVNULL,
+        stderr=None,
     )
