@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +78,24 @@ async def run_cli(*args: str, es_url: str, cwd: Path) -> trio.CompletedProcess[b
         cwd=str(cwd),
         env={**os.environ, "TRIO_BOOKS_ES_URLS": es_url},
     )
+
+
+@contextlib.asynccontextmanager
+async def nested_limit(es: Elasticsearch, alias: str, limit: int) -> AsyncIterator[None]:
+    """New versions of *alias* allow *limit* nested objects (authors and tags) a document.
+
+    Elasticsearch then refuses a book with more, valid as the book is: an index
+    template, as an operator would set one, makes the refusal for real.
+    """
+    template = f"{alias}-nested-limit"
+    body = {
+        "index_patterns": [f"{alias}-*"],
+        "priority": 500,
+        "template": {"settings": {"index.mapping.nested_objects.limit": limit}},
+    }
+    await es.request("PUT", f"/_index_template/{template}", body=body)
+    try:
+        yield
+    finally:
+        with trio.CancelScope(shield=True):
+            await es.request("DELETE", f"/_index_template/{template}")

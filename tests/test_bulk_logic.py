@@ -9,7 +9,14 @@ import pytest
 
 from trio_books.core.backoff import Backoff
 from trio_books.core.books import Author, Book, Tag, book_to_document, document_json
-from trio_books.core.bulk import BulkItem, Chunk, ChunkBuilder, bulk_item, read_bulk_answer
+from trio_books.core.bulk import (
+    BulkItem,
+    Chunk,
+    ChunkBuilder,
+    bulk_item,
+    read_bulk_answer,
+    split_in_two,
+)
 from trio_books.core.ids import IdSet
 from trio_books.core.progress import LoadStats, progress_bar, progress_line
 from trio_books.core.synthetic import synthetic_books
@@ -101,6 +108,23 @@ def test_a_refused_request_or_a_wrong_answer_raises() -> None:
         read_bulk_answer(chunk, 200, answer(201, 201))
     with pytest.raises(ResponseShapeError):
         read_bulk_answer(chunk, 200, b"<html>")
+
+
+def test_a_request_too_large_is_split_down_to_the_one_document_too_large() -> None:
+    chunk = Chunk(tuple(item(n) for n in range(5)))
+    outcome = read_bulk_answer(chunk, 413, b"")
+    assert outcome.halves is not None
+    assert [[i.book_id for i in half.items] for half in outcome.halves] == [[0, 1], [2, 3, 4]]
+    assert outcome.retry is None
+    assert outcome.failed == []
+    assert outcome.indexed == 0
+    alone = read_bulk_answer(Chunk((item(7),)), 413, b"")
+    assert alone.too_large == item(7)
+    assert alone.halves is None
+    assert alone.retry is None
+    assert alone.failed == []
+    with pytest.raises(ValueError, match="cannot be split"):
+        split_in_two(Chunk((item(1),)))
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:

@@ -19,12 +19,15 @@ from loading import (
     live_count,
     load_files,
     load_synthetic,
+    nested_limit,
+    run_cli,
     targets,
     versions,
     write_ndjson,
 )
 
 from trio_books.core.mapping import index_body, replicas_for
+from trio_books.errors import IndexInTheWay
 from trio_books.es.client import Elasticsearch
 from trio_books.load.pipeline import LoadOptions, load_catalogue
 from trio_books.load.report import RejectsLog
@@ -216,12 +219,23 @@ async def test_reload_is_idempotent_and_keeps_two_versions(
     assert await live_count(es, index_name) == len(REFERENCE_BOOKS)
 
 
-async def test_an_index_with_the_alias_name_is_replaced_atomically(
-    es: Elasticsearch, index_name: str, tmp_path: Path
+async def test_an_index_with_the_alias_name_is_kept_unless_replacing_it_is_asked_for(
+    es: Elasticsearch, es_url: str, index_name: str, tmp_path: Path
 ) -> None:
     await es.create_index(index_name, index_body())
+    old = {"book_id": 1, "title": "Kept"}
+    await es.request("PUT", f"/{index_name}/_doc/1", params={"refresh": "true"}, body=old)
     path = write_ndjson(tmp_path / "books.ndjson", REFERENCE_BOOKS)
-    report, _, _ = await load_files(es, index_name, path)
+    with pytest.raises(IndexInTheWay, match="--replace-index"):
+        await load_files(es, index_name, path)
+    done = await run_cli("load", str(path), "--index", index_name, es_url=es_url, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.decode().strip().splitlines()
+    assert line.startswith(f"python -m trio_books: error: an index named {index_name} exists")
+    # Untouched, and no version left behind.
+    assert await live_count(es, index_name) == 1
+    assert await versions(es, index_name) == []
+    report, _, _ = await load_files(es, index_name, path, replace_index=True)
     assert report.published
     assert report.swap is not None
     assert report.swap.replaced_concrete
@@ -265,12 +279,13 @@ async def test_a_failed_count_check_leaves_the_alias_where_it_was(
 ) -> None:
     path = write_ndjson(tmp_path / "books.ndjson", REFERENCE_BOOKS)
     good, _, _ = await load_files(es, index_name, path)
-    # Valid input, refused by Elasticsearch: more nested authors than an index allows
-    # (index.mapping.nested_objects.limit, 10,000), so the new version holds one
+    # Valid input, refused by Elasticsearch: more nested authors than the index
+    # allows (index.mapping.nested_objects.limit), so the new version holds one
     # book fewer than were accepted.
-    crowded = {"book_id": 99, "title": "Crowded", "authors": [f"A{n}" for n in range(10_001)]}
+    crowded = {"book_id": 99, "title": "Crowded", "authors": [f"A{n}" for n in range(12)]}
     bad = write_ndjson(tmp_path / "more.ndjson", [*REFERENCE_BOOKS, crowded])
-    report, rejects, console = await load_files(es, index_name, bad)
+    async with nested_limit(es, index_name, 10):
+        report, rejects, console = await load_files(es, index_name, bad)
     assert not report.published
     assert report.stats.failed == 1
     assert report.count == len(REFERENCE_BOOKS)

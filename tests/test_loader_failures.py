@@ -2,7 +2,9 @@
 
 Push-back comes from a second real node, started for this module with a write
 thread pool of one thread and a queue of one, so concurrent ``_bulk`` requests
-are refused with 429 exactly as a saturated production node refuses them.
+are refused with 429 exactly as a saturated production node refuses them. The
+same node takes requests of 16 KiB at most (``http.max_content_length``), as a
+managed service's front refuses larger ones with 413.
 """
 
 from __future__ import annotations
@@ -16,10 +18,20 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 import trio
 from conftest import TEST_ES_PORT, session_node
-from loading import live_count, load_synthetic, run_cli, targets, versions, write_ndjson
+from loading import (
+    live_count,
+    load_files,
+    load_synthetic,
+    nested_limit,
+    run_cli,
+    targets,
+    versions,
+    write_ndjson,
+)
 
 from trio_books.core.mapping import index_body
 from trio_books.core.progress import LoadStats
@@ -32,7 +44,11 @@ from trio_books.load.report import RejectsLog
 from trio_books.load.sources import SyntheticReader
 
 PUSHBACK_PORT = TEST_ES_PORT + 2
-TINY_WRITE_QUEUE = {"thread_pool.write.size": "1", "thread_pool.write.queue_size": "1"}
+PUSHBACK_SETTINGS = {
+    "thread_pool.write.size": "1",
+    "thread_pool.write.queue_size": "1",
+    "http.max_content_length": "16kb",
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +57,7 @@ def pushback_url() -> Iterator[str]:
     layout = session_node(PUSHBACK_PORT)
     # A node left by an interrupted run may lack the tiny queue: start afresh.
     trio.run(local.stop, layout)
-    url = trio.run(functools.partial(local.start, layout, extra_settings=TINY_WRITE_QUEUE))
+    url = trio.run(functools.partial(local.start, layout, extra_settings=PUSHBACK_SETTINGS))
     yield url
     trio.run(local.stop, layout)
     local.wipe(layout)
@@ -59,11 +75,37 @@ async def test_writes_pushed_back_with_429_are_retried_until_indexed(
         try:
             # Eight senders of small chunks against one write thread: most requests
             # find the queue full, and Elasticsearch answers their items with 429.
-            report = await load_synthetic(es, index_name, 2000, senders=8, chunk_docs=20)
+            report = await load_synthetic(es, index_name, 2000, senders=8, chunk_docs=10)
             assert report.published, report.problem
             assert report.stats.retried > 0
             assert report.stats.failed == 0
             assert await live_count(es, index_name) == 2000
+        finally:
+            with trio.CancelScope(shield=True):
+                for name in await versions(es, index_name):
+                    await es.delete_index(name)
+
+
+async def test_a_document_too_large_for_elasticsearch_is_a_reject_and_the_rest_load(
+    pushback_url: str, index_name: str, tmp_path: Path
+) -> None:
+    books = [{"book_id": n, "title": f"Book {n}", "authors": "A. Writer"} for n in range(1, 41)]
+    # About 25 KB as a document: more than the node takes in one request.
+    books.insert(
+        20, {"book_id": 99, "title": "Big", "authors": [f"{'a' * 250} {n}" for n in range(98)]}
+    )
+    path = write_ndjson(tmp_path / "books.ndjson", books)
+    async with open_http_client(timeout=30, max_connections=4) as http:
+        es = Elasticsearch(http, [pushback_url])
+        try:
+            report, rejects, _console = await load_files(es, index_name, path, senders=1)
+            assert report.published, report.problem
+            assert (report.stats.indexed, report.stats.rejected, report.stats.failed) == (40, 1, 0)
+            assert await live_count(es, index_name) == 40
+            assert rejects.path is not None
+            (written,) = [orjson.loads(line) for line in rejects.path.read_bytes().splitlines()]
+            assert (written["kind"], written["line"]) == ("too_large", 21)
+            assert "413" in written["reason"]
         finally:
             with trio.CancelScope(shield=True):
                 for name in await versions(es, index_name):
@@ -158,9 +200,12 @@ async def test_bad_command_lines_exit_2_with_one_line(es_url: str, tmp_path: Pat
 async def test_the_command_exits_1_when_elasticsearch_refuses_a_book(
     es: Elasticsearch, es_url: str, index_name: str, tmp_path: Path
 ) -> None:
-    crowded = {"book_id": 9, "title": "Crowded", "authors": [f"A{n}" for n in range(10_001)]}
+    crowded = {"book_id": 9, "title": "Crowded", "authors": [f"A{n}" for n in range(12)]}
     write_ndjson(tmp_path / "books.ndjson", [{"book_id": 1, "title": "Fine"}, crowded])
-    done = await run_cli("load", "books.ndjson", "--index", index_name, es_url=es_url, cwd=tmp_path)
+    async with nested_limit(es, index_name, 10):
+        done = await run_cli(
+            "load", "books.ndjson", "--index", index_name, es_url=es_url, cwd=tmp_path
+        )
     assert done.returncode == 1, done.stderr.decode()
     assert b"not moved" in done.stderr
     assert (await es.request("GET", f"/_alias/{index_name}", allow_404=True)) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -12,10 +13,18 @@ import orjson
 import pytest
 from loading import live_count, load_files, write_ndjson
 
+from trio_books.core.formats import read_json_array
+from trio_books.core.progress import summary
 from trio_books.errors import UsageError
 from trio_books.es.client import Elasticsearch
+from trio_books.load.pipeline import LoadOptions, load_catalogue
 from trio_books.load.report import RejectsLog
-from trio_books.load.sources import MAX_STORED_RECORD, Reject
+from trio_books.load.sources import (
+    MAX_STORED_RECORD,
+    CatalogueReader,
+    Reject,
+    open_catalogue_file,
+)
 
 
 def test_a_huge_exponent_in_a_number_cell_is_refused_at_once() -> None:
@@ -138,3 +147,109 @@ def test_every_reject_is_written_however_odd_its_record(
     assert kept in written
     if kept == "record":
         assert written["record"] == record
+
+
+# ---------------------------------------------------------------- one bad record among good ones
+
+
+def good(book_id: int) -> dict[str, object]:
+    return {"book_id": book_id, "title": f"Good {book_id}", "authors": "A. Writer"}
+
+
+def json_array(*elements: bytes) -> bytes:
+    """A JSON array with one element a line, so each starts on a known line."""
+    return b"[\n" + b",\n".join(elements) + b"\n]\n"
+
+
+def csv_file(*rows: str) -> bytes:
+    return ("book_id,title,authors\n" + "".join(f"{row}\n" for row in rows)).encode()
+
+
+DEEP = b'{"book_id": 9, "title": "Deep", "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+HUGE_INT = b'{"book_id": 9, "title": "Digits", "ratings_count": ' + b"9" * 5000 + b"}"
+LONG = b'{"book_id": 9, "title": "Long", "x": "' + b"y" * 300_000 + b'"}'
+
+
+def good_json(book_id: int) -> bytes:
+    return orjson.dumps(good(book_id))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        # Line 3 of each file holds the bad record, between good ones.
+        ("deep.json", json_array(good_json(1), DEEP, good_json(2)), "nested too deep"),
+        ("digits.json", json_array(good_json(1), HUGE_INT, good_json(2)), "4300 digits"),
+        ("long.json", json_array(good_json(1), LONG, good_json(2)), "over 200,000 bytes"),
+        ("deep.ndjson", b"\n".join([b"", good_json(1), DEEP, good_json(2)]), "depth limit"),
+        ("digits.ndjson", b"\n".join([b"", good_json(1), HUGE_INT, good_json(2)]), "not JSON"),
+        ("long.ndjson", b"\n".join([b"", good_json(1), LONG, good_json(2)]), "over 200,000"),
+        (
+            "field.csv",
+            csv_file("1,Good 1,A. Writer", f'9,"{"z" * 140_000}",A. Writer', "2,Good 2,B. Writer"),
+            "field larger than field limit",
+        ),
+        (
+            "long.csv",
+            csv_file("1,Good 1,A. Writer", f"9,{'z' * 120_000},{'w' * 120_000}", "2,Good 2,B"),
+            "over 200,000 bytes",
+        ),
+    ],
+)
+async def test_one_bad_record_is_a_reject_and_the_good_ones_load(
+    es: Elasticsearch, index_name: str, tmp_path: Path, name: str, content: bytes, reason: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    rejects = RejectsLog(tmp_path / "rejects.ndjson", io.StringIO())
+    reader = CatalogueReader([open_catalogue_file(path, None)], max_record=200_000)
+    report = await load_catalogue(es, reader, LoadOptions(index_name), rejects)
+    assert report.published, report.problem
+    assert (report.stats.indexed, report.stats.rejected) == (2, 1)
+    assert await live_count(es, index_name) == 2
+    assert rejects.path is not None
+    (written,) = [orjson.loads(line) for line in rejects.path.read_bytes().splitlines()]
+    assert (written["kind"], written["line"]) == ("invalid", 3), written
+    assert reason in written["reason"], written
+
+
+def test_a_long_json_element_is_decoded_once_not_again_for_every_chunk() -> None:
+    # Before: each 64 KiB chunk of a long element started its decoding over
+    # (quadratic); now the element is scanned to its end, then decoded once.
+    element = b'{"book_id": 1, "title": "T", "x": "' + b'\\"[{' * 250_000 + b'"}'
+    text = json_array(element, good_json(2)).decode()
+    chunks = [text[at : at + 65_536] for at in range(0, len(text), 65_536)]
+    calls = 0
+    original = json.JSONDecoder.raw_decode
+
+    def counting(self: json.JSONDecoder, s: str, idx: int = 0) -> tuple[object, int]:
+        nonlocal calls
+        calls += 1
+        return original(self, s, idx)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(json.JSONDecoder, "raw_decode", counting)
+        read = list(read_json_array(chunks))
+    assert [(line, record["book_id"]) for line, record in read] == [(2, 1), (3, 2)]  # type: ignore[index]
+    assert len(chunks) > 10
+    assert calls <= 4
+
+
+async def test_bytes_that_are_not_utf8_are_counted_and_located(
+    es: Elasticsearch, index_name: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "books.ndjson"
+    lines = [good_json(1), good_json(2).replace(b"Good", b"G\xe9od"), good_json(3)]
+    lines.append(good_json(4).replace(b"Writer", b"Wr\xff\xfeiter"))
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    rejects = RejectsLog(None, io.StringIO())
+    reader = CatalogueReader([open_catalogue_file(path, None)])
+    report = await load_catalogue(es, reader, LoadOptions(index_name), rejects)
+    assert report.published, report.problem
+    assert report.stats.indexed == 4  # kept, with U+FFFD where the bytes were
+    assert report.stats.not_utf8 >= 2
+    assert report.stats.not_utf8_at == [f"{path}:2", f"{path}:4"]
+    assert f"first at {path}:2, {path}:4" in summary(report.stats)
+    stored = await es.get_source(index_name, "2")
+    assert stored is not None
+    assert stored["title"] == "G\ufffdod 2"

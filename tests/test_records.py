@@ -6,6 +6,7 @@ import pytest
 
 from trio_books.core.books import Tag
 from trio_books.core.records import (
+    LIMITS,
     Rejection,
     book_from_record,
     clean_isbn,
@@ -120,3 +121,32 @@ def test_a_record_is_rejected_only_without_id_or_title() -> None:
         Tag(title="Young Adult", slug="young-adult"),
         Tag(title="Film", slug="film"),
     ]
+
+
+def at_length(field: str, length: int) -> dict[str, object]:
+    """A record whose *field* is *length* long (characters, or names and tags)."""
+    record: dict[str, object] = {"book_id": 1, "title": "T"}
+    if field in ("title", "original_title", "language_code", "small_image_url"):
+        record[field] = "a" * length
+    elif field == "authors":
+        record["authors"] = [f"Author {n}" for n in range(length)]
+    elif field == "author":
+        record["authors"] = ["a" * length]
+    elif field == "tags":
+        record["tags"] = [f"tag-{n}" for n in range(length)]
+    elif field == "tag":
+        record["tags"] = [{"title": "a" * length, "slug": "short"}]
+    else:
+        record["tags"] = [{"title": "Short", "slug": "a" * length}]
+    return record
+
+
+@pytest.mark.parametrize("field", sorted(LIMITS))
+def test_a_field_past_its_limit_rejects_the_record_and_names_the_field(field: str) -> None:
+    limit = LIMITS[field]
+    book_from_record(at_length(field, limit))  # at the limit: kept whole
+    with pytest.raises(Rejection) as rejected:
+        book_from_record(at_length(field, limit + 1))
+    words = {"author": "author's name", "tag": "tag longer", "tag_slug": "tag slug"}
+    assert words.get(field, field) in rejected.value.reason
+    assert str(limit) in rejected.value.reason

@@ -249,6 +249,18 @@ class UsageError(TrioBooksError):
     code = "usage"
 
 
+class IndexInTheWay(UsageError):
+    """An index (not an alias) has the alias's name: making a version live would delete it."""
+
+    code = "index_in_the_way"
+
+    def __init__(self, alias: str) -> None:
+        super().__init__(
+            f"an index named {alias} exists, and making the load live deletes it, "
+            "documents and all: give --replace-index to go ahead, or load under another --index"
+        )
+
+
 class LocalElasticsearchError(UsageError):
     code = "local_elasticsearch"
 

@@ -259,6 +259,9 @@ class Settings(BaseSettings):
     # Replicas of a loaded version once it is loaded (none while loading, for speed);
     # unset: one when the cluster has more than one data node, else none.
     load_replicas: int | None = Field(default=None, ge=0, le=10)
+    # The largest record a catalogue file may hold (bytes of its text); longer ones
+    # are rejected unread, so one bad line cannot take the loader's memory.
+    load_max_record_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
 
     @field_validator("es_urls", "cors_origins", mode="before")
     @classmethod

@@ -119,13 +119,29 @@ class BulkOutcome:
     """What one ``_bulk`` answer means for the items sent.
 
     ``retry`` holds the items to send again (all of them when the whole request
-    was pushed back), with ``retry_reason`` saying why.
+    was pushed back), with ``retry_reason`` saying why. ``halves`` are sent in its
+    place when the request was too large (413) and can be split; ``too_large`` is
+    the one document a 413 answered on its own: no request can carry it.
     """
 
     indexed: int
     failed: list[ItemFailure]
     retry: Chunk | None = None
     retry_reason: str = ""
+    halves: tuple[Chunk, Chunk] | None = None
+    too_large: BulkItem | None = None
+
+
+# Why a document is rejected when a request of it alone was too large.
+TOO_LARGE_REASON = "Elasticsearch refused the document as too large (413)"
+
+
+def split_in_two(chunk: Chunk) -> tuple[Chunk, Chunk]:
+    """*chunk*'s items in two chunks of about equal size (it must hold two or more)."""
+    if len(chunk.items) < 2:
+        raise ValueError("a chunk of one item cannot be split")
+    half = len(chunk.items) // 2
+    return Chunk(chunk.items[:half]), Chunk(chunk.items[half:])
 
 
 def is_retryable_status(status: int) -> bool:
@@ -137,7 +153,9 @@ def read_bulk_answer(chunk: Chunk, status: int, content: bytes) -> BulkOutcome:
     """Interpret the answer to posting *chunk*.
 
     Items answered 429 (a full write queue) are retried; other failed items are
-    failures, with the error type and reason Elasticsearch gave.
+    failures, with the error type and reason Elasticsearch gave. A request too
+    large for Elasticsearch (413, ``http.max_content_length`` or a proxy's limit)
+    is split in two, down to the one document that is too large by itself.
 
     Raises:
         ElasticsearchError: the request itself was refused (a 4xx other than 429):
@@ -146,6 +164,10 @@ def read_bulk_answer(chunk: Chunk, status: int, content: bytes) -> BulkOutcome:
     """
     if is_retryable_status(status):
         return BulkOutcome(0, [], chunk, f"HTTP {status}: {_error_text(content)}")
+    if status == 413:
+        if len(chunk.items) == 1:
+            return BulkOutcome(0, [], too_large=chunk.items[0])
+        return BulkOutcome(0, [], halves=split_in_two(chunk))
     if status >= 300:
         raise ElasticsearchError(
             f"Elasticsearch refused a _bulk request ({status}): {_error_text(content)}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass
@@ -11,7 +11,9 @@ class LoadStats:
 
     ``rejected`` counts invalid input records (reported, not a failure);
     ``duplicates`` records whose book id came earlier in the catalogue (the
-    first is kept); ``failed`` documents Elasticsearch refused (a failure).
+    first is kept); ``failed`` documents Elasticsearch refused (a failure);
+    ``not_utf8`` byte sequences of the input that were not UTF-8 (each read as
+    U+FFFD), with the first places in ``not_utf8_at``.
     """
 
     read: int = 0
@@ -24,6 +26,8 @@ class LoadStats:
     fraction_read: float = 0.0
     total: int | None = None
     seconds: float = 0.0
+    not_utf8: int = 0
+    not_utf8_at: list[str] = field(default_factory=list)
 
     @property
     def books_per_second(self) -> float:
@@ -89,4 +93,10 @@ def summary(stats: LoadStats) -> str:
         f"indexed {stats.indexed:,}, failed {stats.failed:,} (refused by Elasticsearch), "
         f"retried {stats.retried:,}\n"
         f"{stats.seconds:.1f} s, {stats.books_per_second:,.0f} books/s"
+        + (
+            f"\n{stats.not_utf8:,} byte sequences were not UTF-8 (read as U+FFFD), "
+            f"first at {', '.join(stats.not_utf8_at) or 'an unknown line'}"
+            if stats.not_utf8
+            else ""
+        )
     )

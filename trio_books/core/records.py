@@ -1,7 +1,7 @@
 """Raw catalogue records made into books: cleaning the mess real files carry.
 
-A record is rejected (:class:`Rejection`) only when it has no usable id or no
-title. Every other field is cleaned to what can be trusted and otherwise left
+A record is rejected (:class:`Rejection`) only when it has no usable id, no
+title, or a field longer than :data:`LIMITS` allows. Every other field is cleaned to what can be trusted and otherwise left
 empty: years written as floats (``2008.0``) or negative, ISBNs whose leading
 zeros or last digits a spreadsheet ate, blank optional fields, author lists as
 one comma-separated string. Nothing here invents a digit: a damaged ISBN-13 is
@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from trio_books.core.books import Book, Tag
+from trio_books.core.query import MAX_TAG_LENGTH
 
 # Years outside this range are typing accidents, not publication dates (and the
 # index stores years as 32-bit integers).
@@ -43,6 +44,23 @@ _SCIENTIFIC = re.compile(r"(\d)\.(\d+)[eE]\+?(\d+)")
 # 19 digits before and after the point and a two-digit exponent, so converting
 # it stays cheap whatever the cell holds (a long has 19 digits).
 _WHOLE_NUMBER = re.compile(r"[+-]?\d{1,19}(?:\.\d{0,19})?(?:[eE][+-]?\d{1,2})?")
+
+
+# The longest text each field may hold, and the most names and tags a book may have.
+# Real books stay far inside them (goodbooks' longest title has 262 characters); past
+# them a record is a mistake or an attack, and is rejected rather than cut: a cut
+# would change the data without a word. A tag slug has the API's own limit.
+LIMITS = {
+    "title": 1000,
+    "original_title": 1000,
+    "author": 300,
+    "authors": 100,
+    "tag": 100,
+    "tag_slug": MAX_TAG_LENGTH,
+    "tags": 200,
+    "language_code": 35,
+    "small_image_url": 2048,
+}
 
 
 class Rejection(ValueError):
@@ -320,7 +338,7 @@ def book_from_record(record: Mapping[str, Any], *, tags: list[Tag] | None = None
     if title is None:
         raise Rejection("no title")
     isbn = clean_isbn(record.get("isbn"))
-    fields = {
+    fields: dict[str, Any] = {
         "book_id": identifier,
         "title": title,
         "original_title": original_title,
@@ -334,7 +352,29 @@ def book_from_record(record: Mapping[str, Any], *, tags: list[Tag] | None = None
         "ratings_count": clean_count(record.get("ratings_count")),
         "small_image_url": text(record.get("small_image_url")),
     }
+    check_lengths(fields)
     try:
         return Book.model_validate(fields)
     except ValidationError as error:  # pragma: no cover - every field is cleaned above
         raise Rejection(f"invalid: {error.errors()[0]['msg']}") from None
+
+
+def check_lengths(fields: Mapping[str, Any]) -> None:
+    """Raise :class:`Rejection` naming the first field of *fields* past :data:`LIMITS`."""
+    for name in ("title", "original_title", "language_code", "small_image_url"):
+        value = fields.get(name)
+        if value is not None and len(value) > LIMITS[name]:
+            raise Rejection(f"{name} longer than {LIMITS[name]} characters")
+    authors = fields.get("authors") or []
+    if len(authors) > LIMITS["authors"]:
+        raise Rejection(f"more than {LIMITS['authors']} authors")
+    if any(len(author["name"]) > LIMITS["author"] for author in authors):
+        raise Rejection(f"an author's name longer than {LIMITS['author']} characters")
+    tags = fields.get("tags") or []
+    if len(tags) > LIMITS["tags"]:
+        raise Rejection(f"more than {LIMITS['tags']} tags")
+    for tag in tags:
+        if len(tag.title) > LIMITS["tag"]:
+            raise Rejection(f"a tag longer than {LIMITS['tag']} characters")
+        if len(tag.slug) > LIMITS["tag_slug"]:
+            raise Rejection(f"a tag slug longer than {LIMITS['tag_slug']} characters")

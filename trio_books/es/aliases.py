@@ -6,7 +6,8 @@ than the last two. Searches go through the alias, so they see the old
 version or the new one, never an empty or half-built index.
 
 If an index (not an alias) already has the alias's name, for example one made
-before versioned loads, the first swap deletes it in the same atomic request.
+before versioned loads, the first swap deletes it in the same atomic request,
+and only when the caller says so (``replace_index``): that delete cannot be undone.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from trio_books.core.mapping import index_body
 from trio_books.core.versions import swap_actions, version_name, versions_to_delete
+from trio_books.errors import IndexInTheWay
 from trio_books.es.client import Elasticsearch
 
 
@@ -87,13 +89,26 @@ async def count_version(es: Elasticsearch, index: str, *, replicas: int | None =
     return int(answer["count"])
 
 
-async def swap_alias(es: Elasticsearch, alias: str, index: str) -> Swap:
+async def check_replaceable(es: Elasticsearch, alias: str, *, replace_index: bool) -> None:
+    """Raise :class:`IndexInTheWay` when an index named *alias* exists and may not be deleted."""
+    if not replace_index and (await alias_state(es, alias)).concrete:
+        raise IndexInTheWay(alias)
+
+
+async def swap_alias(
+    es: Elasticsearch, alias: str, index: str, *, replace_index: bool = False
+) -> Swap:
     """Point *alias* at *index* alone, in one atomic request.
 
     Callers on Trio shield this call from cancellation: once the request is sent,
     whether the alias moved is known only from the answer.
+
+    Raises:
+        IndexInTheWay: an index is named *alias*, and *replace_index* is False.
     """
     state = await alias_state(es, alias)
+    if state.concrete and not replace_index:
+        raise IndexInTheWay(alias)
     body = swap_actions(alias, index, current=state.targets, concrete=state.concrete)
     await es.request("POST", "/_aliases", body=body)
     return Swap(alias, index, state.targets, state.concrete)

@@ -64,7 +64,8 @@ async def ensure_demo_catalogue(
         loaded = await aliases.count_version(es, index)
         if loaded != count:
             raise ElasticsearchError(f"the demo catalogue holds {loaded} books, not {count}")
-        await aliases.swap_alias(es, alias, index)
+        # An index of that name holds no books (counted above): replacing it loses nothing.
+        await aliases.swap_alias(es, alias, index, replace_index=True)
     except Exception:
         # Not on cancellation: a loop-neutral function cannot shield the cleanup.
         # A version left behind that way is never live, and a later load prunes it.

@@ -43,8 +43,14 @@ exit codes:
 Invalid input records (no usable book_id, no title, not JSON) are rejected with
 their line number and reason, written to the rejects file, and the load goes on:
 they are reported, not a failure. Records repeating an earlier book_id are
-skipped (the first is kept) and reported the same way. Documents Elasticsearch
-refuses are a failure (exit 1).
+skipped (the first is kept) and reported the same way, and so are a record
+longer than TRIO_BOOKS_LOAD_MAX_RECORD_BYTES (1 MiB) and a document too large
+for Elasticsearch to take in a request of its own (413). Other documents
+Elasticsearch refuses are a failure (exit 1). Bytes that are not UTF-8 are read
+as U+FFFD and reported: how many, and the first lines that hold them.
+
+An index (not an alias) with the --index name stops the load with exit 2
+unless --replace-index is given: making the load live deletes it.
 """
 
 
@@ -82,6 +88,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="replace an existing rejects file (without it, an existing one stops the load "
         "before it starts)",
+    )
+    load.add_argument(
+        "--replace-index",
+        action="store_true",
+        help="when an index (not an alias) has the --index name, delete it as the load goes "
+        "live (without it, such an index stops the load before it starts)",
     )
     load.add_argument(
         "--senders", help="concurrent _bulk requests (default TRIO_BOOKS_LOAD_SENDERS, 4)"
@@ -157,6 +169,7 @@ def run_load(args: argparse.Namespace) -> int:
     if args.format not in FORMATS:
         raise UsageError(f"unknown --format {args.format!r}: use one of {', '.join(FORMATS)}")
     options = LoadOptions.from_settings(settings, alias)
+    options = dataclasses.replace(options, replace_index=args.replace_index)
     if args.senders is not None:
         senders = whole(args.senders, "--senders", minimum=1)
         options = dataclasses.replace(options, senders=senders, queue_batches=2 * senders)
@@ -174,7 +187,8 @@ def run_load(args: argparse.Namespace) -> int:
             raise UsageError("--tags and --tag-names go together")
         files = [open_catalogue_file(Path(path), FORMATS[args.format]) for path in args.paths]
         join = load_tag_join(args.tags, args.tag_names) if args.tags and args.tag_names else None
-        reader, total = CatalogueReader(files, join), None
+        reader = CatalogueReader(files, join, settings.load_max_record_bytes)
+        total = None
     tty = sys.stderr.isatty()
     every = (
         seconds(args.progress_every, "--progress-every")
@@ -228,6 +242,8 @@ async def _load(
             failure = error
         finally:
             nursery.cancel_scope.cancel()
+    if isinstance(failure, UsageError):
+        raise failure  # one line and exit 2, as for any bad use
     problem = failure.message if failure else (report.problem if report else None)
     if as_json:
         fields: dict[str, object] = {

@@ -27,6 +27,7 @@ import trio
 from trio_books.core.backoff import Backoff
 from trio_books.core.bulk import (
     BULK_FILTER_PATH,
+    TOO_LARGE_REASON,
     BulkItem,
     BulkOutcome,
     Chunk,
@@ -79,6 +80,8 @@ class LoadOptions:
     queue_batches: int = 8
     # The loaded version's replicas; None: as the cluster's data nodes call for.
     replicas: int | None = None
+    # May an index that has the alias's name be deleted when the load goes live?
+    replace_index: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, alias: str | None = None) -> LoadOptions:
@@ -126,11 +129,15 @@ async def load_catalogue(
         stats: counters to update (pass one to watch progress from another task).
 
     Raises:
+        IndexInTheWay: an index has the alias's name and ``options.replace_index``
+            is False; nothing was loaded, or the version was discarded.
         ElasticsearchUnavailable: Elasticsearch stopped answering for longer than
             the retries allow; the alias is untouched.
         ElasticsearchError: Elasticsearch refused a request as a whole.
     """
     stats = stats if stats is not None else LoadStats()
+    # Before anything is read: a load that could not go live would be wasted.
+    await aliases.check_replaceable(es, options.alias, replace_index=options.replace_index)
     index = await aliases.create_version(es, options.alias)
     report = LoadReport(stats, options.alias, index)
     started = trio.current_time()
@@ -153,7 +160,9 @@ async def load_catalogue(
         # Shielded: once the swap is sent, only its answer says whether the alias
         # moved, and a cancelled load must not delete a version that went live.
         with trio.CancelScope(shield=True):
-            report.swap = await aliases.swap_alias(es, options.alias, index)
+            report.swap = await aliases.swap_alias(
+                es, options.alias, index, replace_index=options.replace_index
+            )
         report.published = True
         report.deleted = await aliases.prune_versions(es, options.alias, index)
         return report
@@ -231,6 +240,8 @@ async def _read(
             stats.rejected += len(batch.rejects) - batch.duplicates
             stats.accepted += len(batch.items)
             stats.fraction_read = batch.fraction_read
+            stats.not_utf8 += batch.not_utf8
+            stats.not_utf8_at += batch.not_utf8_at
             if batch.rejects:
                 await rejects.send(batch.rejects)
             if batch.items:
@@ -282,6 +293,15 @@ async def _send_chunk(
             outcome = BulkOutcome(0, [], pending, error.message)
         else:
             outcome = read_bulk_answer(pending, status, content)
+        if outcome.halves is not None:
+            # Too large as one request: each half goes on its own, split again as
+            # needed, so only a document too large by itself is left out.
+            for half in outcome.halves:
+                await _send_chunk(es, index, half, backoff, rng, rejects, stats)
+            return
+        if outcome.too_large is not None:
+            await _too_large(outcome.too_large, rejects, stats)
+            return
         stats.indexed += outcome.indexed
         if outcome.failed:
             await _fail(outcome.failed, rejects, stats)
@@ -310,6 +330,15 @@ async def _fail(
             for f in failures
         ]
     )
+
+
+async def _too_large(
+    item: BulkItem, rejects: trio.MemorySendChannel[list[Reject]], stats: LoadStats
+) -> None:
+    # The record's own fault, like invalid input: reported, and the load goes on.
+    stats.accepted -= 1
+    stats.rejected += 1
+    await rejects.send([Reject("too_large", item.source, item.line, TOO_LARGE_REASON)])
 
 
 async def _write_rejects(

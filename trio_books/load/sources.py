@@ -6,8 +6,10 @@ This is blocking code (file reads, parsing, validation): the pipeline runs
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import itertools
 import os
 import reprlib
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from trio_books.core.books import Tag
 from trio_books.core.bulk import BulkItem, bulk_item
 from trio_books.core.formats import (
     GOODBOOKS_REQUIRED,
+    MAX_RECORD_BYTES,
     Format,
     Malformed,
     Read,
@@ -51,7 +54,8 @@ _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 4096, 256, 64
 class Reject:
     """A record not indexed, where it was, and why.
 
-    ``kind`` is ``"invalid"`` (bad input), ``"duplicate"`` (its id came earlier)
+    ``kind`` is ``"invalid"`` (bad input), ``"duplicate"`` (its id came earlier),
+    ``"too_large"`` (Elasticsearch refused a request of it alone as too large, 413)
     or ``"elasticsearch"`` (Elasticsearch refused the document).
     """
 
@@ -87,13 +91,24 @@ class Reject:
 
 @dataclass
 class Batch:
-    """What one call of :meth:`CatalogueReader.next_batch` produced."""
+    """What one call of :meth:`CatalogueReader.next_batch` produced.
+
+    ``not_utf8`` counts the byte sequences that were not UTF-8 (each read as
+    U+FFFD); ``not_utf8_at`` names where the first few are (``file:line``).
+    """
 
     items: list[BulkItem] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     read: int = 0
     duplicates: int = 0
     fraction_read: float = 0.0
+    not_utf8: int = 0
+    not_utf8_at: list[str] = field(default_factory=list)
+
+
+# How many places of bytes that are not UTF-8 a load names (the count covers all).
+NOT_UTF8_NAMED = 5
+_handlers = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -159,9 +174,22 @@ class CatalogueReader:
         tag_join: tags for goodbooks CSV rows.
     """
 
-    def __init__(self, files: list[CatalogueFile], tag_join: TagJoin | None = None) -> None:
+    def __init__(
+        self,
+        files: list[CatalogueFile],
+        tag_join: TagJoin | None = None,
+        max_record: int = MAX_RECORD_BYTES,
+    ) -> None:
         self.files = files
         self.tag_join = tag_join
+        self.max_record = max_record
+        # Bytes that are not UTF-8 are read as U+FFFD, as before, but counted and
+        # located: this reader's own decoding error handler does the counting.
+        self._errors = f"trio_books.not_utf8.{next(_handlers)}"
+        codecs.register_error(self._errors, self._not_utf8)
+        self._not_utf8_count = 0
+        self._not_utf8_reported = 0
+        self._not_utf8_named = 0
         self.total_bytes = sum(max(1, file.path.stat().st_size) for file in files)
         self._done_bytes = 0
         self._open: io.TextIOWrapper | None = None
@@ -175,12 +203,26 @@ class CatalogueReader:
             position += buffered.tell()
         return min(1.0, position / self.total_bytes)
 
+    def _not_utf8(self, error: UnicodeError) -> tuple[str, int]:
+        assert isinstance(error, UnicodeDecodeError)
+        self._not_utf8_count += 1
+        return "\ufffd", error.end
+
     def next_batch(self, size: int) -> Batch | None:
         """Up to *size* records as items and rejects; ``None`` once every file is read."""
         batch = Batch()
         for file, line, record in self._records:
             batch.read += 1
             source = str(file.path)
+            # Text is decoded ahead of parsing, so a record read after the handler ran
+            # may hold the U+FFFD it wrote; only then is a record searched.
+            if (
+                self._not_utf8_count
+                and self._not_utf8_named < NOT_UTF8_NAMED
+                and "\ufffd" in repr(record)
+            ):
+                self._not_utf8_named += 1
+                batch.not_utf8_at.append(f"{source}:{line}")
             if isinstance(record, Malformed):
                 batch.rejects.append(Reject("invalid", source, line, record.reason))
             else:
@@ -192,6 +234,8 @@ class CatalogueReader:
                 break
         # Measured here, in the reading thread, not from the event loop.
         batch.fraction_read = self._fraction_read()
+        batch.not_utf8 = self._not_utf8_count - self._not_utf8_reported
+        self._not_utf8_reported = self._not_utf8_count
         return batch if batch.read else None
 
     def _accept(
@@ -211,20 +255,23 @@ class CatalogueReader:
 
     def _all_records(self) -> Iterator[tuple[CatalogueFile, int, Record | Malformed]]:
         for file in self.files:
-            with file.path.open("r", encoding="utf-8-sig", errors="replace", newline="") as opened:
+            with file.path.open(
+                "r", encoding="utf-8-sig", errors=self._errors, newline=""
+            ) as opened:
                 self._open = opened
-                for line, record in _read(opened, file.format):
+                for line, record in _read(opened, file.format, self.max_record):
                     yield file, line, record
             self._open = None
             self._done_bytes += max(1, os.path.getsize(file.path))
 
 
-def _read(opened: IO[str], chosen: Format) -> Iterator[Read]:
+def _read(opened: IO[str], chosen: Format, max_record: int) -> Iterator[Read]:
     if chosen is Format.NDJSON:
-        return read_ndjson(opened)
+        # A line is read a record's worth at a time at most, never whole.
+        return read_ndjson(iter(lambda: opened.readline(max_record + 1), ""), max_record)
     if chosen is Format.JSON:
-        return read_json_array(iter(lambda: opened.read(READ_CHUNK), ""))
-    return read_csv(opened)
+        return read_json_array(iter(lambda: opened.read(READ_CHUNK), ""), max_record)
+    return read_csv(opened, max_record)
 
 
 class SyntheticReader:
