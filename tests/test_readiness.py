@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import functools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import traceback
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -149,3 +156,114 @@ async def test_serving_marks_the_service_draining_at_the_stop_signal(
         with trio.fail_after(5):
             while not service.readiness.draining:
                 await trio.sleep(0.01)
+
+
+# ---------------------------------------------------------------- several worker processes
+
+# A /readyz request a worker holds: its body (chunked) is read before any route
+# runs, so the route runs only once the test sends the body's end. The 100
+# Continue tells the test that a worker has the request, and the connection is
+# busy, so stopping does not close it unanswered.
+HELD_READYZ = (
+    b"GET /readyz HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+LAST_CHUNK = b"0\r\n\r\n"
+ANNOUNCED = re.compile(rb"serving on (http://\S+)")
+# Each worker says so once it listens (Hypercorn's line, on every shell).
+WORKER_RUNNING = re.compile(rb"Running on http://")
+
+
+class Output:
+    """What a process writes to a pipe, read as it comes (a full pipe would stall the workers)."""
+
+    def __init__(self) -> None:
+        self.seen = b""
+
+    async def read(self, pipe: trio.abc.ReceiveStream) -> None:
+        while chunk := await pipe.receive_some():
+            self.seen += chunk
+
+    async def wait_for(self, pattern: re.Pattern[bytes], count: int = 1) -> re.Match[bytes]:
+        while len(found := list(pattern.finditer(self.seen))) < count:
+            await trio.sleep(0.05)
+        return found[0]
+
+
+async def refused(host: str, port: int) -> bool:
+    try:
+        stream = await trio.open_tcp_stream(host, port)
+    except OSError:
+        return True
+    await stream.aclose()
+    return False
+
+
+@pytest.mark.parametrize(
+    ("build", "shell"),
+    [("trio", "lean"), ("trio", "hypercorn"), ("asyncio", "hypercorn")],
+    ids=["trio-lean", "trio-hypercorn", "asyncio"],
+)
+async def test_each_worker_is_draining_once_the_stop_signal_came(build: str, shell: str) -> None:
+    """``serve --workers 2``, then SIGTERM to the whole process group (systemd's default).
+
+    A worker's listening socket closes only after it has stopped, so once a
+    new connection is refused, every worker has stopped taking requests; a
+    request one of them held across the signal must then hear 503
+    ``shutting_down``: each worker marked itself draining on the way.
+    """
+    env = {
+        **os.environ,
+        # Port 9 (discard) is closed: Elasticsearch is unreachable, so not ready before the signal.
+        "TRIO_BOOKS_ES_URLS": "http://127.0.0.1:9",
+        "TRIO_BOOKS_ES_TIMEOUT": "1",
+        "TRIO_BOOKS_SERVER_SHELL": shell,
+        "TRIO_BOOKS_GRACEFUL_TIMEOUT": "10",
+    }
+    command = [sys.executable, "-m", "trio_books", "serve", "--build", build]
+    process = await trio.lowlevel.open_process(
+        [*command, "--workers", "2", "--port", "0"],
+        env=env,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert process.stderr is not None
+    output = Output()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(output.read, process.stderr)
+            with trio.fail_after(60):
+                url = (await output.wait_for(ANNOUNCED)).group(1).decode()
+                # Both up, or the signal could find one still starting (and not yet ignoring it).
+                await output.wait_for(WORKER_RUNNING, count=2)
+            address = urlsplit(url)
+            host, port = address.hostname or "", address.port or 0
+            async with httpx.AsyncClient(base_url=url) as http:
+                before = await http.get("/readyz")
+            async with await trio.open_tcp_stream(host, port) as held:
+                await held.send_all(HELD_READYZ)
+                received = b""
+                with trio.fail_after(10):
+                    while b" 100 " not in received:
+                        received += await held.receive_some()
+                os.killpg(process.pid, signal.SIGTERM)
+                with trio.fail_after(10):
+                    while not await refused(host, port):
+                        await trio.sleep(0.05)
+                await held.send_all(LAST_CHUNK)
+                with trio.fail_after(10):
+                    while chunk := await held.receive_some():
+                        received += chunk
+            with trio.fail_after(30):
+                assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+        await process.stderr.aclose()
+    # Before the signal: not ready, for another reason.
+    assert before.status_code == 503
+    assert before.json()["error"] == "elasticsearch_unavailable"
+    answer = received[received.rindex(b"HTTP/1.1 ") :]
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 "), (answer, output.seen[-3000:])
+    assert json.loads(body)["error"] == "shutting_down", (answer, output.seen[-3000:])

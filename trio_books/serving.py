@@ -154,18 +154,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             _serve_asyncio(settings, config, announce, uvloop=loop == "uvloop")
         return 0
-    print(
-        f"trio_books ({label}) serving on http://{host}:{port} with {args.workers} workers",
-        file=sys.stderr,
-        flush=True,
-    )
-    # Each worker process imports its build's app factory.
+    # Each worker process serves its build's app as one process does, with these settings.
     if args.build == "trio":
-        from trio_books.trio.serve import APP_FACTORY
+        from trio_books.trio.serve import serve_worker
     else:
-        from trio_books.asyncio.serve import APP_FACTORY
-    config.application_path = APP_FACTORY
-    return run_workers(config, shell=settings.server_shell)
+        from trio_books.asyncio.serve import serve_worker
+    # Announced once bound, as with one process (so ``--port 0`` tells which port it got).
+    announce = partial(_announce, f"{label}, {args.workers} workers")
+    return run_workers(config, partial(serve_worker, settings), started=announce)
 
 
 def _announce(label: str, binds: list[str]) -> None:

@@ -3,13 +3,18 @@
 Hypercorn's own parent (``hypercorn.run.run``) wakes when the *first* worker
 exits and then terminates the others. After SIGTERM, the worker that drains
 first would thus end its siblings while they still answer in-flight
-requests. This parent does what Hypercorn's does otherwise (the same workers,
+requests. This parent does what Hypercorn's does otherwise (the same
 sockets and shutdown event) but, once told to stop, waits for *every* worker
 to finish its graceful shutdown, up to the graceful timeout and a margin,
 before it kills any straggler.
 
 Until then a worker that exits on its own with status 0 (``max_requests``) is
 replaced, as Hypercorn does; one that fails stops them all.
+
+The workers are the builds' own (``serve_worker``), not Hypercorn's: they
+serve through the same ``serve_app`` as one process does, so each marks
+itself draining (``/readyz`` 503) at the shutdown event before it stops
+taking requests.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from multiprocessing import get_context
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -24,35 +30,25 @@ from typing import Any
 
 from hypercorn.config import Config, Sockets
 from hypercorn.typing import WorkerFunc
+from hypercorn.utils import repr_socket_addr
 
 # Seconds past the graceful timeout a worker may take to exit (its lifespan's close).
 EXIT_MARGIN = 5.0
 
 
-def _worker_func(config: Config, shell: str) -> WorkerFunc:
-    if config.worker_class == "trio" and shell == "lean":
-        from trio_books.trio.server import lean_trio_worker
+def run_workers(
+    config: Config, worker: WorkerFunc, *, started: Callable[[list[str]], object] | None = None
+) -> int:
+    """Run ``config.workers`` processes of *worker* until SIGINT or SIGTERM; the worst exit code.
 
-        return lean_trio_worker
-    if config.worker_class == "trio":
-        from hypercorn.trio.run import trio_worker
-
-        return trio_worker
-    if config.worker_class == "uvloop":
-        from hypercorn.asyncio.run import uvloop_worker
-
-        return uvloop_worker
-    from hypercorn.asyncio.run import asyncio_worker
-
-    return asyncio_worker
-
-
-def run_workers(config: Config, shell: str = "lean") -> int:
-    """Run ``config.workers`` worker processes until SIGINT or SIGTERM; the worst exit code.
-
-    *shell* is the Trio build's connection shell (``lean`` or ``hypercorn``).
+    *worker* is the build's (``serve_worker`` in ``trio_books.trio.serve`` or
+    ``trio_books.asyncio.serve``), called as Hypercorn calls its own.
+    *started* is called with the bound addresses as the workers start, so
+    ``--port 0`` can tell which port it got. Each worker listens once it is
+    up (its log says "Running on"); until the first does, a connection is
+    refused rather than queued, so a client that gave up waiting was never
+    read (the shutdown drill counts on that).
     """
-    worker = _worker_func(config, shell)
     sockets: Sockets = config.create_sockets()
     context = get_context("spawn")
     shutdown = context.Event()
@@ -72,6 +68,8 @@ def run_workers(config: Config, shell: str = "lean") -> int:
     # Workers inherit SIGINT ignored: the parent alone turns a signal into the shutdown event.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     processes = [start() for _ in range(config.workers)]
+    if started is not None:
+        started(binds(sockets))
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     # A signal also writes a byte here, so the wait below wakes at once.
@@ -109,6 +107,17 @@ def run_workers(config: Config, shell: str = "lean") -> int:
         os.close(woken)
         os.close(wake)
     return exitcode
+
+
+def binds(sockets: Sockets) -> list[str]:
+    """The addresses of *sockets*, as URLs."""
+    return [
+        *(f"https://{repr_socket_addr(s.family, s.getsockname())}" for s in sockets.secure_sockets),
+        *(
+            f"http://{repr_socket_addr(s.family, s.getsockname())}"
+            for s in sockets.insecure_sockets
+        ),
+    ]
 
 
 def _close(sockets: Sockets) -> None:

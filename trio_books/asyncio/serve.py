@@ -1,24 +1,27 @@
-"""Serving the asyncio build with Hypercorn's asyncio worker."""
+"""Serving the asyncio build: in this process, or as one worker process of several."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
+from multiprocessing.synchronize import Event as EventType
 
 import httpx
+from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.asyncio import tcp_server as hypercorn_shell
 from hypercorn.asyncio.run import worker_serve
-from hypercorn.config import Config
-from hypercorn.utils import repr_socket_addr, wrap_app
+from hypercorn.config import Config, Sockets
+from hypercorn.utils import check_multiprocess_shutdown_event, repr_socket_addr
+from quart import Quart
 
 from trio_books.api.service import draining_after
 from trio_books.asyncio.app import create_app
 from trio_books.gc_tuning import tune_gc_for_serving
 from trio_books.http1_only import patch_hypercorn_shell
+from trio_books.logs import configure_logging
 from trio_books.settings import Settings
-
-APP_FACTORY = "trio_books.asyncio.app:create_app()"
 
 Started = Callable[[list[str]], object]
 """What asyncio has instead of Trio's ``task_status``: called once with the bound addresses."""
@@ -56,27 +59,81 @@ async def serve_asyncio(
     app = create_app(settings, transport=transport)
     if settings.gc_tuning:
         tune_gc_for_serving()
+    trigger = wait_for_stop_signal if stop_on_signals else None
+    await serve_app(app, config, shutdown_trigger=trigger, started=started)
+
+
+async def serve_app(
+    app: Quart,
+    config: Config,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    sockets: Sockets | None = None,
+    started: Started | None = None,
+) -> None:
+    """Serve *app* on Hypercorn's asyncio shell until *shutdown_trigger* returns (or cancelled).
+
+    The twin of the Trio build's ``serve_app``, with one shell to choose
+    from. Every way of serving passes here, so at *shutdown_trigger* the app
+    is marked draining (``/readyz`` 503) before the shell stops taking requests.
+
+    Args:
+        sockets: a worker's, from its parent; by default ``config.bind``'s.
+        started: called with the bound addresses once they accept connections.
+    """
+    if shutdown_trigger is not None:
+        shutdown_trigger = draining_after(shutdown_trigger, app.extensions)
     # Bind here rather than inside Hypercorn, so port 0 can be reported.
-    sockets = config.create_sockets()
+    if sockets is None:
+        sockets = config.create_sockets()
     binds = [
         f"http://{repr_socket_addr(sock.family, sock.getsockname())}"
         for sock in sockets.insecure_sockets
     ]
 
-    async def shutdown_trigger() -> None:
+    async def trigger() -> None:
         # Hypercorn awaits this only once every socket listens: the moment to report.
         if started is not None:
             started(binds)
-        if stop_on_signals:
-            await draining_after(wait_for_stop_signal, app.extensions)()
+        if shutdown_trigger is not None:
+            await shutdown_trigger()
         else:
             await asyncio.Event().wait()  # until the serving task is cancelled
 
     # HTTP/1.1 only, as the Trio build's shells serve, when *config* offers no HTTP/2.
     patch_hypercorn_shell(hypercorn_shell)
-    await worker_serve(
-        wrap_app(app, config.wsgi_max_body_size, None),
-        config,
-        sockets=sockets,
-        shutdown_trigger=shutdown_trigger,
-    )
+    await worker_serve(ASGIWrapper(app), config, sockets=sockets, shutdown_trigger=trigger)
+
+
+def serve_worker(
+    settings: Settings,
+    config: Config,
+    sockets: Sockets | None = None,
+    shutdown_event: EventType | None = None,
+) -> None:
+    """One worker process of several (``serve --workers N``), as :func:`~trio_books.workers.run_workers` starts it.
+
+    Hypercorn's own worker would load the app by name and stop at
+    *shutdown_event* without marking it draining; this one serves through
+    :func:`serve_app`, as a single process does, on the event loop
+    ``config.worker_class`` names (``asyncio`` or ``uvloop``).
+
+    The parent turns SIGINT and SIGTERM into *shutdown_event*, which each
+    worker polls, then waits for the workers; workers inherit SIGINT ignored
+    for that reason, and this makes them ignore SIGTERM as well, so a signal
+    sent to the whole process group (systemd's default) still ends in a
+    graceful shutdown rather than in workers dying mid-request.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    configure_logging(settings)
+    loop_factory = None
+    if config.worker_class == "uvloop":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    app = create_app(settings)
+    trigger = None
+    if shutdown_event is not None:
+        trigger = partial(check_multiprocess_shutdown_event, shutdown_event, asyncio.sleep)
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve_app(app, config, shutdown_trigger=trigger, sockets=sockets))

@@ -1,28 +1,28 @@
-"""Serving the Trio build with Hypercorn's trio worker."""
+"""Serving the Trio build: in this process, or as one worker process of several."""
 
 from __future__ import annotations
 
 import signal
 from collections.abc import Awaitable, Callable
+from functools import partial
+from multiprocessing.synchronize import Event as EventType
 
 import httpx
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
-from hypercorn.config import Config
-from hypercorn.trio import serve
+from hypercorn.config import Config, Sockets
 from hypercorn.trio import tcp_server as hypercorn_shell
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import check_multiprocess_shutdown_event
 from quart_trio import QuartTrio
 
 from trio_books.api.service import draining_after
 from trio_books.gc_tuning import tune_gc_for_serving
 from trio_books.http1_only import patch_hypercorn_shell
 from trio_books.logs import configure_logging
-from trio_books.settings import Settings, load_settings
+from trio_books.settings import Settings
 from trio_books.trio.app import create_app
 from trio_books.trio.server import serve_lean
-
-# What each of several worker processes loads (``--workers N``).
-APP_FACTORY = "trio_books.trio.serve:worker_app()"
 
 
 async def wait_for_stop_signal() -> None:
@@ -60,38 +60,69 @@ async def serve_app(
     config: Config,
     *,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    sockets: Sockets | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve *app* on the connection shell ``settings.server_shell`` names; report the binds.
 
     *app* must come from :func:`~trio_books.trio.app.create_app` with the same
     *settings*: the app is built for its shell (see :mod:`trio_books.trio.asgi`).
+    Every way of serving passes here, so at *shutdown_trigger* the app is
+    marked draining (``/readyz`` 503) before the shell stops taking requests.
+
+    Args:
+        sockets: bound and listening (a worker's, bound by its parent); by
+            default the shell binds ``config.bind`` itself.
     """
     if shutdown_trigger is not None:
         shutdown_trigger = draining_after(shutdown_trigger, app.extensions)
     if settings.server_shell == "hypercorn":
         # HTTP/1.1 only, as the lean shell serves, when *config* offers no HTTP/2.
         patch_hypercorn_shell(hypercorn_shell)
-        await serve(app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)
+        await worker_serve(
+            ASGIWrapper(app),
+            config,
+            sockets=sockets,
+            shutdown_trigger=shutdown_trigger,
+            task_status=task_status,
+        )
         return
     await serve_lean(
         ASGIWrapper(app),
         config,
+        sockets=sockets,
         shutdown_trigger=shutdown_trigger,
         task_status=task_status,
     )
 
 
-def worker_app() -> QuartTrio:
-    """The app of one worker process among several, which Hypercorn's parent process manages.
+def serve_worker(
+    settings: Settings,
+    config: Config,
+    sockets: Sockets | None = None,
+    shutdown_event: EventType | None = None,
+) -> None:
+    """One worker process of several (``serve --workers N``), as :func:`~trio_books.workers.run_workers` starts it.
 
-    The parent turns SIGINT and SIGTERM into a shutdown event each worker
-    polls, then waits for the workers; Hypercorn already makes workers ignore
-    SIGINT for that reason, and this makes them ignore SIGTERM as well, so a
-    signal sent to the whole process group (systemd's default) still ends in
-    a graceful shutdown rather than in workers dying mid-request.
+    Hypercorn's own worker would load the app by name and stop at
+    *shutdown_event* without marking it draining; this one serves through
+    :func:`serve_app`, as a single process does.
+
+    The parent turns SIGINT and SIGTERM into *shutdown_event*, which each
+    worker polls, then waits for the workers; workers inherit SIGINT ignored
+    for that reason, and this makes them ignore SIGTERM as well, so a signal
+    sent to the whole process group (systemd's default) still ends in a
+    graceful shutdown rather than in workers dying mid-request.
     """
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    settings = load_settings()
     configure_logging(settings)
-    return create_app(settings)
+    if sockets is not None:
+        # The parent only binds; each worker listens once it is about to serve
+        # (in the asyncio build, asyncio.start_server does).
+        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
+            sock.listen(config.backlog)
+    app = create_app(settings)
+    trigger = None
+    if shutdown_event is not None:
+        trigger = partial(check_multiprocess_shutdown_event, shutdown_event, trio.sleep)
+    trio.run(partial(serve_app, app, settings, config, shutdown_trigger=trigger, sockets=sockets))

@@ -19,8 +19,6 @@ import errno
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from functools import partial
-from multiprocessing.synchronize import Event as EventType
 from random import randint
 
 import trio
@@ -29,11 +27,7 @@ from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, LifespanState
-from hypercorn.utils import (
-    check_multiprocess_shutdown_event,
-    load_application,
-    repr_socket_addr,
-)
+from hypercorn.utils import repr_socket_addr
 
 from trio_books.trio.shell import Connection
 
@@ -224,17 +218,3 @@ async def _serve(connection: Connection, connections: set[Connection]) -> None:
         await connection.run()
     finally:
         connections.discard(connection)
-
-
-def lean_trio_worker(
-    config: Config, sockets: Sockets | None = None, shutdown_event: EventType | None = None
-) -> None:
-    """One worker process of several (what ``hypercorn.trio.run.trio_worker`` is for its shell)."""
-    if sockets is not None:
-        for sock in sockets.insecure_sockets:
-            sock.listen(config.backlog)
-    app = load_application(config.application_path, config.wsgi_max_body_size)
-    shutdown_trigger = None
-    if shutdown_event is not None:
-        shutdown_trigger = partial(check_multiprocess_shutdown_event, shutdown_event, trio.sleep)
-    trio.run(partial(serve_lean, app, config, sockets=sockets, shutdown_trigger=shutdown_trigger))
