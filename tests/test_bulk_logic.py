@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import tracemalloc
 from datetime import UTC, datetime
 
 import orjson
@@ -144,6 +146,29 @@ def test_id_set_spots_repeats_in_little_memory() -> None:
     assert 6 not in ids
     assert -1 not in ids
     assert len(ids) == 2
+
+
+def test_sparse_ids_stay_in_a_plain_set_and_dense_ones_become_bitmaps() -> None:
+    rng = random.Random(7)
+    sparse = [rng.getrandbits(63) for _ in range(20_000)]
+    dense = list(range(3_000_000, 3_050_000))
+    ids = IdSet()
+    tracemalloc.start()
+    try:
+        for identifier in [*sparse, *dense]:
+            assert ids.add(identifier)
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # A bitmap page for each sparse id would be 160 MB; these are a few MB.
+    assert peak < 8_000_000, peak
+    assert ids.pages <= 2  # the dense run's pages
+    assert len(ids) == 70_000
+    for identifier in [*sparse[::97], *dense[::97]]:
+        assert identifier in ids
+        assert not ids.add(identifier)
+    assert sparse[0] + 1 not in ids
+    assert 2_999_999 not in ids
 
 
 def test_versions_sort_by_time_and_the_last_two_are_kept() -> None:

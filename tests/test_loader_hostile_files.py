@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+import trio
 from loading import live_count, load_files, write_ndjson
 
 from trio_books.core.formats import read_json_array
@@ -253,3 +256,44 @@ async def test_bytes_that_are_not_utf8_are_counted_and_located(
     stored = await es.get_source(index_name, "2")
     assert stored is not None
     assert stored["title"] == "G\ufffdod 2"
+
+
+# ---------------------------------------------------------------- memory
+
+
+def load_and_measure(path: Path, alias: str, es_url: str) -> tuple[int, dict[str, Any], float]:
+    """``python -m trio_books load`` on *path*: its exit code, its summary, its peak RSS (MB)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trio_books", "load", str(path), "--index", alias, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        cwd=path.parent,
+        env={**os.environ, "TRIO_BOOKS_ES_URLS": es_url},
+    )
+    assert process.stdout is not None
+    with process.stdout:
+        output = process.stdout.read()
+    # wait4 gives this child's own peak RSS (KiB on Linux), no other process's.
+    _pid, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, orjson.loads(output.splitlines()[-1]), usage.ru_maxrss / 1024
+
+
+async def test_a_million_books_with_random_64_bit_ids_load_in_bounded_memory(
+    es: Elasticsearch, es_url: str, index_name: str, tmp_path: Path
+) -> None:
+    count = 1_000_000
+    rng = random.Random(11)
+    ids = {rng.getrandbits(63) for _ in range(count)}
+    path = tmp_path / "sparse.ndjson"
+    with path.open("wb") as file:
+        file.writelines(b'{"book_id":%d,"title":"B"}\n' % identifier for identifier in ids)
+    code, summary, peak_mb = await trio.to_thread.run_sync(
+        load_and_measure, path, index_name, es_url
+    )
+    assert code == 0, summary
+    assert summary["indexed"] == len(ids)
+    print(f"1,000,000 random 63-bit ids: the loader's peak RSS was {peak_mb:.0f} MB")
+    assert peak_mb < 300, f"peak RSS {peak_mb:.0f} MB"
+    assert await live_count(es, index_name) == len(ids)
