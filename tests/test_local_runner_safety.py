@@ -10,6 +10,7 @@ Tests that need another user run only as root (as the suite does in CI).
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -152,10 +153,53 @@ def test_a_pinned_version_whose_zip_differs_is_deleted_not_unpacked(tmp_path: Pa
 
 
 def test_only_an_unpinned_version_leans_on_maven_checksums(tmp_path: Path) -> None:
-    pinned = distribution.maven_command(local.NodeLayout(tmp_path, version="8.19.21"))
-    unpinned = distribution.maven_command(local.NodeLayout(tmp_path, version="8.19.20"))
+    pinned = distribution.maven_command(local.NodeLayout(tmp_path, version="8.19.21"), tmp_path)
+    unpinned = distribution.maven_command(local.NodeLayout(tmp_path, version="8.19.20"), tmp_path)
     assert "--strict-checksums" in unpinned
     assert "--strict-checksums" not in pinned
+
+
+def test_maven_runs_as_the_servers_user_unless_root_has_its_own_settings(tmp_path: Path) -> None:
+    layout = local.NodeLayout(tmp_path, version="8.19.21")
+    stranger = Owner(4321, 4321, "someone")
+    run = distribution.maven_run(layout, stranger, None)
+    assert run.owner == stranger
+    assert run.home == tmp_path / "maven"
+    assert f"-Dmaven.repo.local={tmp_path / 'maven' / 'repository'}" in run.command
+    assert f"-DoutputDirectory={tmp_path / 'maven' / 'download'}" in run.command
+    assert run.command[-2].startswith("-Dartifact=org.elasticsearch.distribution.")
+    for as_root in (
+        distribution.maven_run(layout, stranger, tmp_path / "settings.xml"),
+        distribution.maven_run(layout, None, None),
+    ):
+        assert as_root.owner is None
+        assert f"-DoutputDirectory={layout.dist_dir}" in as_root.command
+        assert not any(part.startswith("-Dmaven.repo.local") for part in as_root.command)
+
+
+async def test_maven_really_runs_as_the_servers_user_in_a_home_of_its_own() -> None:
+    # A cache folder of its own (inside the session's, which the server's user can
+    # reach), so every file Maven writes is new: owned by whoever Maven ran as.
+    cache = Path(tempfile.mkdtemp(dir=local.default_cache_dir()))
+    try:
+        layout = local.NodeLayout(cache, version="8.19.21")
+        owner = server_owner()
+        artifact = distribution.DEPENDENCY_PLUGIN + ":pom"
+        run = distribution.maven_run(layout, owner, None, artifact=artifact)
+        if owner is None:  # not root: Maven is ours already, as it always was
+            assert run.owner is None
+            return
+        with tempfile.TemporaryDirectory() as cwd:
+            result = await distribution.run_maven(run, cwd)
+        assert result.returncode == 0, result.stdout.decode()[-2000:]
+        assert (run.output / "maven-dependency-plugin-3.8.1.pom").stat().st_uid == owner.uid
+        assert run.home is not None
+        assert run.home.stat().st_uid == owner.uid
+        assert stat.S_IMODE(run.home.stat().st_mode) == 0o700
+        plugin = run.repository / "org/apache/maven/plugins/maven-dependency-plugin/3.8.1"
+        assert plugin.stat().st_uid == owner.uid  # its own repository, not root's
+    finally:
+        shutil.rmtree(cache)
 
 
 def test_unpacking_drops_setuid_setgid_and_sticky_bits(tmp_path: Path) -> None:

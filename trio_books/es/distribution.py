@@ -3,11 +3,18 @@
 It is the zip each engine publishes to Maven Central for test clusters (its
 coordinates: :mod:`trio_books.es.engines`); ``mvn`` with a pinned
 ``maven-dependency-plugin`` copies it into the cache folder.
+
+As root, Maven runs as the server's user, with a home and a local repository of
+its own in the cache folder (``maven/``): a download tool and the plugins it
+fetches get no root rights. Root then copies the zip out (never through a
+link) and checks it. Only when root has its own ``~/.m2/settings.xml`` (mirrors,
+proxies, credentials: root's alone to read) does Maven run as root, and says so.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import stat
 import subprocess
@@ -15,12 +22,19 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from trio_books.errors import LocalElasticsearchError
+from trio_books.es.server_user import (
+    Owner,
+    check_reachable,
+    open_for_traversal,
+    server_owner,
+)
 
 if TYPE_CHECKING:
     from trio_books.es.layout import NodeLayout
@@ -64,8 +78,41 @@ def say_to_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def maven_command(layout: NodeLayout) -> list[str]:
-    """The ``mvn`` call that copies the distribution zip into the cache."""
+@dataclass(frozen=True)
+class MavenRun:
+    """How Maven is run for one download: its command, as whom, and where the zip lands."""
+
+    command: list[str]
+    owner: Owner | None
+    home: Path | None
+    repository: Path
+    output: Path
+
+
+def maven_run(
+    layout: NodeLayout,
+    owner: Owner | None,
+    root_settings: Path | None,
+    artifact: str | None = None,
+) -> MavenRun:
+    """Maven as *owner* (the server's user, when we are root) unless root has *root_settings*.
+
+    *artifact* (``group:name:version:type``) is the layout's zip unless given.
+    """
+    if owner is None or root_settings is not None:
+        repository = Path.home() / ".m2" / "repository"
+        command = maven_command(layout, layout.dist_dir, artifact)
+        return MavenRun(command, None, None, repository, layout.dist_dir)
+    home = layout.cache_dir / "maven"
+    repository = home / "repository"
+    output = home / "download"
+    command = maven_command(layout, output, artifact)
+    command.insert(-3, f"-Dmaven.repo.local={repository}")
+    return MavenRun(command, owner, home, repository, output)
+
+
+def maven_command(layout: NodeLayout, output: Path, artifact: str | None = None) -> list[str]:
+    """The ``mvn`` call that copies the distribution zip (or *artifact*) into *output*."""
     mvn = shutil.which("mvn")
     if mvn is None:
         raise LocalElasticsearchError(
@@ -82,15 +129,56 @@ def maven_command(layout: NodeLayout) -> list[str]:
         "-Dmaven.wagon.http.retryHandler.count=3",
         *(() if pinned_sha512(layout) else ("--strict-checksums",)),
         f"{DEPENDENCY_PLUGIN}:copy",
-        f"-Dartifact={layout.engine.group_id}:{layout.engine.name}:{layout.version}:zip",
-        f"-DoutputDirectory={layout.dist_dir}",
+        f"-Dartifact={artifact or _coordinates(layout)}",
+        f"-DoutputDirectory={output}",
     ]
 
 
-def _maven_repo_dir(layout: NodeLayout) -> Path:
+def _coordinates(layout: NodeLayout) -> str:
+    return f"{layout.engine.group_id}:{layout.engine.name}:{layout.version}:zip"
+
+
+def _maven_repo_dir(layout: NodeLayout, repository: Path) -> Path:
     engine = layout.engine
-    group = Path(*engine.group_id.split("."))
-    return Path.home() / ".m2" / "repository" / group / engine.name / layout.version
+    return repository / Path(*engine.group_id.split(".")) / engine.name / layout.version
+
+
+def _prepare_home(run: MavenRun) -> None:
+    """Make Maven's home for the server's user (root makes it, and hands it over)."""
+    assert run.home is not None
+    assert run.owner is not None
+    open_for_traversal(run.home.parent)
+    check_reachable(run.home.parent)
+    for folder in (run.home, run.repository, run.output):
+        if folder.is_symlink():
+            raise LocalElasticsearchError(f"{folder} is a symbolic link: remove it")
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chown(folder, run.owner.uid, run.owner.gid, follow_symlinks=False)
+
+
+def _take_zip(run: MavenRun, layout: NodeLayout) -> None:
+    """Copy the zip Maven wrote as the server's user into root's dist folder.
+
+    That user owns the folder it is in: the zip is opened without following a
+    link and must be a regular file of that user's, then it is removed there.
+    """
+    assert run.owner is not None
+    source = run.output / layout.dist_zip.name
+    try:
+        descriptor = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as error:
+        raise LocalElasticsearchError(
+            f"download of {layout.title} left no zip to take: {error.strerror}"
+        ) from None
+    with os.fdopen(descriptor, "rb") as zipped:
+        found = os.fstat(zipped.fileno())
+        if not stat.S_ISREG(found.st_mode) or found.st_uid != run.owner.uid:
+            raise LocalElasticsearchError(f"{source} is not the zip Maven wrote: remove it")
+        partial = layout.dist_zip.with_suffix(".part")
+        with partial.open("wb") as copy:
+            shutil.copyfileobj(zipped, copy, 1 << 20)
+        partial.replace(layout.dist_zip)
+    source.unlink()
 
 
 def _dir_bytes(path: Path) -> int:
@@ -108,10 +196,14 @@ async def download(layout: NodeLayout, say: Say = say_to_stderr) -> None:
     """
     if layout.dist_zip.exists():
         return
-    command = maven_command(layout)
+    settings = Path.home() / ".m2" / "settings.xml"
+    root_settings = settings if os.geteuid() == 0 and settings.exists() else None
+    run = maven_run(layout, server_owner(), root_settings)
     layout.dist_dir.mkdir(parents=True, exist_ok=True)
     say(f"downloading {layout.title} with Maven (about 100 MB, once)")
-    repo_dir = _maven_repo_dir(layout)
+    if root_settings is not None:
+        say(f"  as root: {root_settings} is root's own (its mirrors and credentials)")
+    repo_dir = _maven_repo_dir(layout, run.repository)
 
     async def report_progress() -> None:
         # A sibling of the download in the same nursery: it only reads the size
@@ -129,14 +221,7 @@ async def download(layout: NodeLayout, say: Say = say_to_stderr) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(report_progress)
             try:
-                result = await trio.run_process(
-                    command,
-                    cwd=empty_dir,
-                    stdin=subprocess.DEVNULL,
-                    capture_stdout=True,
-                    capture_stderr=True,
-                    check=False,
-                )
+                result = await run_maven(run, empty_dir)
             finally:
                 nursery.cancel_scope.cancel()
     if deadline.cancelled_caught:
@@ -144,12 +229,41 @@ async def download(layout: NodeLayout, say: Say = say_to_stderr) -> None:
             f"download of {layout.title} did not finish in {DOWNLOAD_TIMEOUT:.0f} s: "
             "try again, or point TRIO_BOOKS_ES_URLS at an Elasticsearch you already run"
         )
+    if result.returncode == 0 and run.owner is not None:
+        _take_zip(run, layout)
     if result.returncode != 0 or not layout.dist_zip.exists():
         output = (result.stdout + result.stderr).decode(errors="replace")
         errors = [line for line in output.splitlines() if "[ERROR]" in line and line.strip()]
         reason = errors[0].split("[ERROR]", 1)[1].strip() if errors else "no output"
         raise LocalElasticsearchError(f"download of {layout.title} failed: {reason[:300]}")
     say(f"downloaded {layout.dist_zip.name} ({layout.dist_zip.stat().st_size / 1e6:.0f} MB)")
+
+
+async def run_maven(run: MavenRun, cwd: str) -> subprocess.CompletedProcess[bytes]:
+    """Run *run*'s Maven to its end, as its owner (its home made first), output captured."""
+    if run.owner is not None:
+        _prepare_home(run)
+    return await trio.run_process(
+        run.command,
+        cwd=cwd if run.home is None else run.home,
+        stdin=subprocess.DEVNULL,
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+        **_as_owner(run),
+    )
+
+
+def _as_owner(run: MavenRun) -> dict[str, Any]:
+    """``run_process`` options that run Maven as the server's user, at home in its folder."""
+    if run.owner is None or run.home is None:
+        return {}
+    return {
+        "user": run.owner.uid,
+        "group": run.owner.gid,
+        "extra_groups": [],
+        "env": {**os.environ, "HOME": str(run.home)},
+    }
 
 
 def check_digest(layout: NodeLayout) -> None:
