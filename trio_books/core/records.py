@@ -252,6 +252,8 @@ def split_authors(value: object) -> list[str]:
         name = " ".join(part.split())
         if not name:
             continue
+        if len(name) > LIMITS["author"]:
+            raise Rejection(f"an author's name longer than {LIMITS['author']} characters")
         if names and name.lower() in NAME_SUFFIXES:
             names[-1] = f"{names[-1]}, {name}"
         elif name not in names:
@@ -302,8 +304,17 @@ def clean_tags(value: object) -> list[Tag]:
             continue
         slug = slugify(slug or title or "")
         if slug and slug not in tags:
-            tags[slug] = make_tag(title or tag_title(slug), slug)
+            tags[slug] = tag = make_tag(title or tag_title(slug), slug)
+            check_tag(tag)
     return list(tags.values())
+
+
+def check_tag(tag: Tag) -> None:
+    """Raise :class:`Rejection` when *tag*'s title or slug is past :data:`LIMITS`."""
+    if len(tag.title) > LIMITS["tag"]:
+        raise Rejection(f"a tag longer than {LIMITS['tag']} characters")
+    if len(tag.slug) > LIMITS["tag_slug"]:
+        raise Rejection(f"a tag slug longer than {LIMITS['tag_slug']} characters")
 
 
 # ---------------------------------------------------------------- whole records
@@ -345,7 +356,7 @@ def book_from_record(record: Mapping[str, Any], *, tags: list[Tag] | None = None
         "isbn": isbn,
         "isbn13": clean_isbn13(record.get("isbn13"), isbn),
         "authors": [{"name": name} for name in split_authors(record.get("authors"))],
-        "tags": tags if tags is not None else clean_tags(record.get("tags")),
+        "tags": _joined(tags) if tags is not None else clean_tags(record.get("tags")),
         "original_publication_year": clean_year(record.get("original_publication_year")),
         "language_code": text(record.get("language_code")),
         "average_rating": clean_rating(record.get("average_rating")),
@@ -359,22 +370,24 @@ def book_from_record(record: Mapping[str, Any], *, tags: list[Tag] | None = None
         raise Rejection(f"invalid: {error.errors()[0]['msg']}") from None
 
 
+def _joined(tags: list[Tag]) -> list[Tag]:
+    """Tags found elsewhere (a goodbooks join), held to the same limits."""
+    for tag in tags:
+        check_tag(tag)
+    return tags
+
+
 def check_lengths(fields: Mapping[str, Any]) -> None:
-    """Raise :class:`Rejection` naming the first field of *fields* past :data:`LIMITS`."""
+    """Raise :class:`Rejection` naming the first field of *fields* past :data:`LIMITS`.
+
+    Names and tags are checked one by one as they are cleaned (:func:`split_authors`,
+    :func:`clean_tags`); here, the texts and how many names and tags there are.
+    """
     for name in ("title", "original_title", "language_code", "small_image_url"):
-        value = fields.get(name)
+        value = fields[name]
         if value is not None and len(value) > LIMITS[name]:
             raise Rejection(f"{name} longer than {LIMITS[name]} characters")
-    authors = fields.get("authors") or []
-    if len(authors) > LIMITS["authors"]:
+    if len(fields["authors"]) > LIMITS["authors"]:
         raise Rejection(f"more than {LIMITS['authors']} authors")
-    if any(len(author["name"]) > LIMITS["author"] for author in authors):
-        raise Rejection(f"an author's name longer than {LIMITS['author']} characters")
-    tags = fields.get("tags") or []
-    if len(tags) > LIMITS["tags"]:
+    if len(fields["tags"]) > LIMITS["tags"]:
         raise Rejection(f"more than {LIMITS['tags']} tags")
-    for tag in tags:
-        if len(tag.title) > LIMITS["tag"]:
-            raise Rejection(f"a tag longer than {LIMITS['tag']} characters")
-        if len(tag.slug) > LIMITS["tag_slug"]:
-            raise Rejection(f"a tag slug longer than {LIMITS['tag_slug']} characters")
