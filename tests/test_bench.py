@@ -19,6 +19,7 @@ import pytest
 import trio
 from conftest import SECURE_ES_PORT
 
+from trio_books.bench import churn
 from trio_books.bench.latency_standin import canned_search_answer
 from trio_books.bench.options import parse_upstream
 from trio_books.bench.queries import Vocabulary, build_queries
@@ -290,3 +291,24 @@ def test_bad_bench_arguments_exit_2_with_one_line(
 def test_upstream_labels() -> None:
     assert parse_upstream("real").label() == "real"
     assert parse_upstream("latency:20ms").label() == "latency:20ms"
+
+
+def test_bench_churn_counts_fewer_connections_with_drains(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The latency stand-in answers after 150 ms; every search's deadline is 100 ms.
+    runs = churn.measure(searches=200, concurrency=16, latency_ms=150, timeout_ms=100)
+    assert [(run.build, run.drain_seconds) for run in runs] == [
+        ("trio", 0.0),
+        ("trio", 2.0),
+        ("asyncio", 0.0),
+        ("asyncio", 2.0),
+    ]
+    for off, on in zip(runs[::2], runs[1::2], strict=True):
+        assert set(off.statuses) <= {503, 504}, off  # every search missed its deadline
+        assert off.drained == 0
+        assert on.drained > 0
+        # Without drains each cut call closed its connection; with them, most were kept.
+        assert on.opened * 2 < off.opened, (off, on)
+    assert main(["bench-churn", "--latency-ms", "90"]) == 2
+    assert "--latency-ms must be longer" in capsys.readouterr().err

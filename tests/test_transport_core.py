@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import httpx
@@ -20,9 +21,11 @@ import pytest
 import trio
 
 from trio_books.transport.adapter import AnswerTooLarge, Origin, PoolOverloaded, Timeouts
+from trio_books.transport.backend import Drains
 from trio_books.transport.connection_pool import Transport
 from trio_books.transport.http11 import Answer
 from trio_books.transport.tls import SpeaksTLS
+from trio_books.trio.network import TrioNetwork
 
 PLAIN = Origin("http", "node.test", 9200)
 SECURE = Origin("https", "node.test", 9243)
@@ -101,6 +104,12 @@ class ScriptedBackend:
 
     def slots(self, capacity: int) -> CountingSlots:
         return CountingSlots(capacity)
+
+    def is_cancellation(self, error: BaseException) -> bool:
+        return isinstance(error, trio.Cancelled | asyncio.CancelledError)
+
+    def drains(self) -> AbstractAsyncContextManager[Drains]:
+        return TrioNetwork().drains()
 
     async def connect(self, host: str, port: int, deadline: float) -> ScriptedSocket:
         if self.refuse:

@@ -13,8 +13,12 @@ import pytest
 import trio
 from http_peer import HttpPeer
 
+from trio_books.errors import UsageError
+from trio_books.es.connection import plain_config
+from trio_books.es.opening import open_elasticsearch
 from trio_books.transport.adapter import IDEMPOTENT, PoolOverloaded
 from trio_books.transport.pool import PoolStats
+from trio_books.trio.network import TrioDrains
 from trio_books.trio.transport import TrioTransport
 
 
@@ -130,7 +134,11 @@ async def test_cancellation_at_any_point_leaves_the_pool_clean(
 
 
 async def test_timeouts_release_the_slot(peer: HttpPeer, transport: TrioTransport) -> None:
-    async with httpx.AsyncClient(transport=transport, timeout=0.05) as http:
+    # Reads get 50 ms; connects get more, so that a full collection of the test
+    # process's heap (tens of ms) cannot turn a connect into the timeout.
+    async with httpx.AsyncClient(
+        transport=transport, timeout=httpx.Timeout(0.05, connect=5)
+    ) as http:
         with pytest.raises(httpx.ReadTimeout):
             await http.get(f"{peer.url}/hang")
         with pytest.raises(httpx.ReadTimeout):
@@ -197,3 +205,90 @@ async def test_close_closes_idle_connections(peer: HttpPeer) -> None:
             await trio.sleep(0.01)
     with pytest.raises(httpx.ConnectError):
         await transport.handle_async_request(httpx.Request("GET", f"{peer.url}/echo"))
+
+
+# ---------------------------------------------------------------- drains of cut exchanges
+
+
+@pytest.fixture
+async def draining() -> AsyncIterator[TrioTransport]:
+    """A transport whose cut exchanges are drained, as a client's own (``es.opening``) is."""
+    transport = TrioTransport(connections_per_node=4, max_waiting_per_node=8, drain_seconds=1)
+    async with transport.backend.drains() as drains:
+        transport.drains = drains
+        yield transport
+        await transport.aclose()
+
+
+async def test_a_call_cut_by_its_deadline_keeps_its_connection(
+    peer: HttpPeer, draining: TrioTransport
+) -> None:
+    async with httpx.AsyncClient(transport=draining, timeout=5) as http:
+        for n in range(5):
+            with trio.move_on_after(0.05) as cut:
+                await http.get(f"{peer.url}/slow?ms=150")
+            assert cut.cancelled_caught
+            await trio.sleep(0.3)  # the drain reads the answer meanwhile
+            answer = (await http.get(f"{peer.url}/echo", headers={"x-id": str(n)})).json()
+            assert answer == {"conn": 1, "id": str(n), "path": "/echo"}
+        stats = only_pool(draining)
+    assert (stats.opened, stats.drained, stats.discarded) == (1, 5, 0)
+    assert peer.opened == 1
+
+
+async def test_a_drain_that_runs_out_of_time_closes_the_connection(
+    peer: HttpPeer, draining: TrioTransport
+) -> None:
+    draining.drain_seconds = 0.1
+    async with httpx.AsyncClient(transport=draining, timeout=5) as http:
+        with trio.move_on_after(0.05):
+            await http.get(f"{peer.url}/hang")
+        await trio.sleep(0.3)
+        stats = only_pool(draining)
+        assert (stats.drained, stats.discarded, stats.idle) == (0, 1, 0)
+        await http.get(f"{peer.url}/echo")
+    assert only_pool(draining).opened == 2
+
+
+@pytest.mark.parametrize("path", ["/slow?ms=30", "/hang", "/half"])
+async def test_with_drains_cancellation_at_any_point_leaves_the_pool_clean(
+    peer: HttpPeer, draining: TrioTransport, path: str
+) -> None:
+    draining.drain_seconds = 0.05
+    async with httpx.AsyncClient(transport=draining, timeout=5) as http:
+        for step in range(0, 41, 1):
+            with trio.move_on_after(step / 1000):
+                async with trio.open_nursery() as nursery:
+                    for _ in range(6):
+                        nursery.start_soon(http.get, f"{peer.url}{path}")
+                    nursery.start_soon(http.get, f"{peer.url}/echo")
+            await trio.sleep(0.06)  # every drain has ended: kept or closed
+            stats = only_pool(draining)
+            assert (stats.in_use, stats.waiting) == (0, 0)
+            # Whatever a drain pooled answers its own next request, not a stale one.
+            for n in range(stats.idle + 1):
+                answer = (await http.get(f"{peer.url}/echo", headers={"x-id": str(n)})).json()
+                assert answer["id"] == str(n)
+
+
+async def test_closing_the_transport_ends_its_drains(peer: HttpPeer, nursery: trio.Nursery) -> None:
+    # The drains' nursery outlives the transport, as a serving app's does.
+    transport = TrioTransport(connections_per_node=4, drain_seconds=30)
+    transport.drains = TrioDrains(nursery)
+    async with httpx.AsyncClient(transport=transport, timeout=5) as http:
+        with trio.move_on_after(0.05):
+            await http.get(f"{peer.url}/hang")
+        assert transport._pools
+        (pool,) = transport._pools.values()
+        assert pool.state.draining == 1
+    await trio.sleep(0.05)  # the drain saw its cancellation and closed its connection
+    assert pool.state.draining == 0
+    stats = only_pool(transport)
+    assert (stats.drained, stats.discarded, stats.idle) == (0, 1, 0)
+
+
+async def test_an_error_inside_the_client_comes_out_as_itself() -> None:
+    # Not wrapped in an exception group by the client's own drain nursery.
+    with pytest.raises(UsageError, match="mine"):
+        async with open_elasticsearch(plain_config(["http://127.0.0.1:9"]), "trio"):
+            raise UsageError("mine")

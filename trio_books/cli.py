@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from trio_books import drills, serving, tracing
+from trio_books.bench import churn as bench_churn
 from trio_books.bench import command as bench_command
 from trio_books.demos import commands as demo_commands
 from trio_books.errors import UsageError
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     load_bench.add_parser(commands)
     demo_commands.add_parser(commands)
     bench_command.add_parser(commands)
+    bench_churn.add_parser(commands)
     drills.add_parser(commands)
     return parser
 

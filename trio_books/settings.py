@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # the next is shed with a 503 at once.
     es_pool_size: int = Field(default=32, ge=1, le=10_000)
     es_pool_queue: int = Field(default=256, ge=0, le=100_000)
+    # Seconds a call cut by a search's deadline may go on being read, so that its
+    # connection is kept rather than closed; 0 closes it at once.
+    es_drain_seconds: float = Field(default=2.0, ge=0, le=60)
     # How many times a failed call is tried again on another node.
     es_retries: int = Field(default=2, ge=0, le=10)
     # Hedged hits calls: after hedge_delay_ms (default: the observed p95 of the

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from trio_books.transport.backend import READ_SIZE, NonBlockingSocket
 
@@ -95,8 +97,74 @@ class AsyncioSlots:
         self.semaphore.release()
 
 
+class AsyncioDrains:
+    """Drains as tasks this object keeps, cancels and awaits at close (a
+    :class:`~trio_books.transport.backend.Drains`).
+
+    Not a ``TaskGroup``: the serving app opens its client in a lifespan
+    generator, across whose ``yield`` a task group cannot be held; the owner is
+    whoever calls :meth:`aclose` (:func:`owned_drains`), and every task it started
+    has ended when that returns.
+    """
+
+    __slots__ = ("closing", "tasks")
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.closing = False
+
+    def start(self, drain: Callable[[], Awaitable[None]], abandon: Callable[[], None]) -> bool:
+        if self.closing:
+            return False
+        began = False
+
+        async def run() -> None:
+            nonlocal began
+            began = True
+            await drain()
+
+        def ended(task: asyncio.Task[None]) -> None:
+            self.tasks.discard(task)
+            # Cancelled before its first step, a coroutine runs none of its body.
+            if not began:
+                abandon()
+
+        task = asyncio.get_running_loop().create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(ended)
+        return True
+
+    def cancel_all(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+
+    async def aclose(self) -> None:
+        """Cancel every drain and wait for each to end (each closes its connection)."""
+        self.closing = True
+        tasks = list(self.tasks)
+        self.cancel_all()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@asynccontextmanager
+async def owned_drains() -> AsyncIterator[AsyncioDrains]:
+    """Drains for as long as the client is open; cancelled when it closes."""
+    drains = AsyncioDrains()
+    try:
+        yield drains
+    finally:
+        # A drain only saves a reconnect: at close, none is worth waiting for.
+        await drains.aclose()
+
+
 class AsyncioNetwork:
     """The :class:`~trio_books.transport.backend.NetworkBackend` of the asyncio build."""
+
+    def is_cancellation(self, error: BaseException) -> bool:
+        return isinstance(error, asyncio.CancelledError)
+
+    def drains(self) -> AbstractAsyncContextManager[AsyncioDrains]:
+        return owned_drains()
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()

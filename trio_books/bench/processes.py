@@ -195,6 +195,7 @@ POOL_COUNTERS = (
     "es_connections_reused",
     "es_connections_discarded",
     "es_stale_retries",
+    "es_connections_drained",
 )
 
 

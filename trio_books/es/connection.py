@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
 
+from trio_books.transport.connection_pool import DRAIN_SECONDS
 from trio_books.transport.http11 import MAX_RESPONSE_BYTES
 from trio_books.transport.tls import TLSOptions
 
@@ -119,6 +120,8 @@ class ConnectionConfig:
     pool_size: int
     pool_queue: int
     max_connections: int
+    # Seconds a cut call's answer may be read on to keep its connection (0: never).
+    drain_seconds: float
     # "trio_books/0.1.0 (Python 3.12)".
     user_agent: str
 
@@ -314,6 +317,7 @@ def connection_config(settings: Settings) -> ConnectionConfig:
         pool_size=settings.es_pool_size,
         pool_queue=settings.es_pool_queue,
         max_connections=settings.es_max_connections,
+        drain_seconds=settings.es_drain_seconds,
         user_agent=f"trio_books/{_package_version()} (Python {python})",
     )
 
@@ -343,5 +347,6 @@ def plain_config(urls: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT) -> Co
         pool_size=32,
         pool_queue=256,
         max_connections=64,
+        drain_seconds=DRAIN_SECONDS,
         user_agent="trio_books",
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import ssl
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Literal
 
 import httpx
@@ -20,6 +20,7 @@ import httpx
 from trio_books.errors import UsageError
 from trio_books.es.client import Elasticsearch
 from trio_books.es.connection import ConnectionConfig
+from trio_books.transport.backend import Drains
 from trio_books.transport.connection_pool import Transport
 from trio_books.transport.tls import client_context
 
@@ -108,6 +109,7 @@ def own_transport(
         "max_waiting_per_node": config.pool_queue,
         "tls": config.tls,
         "max_response_bytes": config.max_response_bytes,
+        "drain_seconds": config.drain_seconds,
     }
     if build == "trio":
         from trio_books.trio.transport import TrioTransport
@@ -156,6 +158,7 @@ async def open_elasticsearch(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     call_seconds: float | None = None,
+    drains: Drains | None = None,
 ) -> AsyncIterator[Elasticsearch]:
     """The one client of a lifetime (a serving app's, a loader run's, a command's).
 
@@ -168,11 +171,22 @@ async def open_elasticsearch(
         transport: an httpx transport to use instead (a test's recorder); calls
             then go through httpx's objects.
         call_seconds: seconds per call instead of ``config.timeout``.
+        drains: where the project's transport reads on cut exchanges (a
+            serving app's own nursery); by default, a nursery (task set) of
+            this client's own, closed with it.
     """
     chosen = transport or es_transport(config, build)
-    async with httpx.AsyncClient(
-        timeout=http_timeout(call_seconds or config.timeout), transport=chosen
-    ) as http:
+    async with AsyncExitStack() as stack:
+        if isinstance(chosen, Transport):
+            # The drains of cut exchanges live as long as the client, in a nursery
+            # (a task set) of its own, entered first so closed after it; or in the
+            # caller's, when it holds the client across a yield (a lifespan).
+            chosen.drains = drains or await stack.enter_async_context(chosen.backend.drains())
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(
+                timeout=http_timeout(call_seconds or config.timeout), transport=chosen
+            )
+        )
         # Our own transport also takes calls below httpx's objects; one given by a
         # caller (a test's recorder) sees every call through httpx.
         raw = chosen if isinstance(chosen, Transport) and transport is None else None

@@ -15,6 +15,8 @@ stops sending cannot hold a worker).
 from __future__ import annotations
 
 import socket
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 READ_SIZE = 65536
@@ -68,8 +70,32 @@ class Slots(Protocol):
     def release(self, token: object) -> None: ...
 
 
+class Drains(Protocol):
+    """Where a cut exchange's connection is read to the end of its answer, to be kept.
+
+    Its tasks live in one nursery (a task group on asyncio) that the client's
+    lifetime owns: closing the client cancels them, and each closes its connection.
+    """
+
+    def start(self, drain: Callable[[], Awaitable[None]], abandon: Callable[[], None]) -> bool:
+        """Run *drain* as a task of the owner; False when the owner is closing.
+
+        *abandon* is called instead when the task is cancelled before *drain*
+        began (an asyncio task can be), so its connection is still closed.
+        """
+
+    def cancel_all(self) -> None:
+        """Cancel every drain under way (the transport is closing)."""
+
+
 class NetworkBackend(Protocol):
     """One event loop's primitives."""
+
+    def is_cancellation(self, error: BaseException) -> bool:
+        """Whether *error* is this loop's cancellation (not a failure of the exchange)."""
+
+    def drains(self) -> AbstractAsyncContextManager[Drains]:
+        """The owner of drains for one client's lifetime (use with ``async with``)."""
 
     def now(self) -> float:
         """The loop's monotonic clock (the clock every deadline here is on)."""

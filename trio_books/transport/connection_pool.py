@@ -10,8 +10,13 @@ with their backend (:mod:`trio_books.trio.transport`,
 :mod:`trio_books.asyncio.transport`), after httpcore's ``_backends``.
 
 Cancellation is safe at every await: the slot is released in a ``finally``,
-and a connection whose exchange did not end cleanly (cancelled mid-read, timed
-out, broken, over the size cap) is closed, never pooled. A reused keep-alive
+and a connection whose exchange did not end cleanly (timed out, broken, over
+the size cap) is closed, never pooled. One cut by its caller's deadline after
+the request went out is handed to a drain: a task of the client's own nursery
+(:meth:`~trio_books.transport.backend.NetworkBackend.drains`) that reads the
+rest of the answer within :data:`DRAIN_SECONDS` and pools the connection, so a
+client whose searches keep missing a short deadline does not reconnect for
+each call. A drain that runs out of time closes it. A reused keep-alive
 connection that the server had closed while idle fails before any answer byte
 arrives: an idempotent request is then sent once more on a fresh connection.
 When a node's slots are all taken and its wait queue is full, the request is
@@ -41,9 +46,18 @@ from trio_books.transport.adapter import (
     timeouts_of,
     to_response,
 )
-from trio_books.transport.backend import ByteStream, NetworkBackend, Slots
+from trio_books.transport.backend import ByteStream, Drains, NetworkBackend, Slots
 from trio_books.transport.pool import KEEPALIVE_EXPIRY, Pool, PoolStats
 from trio_books.transport.tls import SpeaksTLS, TLSOptions, TLSStream, client_context
+
+# How long a drain may read the rest of a cut exchange's answer: longer than a
+# slow search's overrun, far shorter than a keep-alive connection's worth.
+DRAIN_SECONDS = 2.0
+# Drains a node may have at once, per slot: a cut call frees its slot at once,
+# so a node busy cutting calls has several drains per slot going (one per slot
+# kept only about a third of the connections in bench-churn; four keep nearly
+# all), and past this bound a new connection costs less than one more drain.
+DRAINS_PER_SLOT = 4
 
 
 class _Stale(Exception):
@@ -88,6 +102,7 @@ class Transport(httpx.AsyncBaseTransport):
         tls: how ``https://`` nodes are verified (default: the system's trust store).
         max_response_bytes: an answer's body past this closes the connection and
             fails the call with :class:`~trio_books.transport.adapter.AnswerTooLarge`.
+        drain_seconds: how long a drain may read a cut exchange's answer (0: never drain).
 
     httpx's ``read`` timeout bounds the whole exchange (send and the full answer),
     not each read; ``pool`` bounds the wait for a slot, ``connect`` the connect
@@ -105,6 +120,7 @@ class Transport(httpx.AsyncBaseTransport):
         keepalive_expiry: float = KEEPALIVE_EXPIRY,
         tls: TLSOptions | None = None,
         max_response_bytes: int = http11.MAX_RESPONSE_BYTES,
+        drain_seconds: float = DRAIN_SECONDS,
     ) -> None:
         if backend is None:
             if self.network is None:
@@ -122,6 +138,10 @@ class Transport(httpx.AsyncBaseTransport):
         self._pools: dict[Origin, NodePool] = {}
         self.pool_timeouts = 0
         self._closed = False
+        # Set while a client owns this transport (es.opening): without it, a cut
+        # exchange's connection is closed.
+        self.drains: Drains | None = None
+        self.drain_seconds = drain_seconds
 
     def stats(self) -> dict[str, PoolStats]:
         """Each node's counters, by ``host:port`` (``https://host:port`` for TLS nodes)."""
@@ -229,9 +249,12 @@ class Transport(httpx.AsyncBaseTransport):
             fresh = connection is None
             if connection is None:
                 connection = await self._connect(pool, timeouts)
+            reader = http11.ResponseReader(connection.h11, self.max_response_bytes)
             try:
                 data = http11.request_bytes(connection.h11, method, target, headers, body)
-                answer = await self._round_trip(connection, data, timeouts, fresh, pool.origin)
+                answer = await self._round_trip(
+                    connection, reader, data, timeouts, fresh, pool.origin
+                )
             except _Stale:
                 connection.stream.close()
                 state.discard()
@@ -243,10 +266,16 @@ class Transport(httpx.AsyncBaseTransport):
                 # The server closed it while it was idle; a fresh connection will do.
                 state.stale_retries += 1
                 continue
-            except BaseException:
-                # Cancelled, timed out or broken mid-exchange: never pool it.
-                connection.stream.close()
-                state.discard()
+            except BaseException as error:
+                # Cut by the caller after the request went out: read on elsewhere.
+                if not (
+                    reader.request_sent
+                    and backend.is_cancellation(error)
+                    and self._hand_to_drain(pool, connection, reader)
+                ):
+                    # Timed out, broken, or cut mid-send: never pool it.
+                    connection.stream.close()
+                    state.discard()
                 raise
             if http11.reusable(connection.h11):
                 state.give_back(connection, backend.now())
@@ -285,13 +314,19 @@ class Transport(httpx.AsyncBaseTransport):
         return Connection(stream)
 
     async def _round_trip(
-        self, connection: Connection, data: bytes, timeouts: Timeouts, fresh: bool, origin: Origin
+        self,
+        connection: Connection,
+        reader: http11.ResponseReader,
+        data: bytes,
+        timeouts: Timeouts,
+        fresh: bool,
+        origin: Origin,
     ) -> http11.Answer:
-        reader = http11.ResponseReader(connection.h11, self.max_response_bytes)
         stream = connection.stream
         deadline = self.backend.now() + _limit(timeouts.read)
         try:
             await stream.send_all(data, deadline)
+            reader.request_sent = True
             while True:
                 answer = reader.feed(await stream.receive_some(deadline))
                 if answer is not None:
@@ -323,9 +358,66 @@ class Transport(httpx.AsyncBaseTransport):
             )
             raise kind(f"the connection failed mid-answer: {error!r}") from error
 
+    def _hand_to_drain(
+        self, pool: NodePool, connection: Connection, reader: http11.ResponseReader
+    ) -> bool:
+        """Start a drain of *connection*'s answer; False if none may start (then close it)."""
+        state = pool.state
+        if (
+            self.drains is None
+            or self._closed
+            or self.drain_seconds <= 0
+            or not getattr(connection.stream, "intact", True)
+            or state.draining >= DRAINS_PER_SLOT * state.capacity
+        ):
+            return False
+        reader.keep_body = False
+        # Counted before the task exists: it may end before start() returns.
+        state.draining += 1
+
+        async def drain() -> None:
+            await self._drain(pool, connection, reader)
+
+        def abandon() -> None:
+            state.draining -= 1
+            connection.stream.close()
+            state.discard()
+
+        if self.drains.start(drain, abandon):
+            return True
+        state.draining -= 1
+        return False
+
+    async def _drain(
+        self, pool: NodePool, connection: Connection, reader: http11.ResponseReader
+    ) -> None:
+        """Read the rest of a cut exchange's answer, then pool the connection or close it."""
+        state = pool.state
+        deadline = self.backend.now() + self.drain_seconds
+        kept = False
+        try:
+            while reader.feed(await connection.stream.receive_some(deadline)) is None:
+                if self.backend.now() > deadline:
+                    break
+            else:
+                kept = http11.reusable(connection.h11) and not self._closed
+        except Exception:
+            kept = False  # timed out, broken, too large: closed below
+        finally:
+            state.draining -= 1
+            if kept:
+                state.drained += 1
+                state.give_back(connection, self.backend.now())
+            else:
+                connection.stream.close()
+                state.discard()
+
     async def aclose(self) -> None:
-        """Close every idle connection; requests still in flight close their own."""
+        """Close every idle connection and end every drain; requests in flight close their own."""
         self._closed = True
+        if self.drains is not None:
+            # Their nursery may outlive this transport (a serving app's): end them now.
+            self.drains.cancel_all()
         for pool in self._pools.values():
             for connection in pool.state.drain():
                 connection.stream.close()
@@ -347,4 +439,5 @@ def pool_counters(transport: object) -> dict[str, int]:
         "es_connections_reused": sum(node.reused for node in nodes),
         "es_connections_discarded": sum(node.discarded for node in nodes),
         "es_stale_retries": sum(node.stale_retries for node in nodes),
+        "es_connections_drained": sum(node.drained for node in nodes),
     }

@@ -72,6 +72,11 @@ class ResponseReader:
         self.max_bytes = max_bytes
         self._size = 0
         self.received_any = False
+        # Set by the shell once every byte of the request is out: only then may a
+        # cut exchange's answer be read on to keep the connection.
+        self.request_sent = False
+        # False for a drain: the answer is read to its end and thrown away.
+        self.keep_body = True
         self._status = 0
         self._reason = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -102,7 +107,8 @@ class ResponseReader:
                 self._size += len(event.data)
                 if self._size > self.max_bytes:
                     raise ResponseTooLarge(f"the answer's body is over {self.max_bytes} bytes")
-                self._chunks.append(bytes(event.data))
+                if self.keep_body:
+                    self._chunks.append(bytes(event.data))
             elif isinstance(event, h11.EndOfMessage):
                 body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
                 return Answer(self._status, self._headers, body, self._reason)

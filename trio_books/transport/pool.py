@@ -36,6 +36,7 @@ class PoolStats:
     discarded: int
     shed: int
     stale_retries: int
+    drained: int
 
 
 class Pool(Generic[C]):
@@ -64,6 +65,10 @@ class Pool(Generic[C]):
         self.discarded = 0
         self.shed = 0
         self.stale_retries = 0
+        # Connections a drain is reading the rest of a cut answer on; and how many
+        # drains ended with the connection back in the pool.
+        self.draining = 0
+        self.drained = 0
 
     # ------------------------------------------------------------ slots
 
@@ -131,4 +136,5 @@ class Pool(Generic[C]):
             discarded=self.discarded,
             shed=self.shed,
             stale_retries=self.stale_retries,
+            drained=self.drained,
         )

@@ -98,7 +98,7 @@ class TLSStream:
     the raw stream touches the socket.
     """
 
-    __slots__ = ("_incoming", "_outgoing", "_raw", "_ssl")
+    __slots__ = ("_incoming", "_outgoing", "_raw", "_ssl", "intact")
 
     def __init__(
         self,
@@ -111,6 +111,9 @@ class TLSStream:
         self._ssl = ssl_object
         self._incoming = incoming
         self._outgoing = outgoing
+        # False once a send of TLS records was cut part-way: the stream is then
+        # out of step with the peer and may only be closed.
+        self.intact = True
 
     @classmethod
     async def handshake(
@@ -157,7 +160,9 @@ class TLSStream:
 
     async def _flush(self, deadline: float) -> None:
         if self._outgoing.pending:
+            self.intact = False
             await self._raw.send_all(self._outgoing.read(), deadline)
+            self.intact = True
 
     async def send_all(self, data: bytes, deadline: float) -> None:
         try:

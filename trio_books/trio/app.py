@@ -17,6 +17,7 @@ from trio_books.settings import Settings, load_settings
 from trio_books.transport.connection_pool import pool_counters
 from trio_books.trio.asgi import shielded_send
 from trio_books.trio.fanout import CONCURRENCY
+from trio_books.trio.network import TrioDrains
 
 TRANSPORT_KEY = "trio_books.transport"
 
@@ -49,8 +50,10 @@ def create_app(
     async def lifespan() -> AsyncGenerator[None, None]:
         # The client lives exactly as long as serving does: opened before the
         # first request, closed (with its connections) after the last.
+        # Cut calls' connections are drained in the app's serving nursery: a
+        # nursery cannot be held open across this generator's yield.
         async with open_elasticsearch(
-            connection_config(settings), "trio", transport=transport
+            connection_config(settings), "trio", transport=transport, drains=TrioDrains(app.nursery)
         ) as es:
             app.extensions[TRANSPORT_KEY] = es.transport
             service = SearchService(es, settings, CONCURRENCY)

@@ -14,7 +14,8 @@ Mirrors :mod:`trio_books.asyncio.network`.
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import trio
 
@@ -22,9 +23,23 @@ from trio_books.transport.backend import READ_SIZE, NonBlockingSocket
 
 
 class TrioSocket(NonBlockingSocket):
-    """One connected non-blocking socket (a :class:`~trio_books.transport.backend.RawStream`)."""
+    """One connected non-blocking socket (a :class:`~trio_books.transport.backend.RawStream`).
 
-    __slots__ = ()
+    Bytes read just before a cancellation are kept (``unread``) and returned by
+    the next read: a cut exchange's connection can then be read to its end.
+    """
+
+    __slots__ = ("unread",)
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock)
+        self.unread = b""
+
+    def receive_nowait(self) -> bytes | None:
+        if self.unread:
+            data, self.unread = self.unread, b""
+            return data
+        return super().receive_nowait()
 
     async def send_all(self, data: bytes, deadline: float) -> None:
         view = memoryview(data)
@@ -38,11 +53,17 @@ class TrioSocket(NonBlockingSocket):
 
     async def receive_some(self, deadline: float) -> bytes:
         try:
-            data = self.sock.recv(READ_SIZE)
+            data = self.unread or self.sock.recv(READ_SIZE)
         except BlockingIOError:
             pass
         else:
-            await trio.lowlevel.checkpoint()
+            self.unread = b""
+            try:
+                await trio.lowlevel.checkpoint()
+            except trio.Cancelled:
+                # Read, but not taken: the next read returns it (see the class).
+                self.unread = data
+                raise
             return data
         # The hot path's wait, written out (see _wait): one coroutine frame less per call.
         while True:
@@ -100,8 +121,72 @@ class TrioSlots:
         self.limiter.release_on_behalf_of(token)
 
 
+class TrioDrains:
+    """Drains as tasks of one nursery (a :class:`~trio_books.transport.backend.Drains`).
+
+    Each runs in a cancel scope of its own, kept here, so the transport can end
+    them when it closes even when the nursery outlives it (a serving app's).
+    """
+
+    __slots__ = ("nursery", "scopes")
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self.nursery = nursery
+        self.scopes: set[trio.CancelScope] = set()
+
+    def start(self, drain: Callable[[], Awaitable[None]], abandon: Callable[[], None]) -> bool:
+        # A Trio task always runs to its first checkpoint, cancelled or not: the
+        # drain's own finally closes its connection, so abandon is not needed.
+        scope = trio.CancelScope()
+
+        async def run() -> None:
+            try:
+                with scope:
+                    await drain()
+            finally:
+                self.scopes.discard(scope)
+
+        try:
+            self.nursery.start_soon(run)
+        except RuntimeError:  # the nursery is closing
+            return False
+        self.scopes.add(scope)
+        return True
+
+    def cancel_all(self) -> None:
+        for scope in self.scopes:
+            scope.cancel()
+
+
+@asynccontextmanager
+async def owned_drains() -> AsyncIterator[TrioDrains]:
+    """A nursery for drains, for as long as the client is open; cancelled when it closes.
+
+    The nursery would hand the client's caller its errors in an exception group;
+    the drains never raise, so an error is the caller's own and comes out as itself.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            drains = TrioDrains(nursery)
+            try:
+                yield drains
+            finally:
+                # A drain only saves a reconnect: at close, none is worth waiting for.
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+
+
 class TrioNetwork:
     """The :class:`~trio_books.transport.backend.NetworkBackend` of the Trio build."""
+
+    def is_cancellation(self, error: BaseException) -> bool:
+        return isinstance(error, trio.Cancelled)
+
+    def drains(self) -> AbstractAsyncContextManager[TrioDrains]:
+        return owned_drains()
 
     def now(self) -> float:
         return trio.current_time()
