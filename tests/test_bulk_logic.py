@@ -148,7 +148,7 @@ def test_id_set_spots_repeats_in_little_memory() -> None:
     assert len(ids) == 2
 
 
-def test_sparse_ids_stay_in_a_plain_set_and_dense_ones_become_bitmaps() -> None:
+def test_sparse_ids_stay_compact_and_dense_ones_become_bitmaps() -> None:
     rng = random.Random(7)
     sparse = [rng.getrandbits(63) for _ in range(20_000)]
     dense = list(range(3_000_000, 3_050_000))
@@ -169,6 +169,27 @@ def test_sparse_ids_stay_in_a_plain_set_and_dense_ones_become_bitmaps() -> None:
         assert not ids.add(identifier)
     assert sparse[0] + 1 not in ids
     assert 2_999_999 not in ids
+
+
+def test_id_set_agrees_with_a_plain_set_through_merges_and_promotions() -> None:
+    rng = random.Random(3)
+    ids, plain = IdSet(), set()
+    for _ in range(120_000):
+        # Sparse ids, a dense run that gets promoted part-way, and repeats of both.
+        kind = rng.random()
+        if kind < 0.4:
+            identifier = rng.getrandbits(63)
+        elif kind < 0.8:
+            identifier = 5_000_000 + rng.randrange(200_000)
+        else:
+            identifier = (
+                rng.choice((*plain,)) if plain and rng.random() < 0.01 else rng.randrange(50)
+            )
+        assert ids.add(identifier) == (identifier not in plain), identifier
+        plain.add(identifier)
+    assert len(ids) == len(plain)
+    assert ids.pages > 0
+    assert all(identifier in ids for identifier in plain)
 
 
 def test_versions_sort_by_time_and_the_last_two_are_kept() -> None:

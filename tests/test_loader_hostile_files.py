@@ -261,23 +261,29 @@ async def test_bytes_that_are_not_utf8_are_counted_and_located(
 # ---------------------------------------------------------------- memory
 
 
+# Runs the loader and prints its exit code and peak RSS. A child's ru_maxrss
+# starts from its parent's RSS at the fork (Linux keeps it across exec), so the
+# loader is started from this small process, not from the test run (hundreds of MB).
+MEASURE = """
+import os, subprocess, sys
+process = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL)
+_pid, status, usage = os.wait4(process.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss, file=sys.stderr)
+"""
+
+
 def load_and_measure(path: Path, alias: str, es_url: str) -> tuple[int, dict[str, Any], float]:
     """``python -m trio_books load`` on *path*: its exit code, its summary, its peak RSS (MB)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "trio_books", "load", str(path), "--index", alias, "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
+    load = [sys.executable, "-m", "trio_books", "load", str(path), "--index", alias, "--json"]
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, *load],
+        capture_output=True,
+        check=False,
         cwd=path.parent,
         env={**os.environ, "TRIO_BOOKS_ES_URLS": es_url},
     )
-    assert process.stdout is not None
-    with process.stdout:
-        output = process.stdout.read()
-    # wait4 gives this child's own peak RSS (KiB on Linux), no other process's.
-    _pid, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, orjson.loads(output.splitlines()[-1]), usage.ru_maxrss / 1024
+    code, peak_kib = done.stderr.decode().split()[-2:]
+    return int(code), orjson.loads(done.stdout.splitlines()[-1]), int(peak_kib) / 1024
 
 
 async def test_a_million_books_with_random_64_bit_ids_load_in_bounded_memory(
