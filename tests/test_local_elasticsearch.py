@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -125,7 +128,35 @@ def test_cli_missing_maven_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_cli_failed_download_exits_2(tmp_path: Path) -> None:
+@pytest.fixture
+def reachable() -> Iterator[Path]:
+    """A folder the server's user can reach (Maven runs as that user when we are root)."""
+    folder = Path(tempfile.mkdtemp(dir=local.default_cache_dir()))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_cli_failed_download_exits_2(reachable: Path) -> None:
+    done = run_cli(
+        "es",
+        "start",
+        "--port",
+        "9399",
+        "--version",
+        "0.0.1",
+        env={"TRIO_BOOKS_CACHE_DIR": str(reachable / "cache")},
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert "download of Elasticsearch 0.0.1 failed" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (reachable / "cache" / "dist" / "elasticsearch-0.0.1").exists()
+
+
+def test_an_unreachable_cache_folder_is_refused_in_one_line(tmp_path: Path) -> None:
+    # pytest's own folder is closed to other users: as root, Maven (run as the
+    # server's user) could not write there, and the command says so before it starts.
     done = run_cli(
         "es",
         "start",
@@ -136,23 +167,27 @@ def test_cli_failed_download_exits_2(tmp_path: Path) -> None:
         env={"TRIO_BOOKS_CACHE_DIR": str(tmp_path / "cache")},
         timeout=300,
     )
+    if os.geteuid() != 0:  # Maven runs as ourselves: no other user needs to reach it
+        assert "download of Elasticsearch 0.0.1 failed" in done.stderr
+        return
     assert done.returncode == 2
-    assert "download of Elasticsearch 0.0.1 failed" in done.stderr
+    (line,) = done.stderr.strip().splitlines()[-1:]
+    assert "is closed to other users" in line
     assert "Traceback" not in done.stderr
-    assert not (tmp_path / "cache" / "dist" / "elasticsearch-0.0.1").exists()
 
 
 async def test_a_stalled_download_gives_up_at_its_deadline(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    reachable: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A stand-in for Maven whose transfer never ends.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    # A stand-in for Maven whose transfer never ends; it may run as the server's user.
+    bin_dir = reachable / "bin"
+    bin_dir.mkdir(mode=0o777)
+    bin_dir.chmod(0o777)  # its pid file is written by whoever runs it
     (bin_dir / "mvn").write_text('#!/bin/sh\necho $$ > "$0.pid"\nexec sleep 600\n')
     (bin_dir / "mvn").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setattr(distribution, "DOWNLOAD_TIMEOUT", 1.0)
-    layout = local.NodeLayout(tmp_path / "cache", port=9399)
+    layout = local.NodeLayout(reachable / "cache", port=9399)
     started = trio.current_time()
     with pytest.raises(LocalElasticsearchError, match="did not finish in 1 s"):
         await distribution.download(layout, say=lambda _: None)

@@ -189,6 +189,7 @@ async def test_maven_really_runs_as_the_servers_user_in_a_home_of_its_own() -> N
         if owner is None:  # not root: Maven is ours already, as it always was
             assert run.owner is None
             return
+        distribution.prepare_home(run)
         with tempfile.TemporaryDirectory() as cwd:
             result = await distribution.run_maven(run, cwd)
         assert result.returncode == 0, result.stdout.decode()[-2000:]

@@ -143,7 +143,7 @@ def _maven_repo_dir(layout: NodeLayout, repository: Path) -> Path:
     return repository / Path(*engine.group_id.split(".")) / engine.name / layout.version
 
 
-def _prepare_home(run: MavenRun) -> None:
+def prepare_home(run: MavenRun) -> None:
     """Make Maven's home for the server's user (root makes it, and hands it over)."""
     assert run.home is not None
     assert run.owner is not None
@@ -203,6 +203,9 @@ async def download(layout: NodeLayout, say: Say = say_to_stderr) -> None:
     say(f"downloading {layout.title} with Maven (about 100 MB, once)")
     if root_settings is not None:
         say(f"  as root: {root_settings} is root's own (its mirrors and credentials)")
+    if run.owner is not None:
+        # Before the nursery below: a refusal here is one line, not an exception group.
+        prepare_home(run)
     repo_dir = _maven_repo_dir(layout, run.repository)
 
     async def report_progress() -> None:
@@ -240,9 +243,7 @@ async def download(layout: NodeLayout, say: Say = say_to_stderr) -> None:
 
 
 async def run_maven(run: MavenRun, cwd: str) -> subprocess.CompletedProcess[bytes]:
-    """Run *run*'s Maven to its end, as its owner (its home made first), output captured."""
-    if run.owner is not None:
-        _prepare_home(run)
+    """Run *run*'s Maven to its end, as its owner (:func:`prepare_home` first), output captured."""
     return await trio.run_process(
         run.command,
         cwd=cwd if run.home is None else run.home,
