@@ -159,6 +159,17 @@ def test_only_an_unpinned_version_leans_on_maven_checksums(tmp_path: Path) -> No
     assert "--strict-checksums" not in pinned
 
 
+def test_maven_as_the_servers_user_gets_none_of_the_services_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRIO_BOOKS_ES_PASSWORD", "s3cret-for-the-service")
+    run = distribution.maven_run(local.NodeLayout(tmp_path), Owner(4321, 4321, "someone"), None)
+    options = distribution._as_owner(run)
+    assert options["env"]["HOME"] == str(tmp_path / "maven")
+    assert "PATH" in options["env"]
+    assert not any(name.startswith("TRIO_BOOKS_") for name in options["env"])
+
+
 def test_maven_runs_as_the_servers_user_unless_root_has_its_own_settings(tmp_path: Path) -> None:
     layout = local.NodeLayout(tmp_path, version="8.19.21")
     stranger = Owner(4321, 4321, "someone")

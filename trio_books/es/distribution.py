@@ -263,7 +263,12 @@ def _as_owner(run: MavenRun) -> dict[str, Any]:
         "user": run.owner.uid,
         "group": run.owner.gid,
         "extra_groups": [],
-        "env": {**os.environ, "HOME": str(run.home)},
+        # The service's own settings (passwords, API keys among them) are no
+        # business of a download tool running as another user.
+        "env": {
+            **{k: v for k, v in os.environ.items() if not k.startswith("TRIO_BOOKS_")},
+            "HOME": str(run.home),
+        },
     }
 
 
