@@ -120,3 +120,17 @@ async def api_client(
         httpx.AsyncClient(base_url=url) as http,
     ):
         yield http
+
+
+async def answer_to(stream: trio.abc.Stream, data: bytes) -> tuple[bytes, bool]:
+    """What a server sends back to *data* within a second, and whether it then closed."""
+    received, closed = b"", False
+    await stream.send_all(data)
+    with trio.move_on_after(1.0):
+        try:
+            while chunk := await stream.receive_some(65536):
+                received += chunk
+        except trio.BrokenResourceError:
+            pass
+        closed = True
+    return received, closed

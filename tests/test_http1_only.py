@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import trio
 from hypercorn.config import Config
-from servers import serving
+from servers import answer_to, serving
 
 from trio_books.serving import hypercorn_config
 from trio_books.settings import Settings
@@ -50,17 +50,8 @@ async def exchange(url: str, data: bytes) -> tuple[bytes, bool]:
     address = urlsplit(url)
     assert address.hostname is not None
     assert address.port is not None
-    received, closed = b"", False
     async with await trio.open_tcp_stream(address.hostname, address.port) as stream:
-        await stream.send_all(data)
-        with trio.move_on_after(1.0):
-            try:
-                while chunk := await stream.receive_some(65536):
-                    received += chunk
-            except trio.BrokenResourceError:
-                pass
-            closed = True
-    return received, closed
+        return await answer_to(stream, data)
 
 
 @pytest.mark.parametrize("shell", SHELLS)

@@ -17,6 +17,7 @@ import trio
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config
 from hypercorn.trio.run import worker_serve
+from servers import answer_to
 
 from trio_books.settings import Settings
 from trio_books.trio.app import create_app
@@ -276,17 +277,8 @@ MALFORMED = {
 
 async def first_bytes(served: Served, data: bytes) -> tuple[bytes, bool]:
     """What the server sends back to *data* within a second, and whether it then closed."""
-    received, closed = b"", False
     async with await served.connect() as stream:
-        await stream.send_all(data)
-        with trio.move_on_after(1.0):
-            try:
-                while chunk := await stream.receive_some(65536):
-                    received += chunk
-            except trio.BrokenResourceError:
-                pass
-            closed = True
-    return received, closed
+        return await answer_to(stream, data)
 
 
 async def what_comes_back(served: Served, data: bytes) -> tuple[list[bytes], bool]:

@@ -137,17 +137,21 @@ def reachable() -> Iterator[Path]:
     shutil.rmtree(folder)
 
 
-def test_cli_failed_download_exits_2(reachable: Path) -> None:
-    done = run_cli(
+def start_a_version_that_does_not_exist(cache: Path) -> subprocess.CompletedProcess[str]:
+    return run_cli(
         "es",
         "start",
         "--port",
         "9399",
         "--version",
         "0.0.1",
-        env={"TRIO_BOOKS_CACHE_DIR": str(reachable / "cache")},
+        env={"TRIO_BOOKS_CACHE_DIR": str(cache)},
         timeout=300,
     )
+
+
+def test_cli_failed_download_exits_2(reachable: Path) -> None:
+    done = start_a_version_that_does_not_exist(reachable / "cache")
     assert done.returncode == 2
     assert "download of Elasticsearch 0.0.1 failed" in done.stderr
     assert "Traceback" not in done.stderr
@@ -157,16 +161,7 @@ def test_cli_failed_download_exits_2(reachable: Path) -> None:
 def test_an_unreachable_cache_folder_is_refused_in_one_line(tmp_path: Path) -> None:
     # pytest's own folder is closed to other users: as root, Maven (run as the
     # server's user) could not write there, and the command says so before it starts.
-    done = run_cli(
-        "es",
-        "start",
-        "--port",
-        "9399",
-        "--version",
-        "0.0.1",
-        env={"TRIO_BOOKS_CACHE_DIR": str(tmp_path / "cache")},
-        timeout=300,
-    )
+    done = start_a_version_that_does_not_exist(tmp_path / "cache")
     if os.geteuid() != 0:  # Maven runs as ourselves: no other user needs to reach it
         assert "download of Elasticsearch 0.0.1 failed" in done.stderr
         return

@@ -19,7 +19,6 @@ them.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -91,22 +90,7 @@ def measure(searches: int, concurrency: int, latency_ms: int, timeout_ms: int) -
     with ExitStack() as stack, tempfile.TemporaryDirectory() as scratch:
         logs = Path(scratch)
         port = processes.free_port()
-        standin = processes.start_server(
-            "latency-standin",
-            [
-                sys.executable,
-                "-m",
-                "trio_books.bench.latency_standin",
-                "--port",
-                str(port),
-                "--latency-ms",
-                str(latency_ms),
-            ],
-            env={},
-            url=f"http://127.0.0.1:{port}",
-            ready_path="/_cluster/health",
-            log=logs / "standin.log",
-        )
+        standin = processes.start_standin(port, latency_ms, logs / "standin.log")
         stack.callback(processes.stop_server, standin)
         # Drains get the default, or twice the overrun when that is longer.
         drains_on = max(DRAIN_SECONDS, 2 * (latency_ms - timeout_ms) / 1000)

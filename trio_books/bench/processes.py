@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -176,6 +177,26 @@ def start_server(
                     f"{name} did not answer within {STARTUP_LIMIT:.0f} s: {log_tail(log)}"
                 )
             time.sleep(0.2)
+
+
+def start_standin(port: int, latency_ms: float, log: Path) -> Server:
+    """The latency STAND-IN (:mod:`.latency_standin`, not Elasticsearch) on 127.0.0.1:*port*."""
+    return start_server(
+        "latency-standin",
+        [
+            sys.executable,
+            "-m",
+            "trio_books.bench.latency_standin",
+            "--port",
+            str(port),
+            "--latency-ms",
+            f"{latency_ms:g}",
+        ],
+        env={},
+        url=f"http://127.0.0.1:{port}",
+        ready_path="/_cluster/health",
+        log=log,
+    )
 
 
 def stop_server(server: Server, grace: float = 15.0) -> None:

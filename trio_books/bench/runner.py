@@ -131,24 +131,11 @@ def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig
     with ExitStack() as stack:
         upstream = config
         ports: list[int] = []
-        if options.upstream.is_standin:
+        if (latency_ms := options.upstream.latency_ms) is not None:  # the stand-in
             port = processes.free_port()
             ports.append(port)
-            standin = processes.start_server(
-                "latency-standin",
-                [
-                    sys.executable,
-                    "-m",
-                    "trio_books.bench.latency_standin",
-                    "--port",
-                    str(port),
-                    "--latency-ms",
-                    f"{options.upstream.latency_ms:g}",
-                ],
-                env={},
-                url=f"http://127.0.0.1:{port}",
-                ready_path="/_cluster/health",
-                log=options.out / "logs" / "latency-standin.log",
+            standin = processes.start_standin(
+                port, latency_ms, options.out / "logs" / "latency-standin.log"
             )
             stack.callback(processes.stop_server, standin)
             # Not Elasticsearch: a plain loopback server of ours, given by its URL.
