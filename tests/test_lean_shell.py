@@ -8,10 +8,12 @@ run the real service on this shell.
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import hypercorn.trio.run
 import pytest
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
@@ -21,6 +23,7 @@ from servers import answer_to
 
 from trio_books.settings import Settings
 from trio_books.trio.app import create_app
+from trio_books.trio.hypercorn_shell import TCPServer, patch_hypercorn_run
 from trio_books.trio.server import serve_lean
 
 Message = MutableMapping[str, Any]
@@ -245,6 +248,31 @@ async def test_a_client_that_reads_nothing_is_cut_off_after_the_read_timeout() -
         assert 0 < received < BIG // 2
 
 
+async def test_a_slow_but_steady_reader_gets_the_whole_answer() -> None:
+    """The send's bound is on a stall, not on the whole send: reading this answer
+    takes about three times the read timeout, with no pause near it."""
+    async with (
+        lean(read_timeout=1, keep_alive_timeout=60) as served,
+        await served.connect() as stream,
+    ):
+        await stream.send_all(get("/big"))
+        started = trio.current_time()
+        data = b""
+        with trio.fail_after(30):
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive_some(65536)
+            received = len(data.partition(b"\r\n\r\n")[2])
+            next_pause = 2**20
+            while received < BIG:
+                chunk = await stream.receive_some(65536)
+                assert chunk, f"closed after {received:,} of {BIG:,} bytes"
+                received += len(chunk)
+                if received >= next_pause:
+                    next_pause += 2**20
+                    await trio.sleep(0.1)
+        assert trio.current_time() - started > 2
+
+
 def hypercorns_shell(**overrides: float) -> AbstractAsyncContextManager[Served]:
     """The same app on Hypercorn's own trio worker and shell, for comparison."""
     return lean(worker_serve, **overrides)
@@ -330,3 +358,15 @@ async def test_an_idle_connection_closes_after_the_keep_alive_timeout_with_the_s
         await stream.send_all(get("/"))
         assert b" 200 " in (await answer(stream)).split(b"\r\n")[0]
         assert await closed_within(stream, 2.0) is closes
+
+
+def test_hypercorns_shell_is_patched_only_where_it_is_still_the_one_served() -> None:
+    """The shutdown race fix (``hypercorn_shell``) replaces ``run.TCPServer``; a
+    Hypercorn that no longer serves through that name must be refused, not
+    patched in silence (the race would be back unnoticed)."""
+    patch_hypercorn_run(hypercorn.trio.run)
+    assert hypercorn.trio.run.TCPServer is TCPServer
+    renamed = types.ModuleType("hypercorn.trio.run")
+    renamed.TCPServer = object  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError, match="no longer serves with"):
+        patch_hypercorn_run(renamed)

@@ -11,8 +11,8 @@ import httpx
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config, Sockets
+from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio import tcp_server as hypercorn_shell
-from hypercorn.trio.run import worker_serve
 from hypercorn.utils import check_multiprocess_shutdown_event
 from quart_trio import QuartTrio
 
@@ -22,6 +22,7 @@ from trio_books.http1_only import patch_hypercorn_shell
 from trio_books.logs import configure_logging
 from trio_books.settings import Settings
 from trio_books.trio.app import create_app
+from trio_books.trio.hypercorn_shell import patch_hypercorn_run
 from trio_books.trio.server import serve_lean
 
 
@@ -79,7 +80,9 @@ async def serve_app(
     if settings.server_shell == "hypercorn":
         # HTTP/1.1 only, as the lean shell serves, when *config* offers no HTTP/2.
         patch_hypercorn_shell(hypercorn_shell)
-        await worker_serve(
+        # Hypercorn's shell with its shutdown race closed (see hypercorn_shell).
+        patch_hypercorn_run(hypercorn_run)
+        await hypercorn_run.worker_serve(
             ASGIWrapper(app),
             config,
             sockets=sockets,

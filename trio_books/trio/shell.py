@@ -250,6 +250,9 @@ class Connection:
                             await trio.lowlevel.wait_writable(self.socket)
                             continue
                         view = view[sent:]
+                        # A bound on a stall, not on the whole answer: a slow
+                        # reader that keeps reading gets all of it.
+                        scope.deadline = trio.current_time() + self._send_timeout
             failed = scope.cancelled_caught
         except OSError:
             failed = True
