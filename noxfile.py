@@ -162,15 +162,25 @@ def elasticsearch(session: nox.Session, port: int) -> Iterator[str]:
 
 
 @nox.session
-def tests(session: nox.Session) -> None:
+@nox.parametrize("shell", ["lean", "hypercorn"])
+def tests(session: nox.Session, shell: str) -> None:
     """Run the test suite against a real Elasticsearch (the search page in Chromium; the
-    benchmark's harness test needs wrk; the API key tests run nginx as a TLS proxy)."""
+    benchmark's harness test needs wrk; the API key tests run nginx as a TLS proxy).
+
+    Once for each of the Trio build's connection shells (``SERVER_SHELL``): every
+    test and drill that serves the Trio build serves it on that shell. One of them:
+    ``nox -s "tests(shell='lean')"``.
+    """
     install(session)
     ensure_chromium(session)
     ensure_wrk(session)
     ensure_nginx(session)
     with elasticsearch(session, TEST_ES_PORT) as urls:
-        session.run("pytest", *session.posargs, env={"TRIO_BOOKS_ES_URLS": urls})
+        session.run(
+            "pytest",
+            *session.posargs,
+            env={"TRIO_BOOKS_ES_URLS": urls, "TRIO_BOOKS_SERVER_SHELL": shell},
+        )
 
 
 # The engines the compatibility run tests beside the suite's Elasticsearch 8.19: engine,
