@@ -131,7 +131,7 @@ async def test_quick_bench_interleaves_workloads_and_reads_scaling_against_ping(
         es_url,
         index_name,
         "--targets",
-        "trio,trio-stock,es-direct",
+        "trio,trio-stock,es-direct,h11-trio",
         "--workload",
         "facets,ping",
         "--concurrency",
@@ -141,13 +141,14 @@ async def test_quick_bench_interleaves_workloads_and_reads_scaling_against_ping(
     )
     assert results["options"]["workload"] == "facets,ping"
     measured = {(r["workload"], r["target"], r["concurrency"]) for r in results["runs"]}
-    # es-direct has no bare route to stand for ping; every other pair is measured.
+    # es-direct has no bare route to stand for ping, and the h11 reference serves
+    # nothing but ping; every other pair is measured.
     assert measured == {
         (workload, target, concurrency)
         for workload in ("facets", "ping")
-        for target in ("trio", "trio-stock", "es-direct")
+        for target in ("trio", "trio-stock", "es-direct", "h11-trio")
         for concurrency in (1, 4)
-        if (workload, target) != ("ping", "es-direct")
+        if (workload, target) not in {("ping", "es-direct"), ("facets", "h11-trio")}
     }
     assert all(r["errors"] == 0 and r["rps"] > 0 for r in results["runs"])
     # The order of measurement is interleaved: workloads take turns within the round.
@@ -158,6 +159,8 @@ async def test_quick_bench_interleaves_workloads_and_reads_scaling_against_ping(
     assert "## ping, 4 concurrent clients" in report
     assert "## Scaling from 1 to 4 clients, against the bare route" in report
     assert "| trio / trio-stock |" in report
+    # Each serving stack's ping as a share of the physical reference's.
+    assert "| clients | h11-trio req/s | trio / h11-trio |" in report
     assert "httpx's stock transport" in report  # the report names trio-stock's client
     for plot in ("rps-facets.png", "latency-facets.png", "rps-ping.png", "latency-ping.png"):
         assert (out / plot).read_bytes().startswith(PNG_MAGIC)
@@ -277,6 +280,7 @@ def test_lua_strings_carry_any_bytes() -> None:
         ["bench", "--catalogue-size", "10"],
         ["bench", "--workers", "0"],
         ["bench", "--workload", "facets,sleep"],
+        ["bench", "--quick", "--targets", "trio,h11-trio", "--workload", "search"],
     ],
 )
 def test_bad_bench_arguments_exit_2_with_one_line(

@@ -51,7 +51,7 @@ def tls_goals(options: BenchOptions, summary: dict[Key, dict[str, Any]]) -> list
 def shell_goals(options: BenchOptions, summary: dict[Key, dict[str, Any]]) -> list[str]:
     """The lean shell's gain: ``trio`` over ``trio-hypercorn`` (same build, Hypercorn's shell)."""
     if not {"trio", "trio-hypercorn"} <= set(options.targets):
-        return []
+        return reference_share(options, summary)
     lines = [
         "",
         "## The Trio build's connection shell",
@@ -74,4 +74,27 @@ def shell_goals(options: BenchOptions, summary: dict[Key, dict[str, Any]]) -> li
                 f"{ratio(rps['trio'], rps['asyncio'])} | "
                 f"{ratio(rps['trio-hypercorn'], rps['asyncio'])} |"
             )
+    return lines + reference_share(options, summary)
+
+
+def reference_share(options: BenchOptions, summary: dict[Key, dict[str, Any]]) -> list[str]:
+    """Each serving stack's ping rate as a share of the physical reference's (``h11-trio``)."""
+    if "h11-trio" not in options.targets or "ping" not in options.workloads:
+        return []
+    stacks = [
+        t for t in ("trio", "trio-hypercorn", "asyncio", "asyncio-uvloop") if t in options.targets
+    ]
+    lines = [
+        "",
+        "ping requests/s of each serving stack over the physical reference's, `h11-trio` "
+        "(a minimal h11-on-Trio server: no ASGI, no framework, one process):",
+        "",
+        "| clients | h11-trio req/s | " + " | ".join(f"{t} / h11-trio" for t in stacks) + " |",
+        "| ---: | ---: | " + " | ".join("---:" for _ in stacks) + " |",
+    ]
+    for level in options.concurrency:
+        reference = summary.get(("ping", "h11-trio", level), {}).get("rps")
+        cells = [ratio(summary.get(("ping", t, level), {}).get("rps"), reference) for t in stacks]
+        shown = "–" if reference is None else f"{reference:,.0f}"
+        lines.append(f"| {level} | {shown} | " + " | ".join(cells) + " |")
     return lines

@@ -21,6 +21,7 @@ TARGETS = (
     "asyncio-uvloop",
     "fastapi",
     "es-direct",
+    "h11-trio",
     "trio-tls",
     "fastapi-tls",
 )
@@ -132,6 +133,15 @@ def check(options: BenchOptions) -> BenchOptions:
         )
     if secured and options.upstream.is_standin:
         raise UsageError(f"--targets {','.join(secured)} need the real upstream, not a stand-in")
+    idle = [
+        name
+        for name in options.targets
+        if not any(targets.TARGETS[name].takes(w) for w in options.workloads)
+    ]
+    if idle:
+        raise UsageError(
+            f"--targets {','.join(idle)} take no part in --workload {','.join(options.workloads)}"
+        )
     if not re.fullmatch(r"[a-z0-9][a-z0-9_\-]*", options.index):
         raise UsageError(f"--index {options.index!r} is not a valid index name")
     return options

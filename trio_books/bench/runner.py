@@ -195,6 +195,7 @@ def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig
                     [wrk.http_request("GET", q.path, host) for q in listed],
                 )
                 for workload, listed in queries.items()
+                if target.takes(workload)
             }
             endpoints.append(Endpoint(name, server.url, served, 1, server, es))
         warm_connections = min(32, max(options.concurrency))

@@ -18,6 +18,8 @@ class Target:
         env: settings that make this target what it is, on top of the run's own.
         secure: served from the secured node (``--secure-es``): https with its CA
             file, as the reader user; else from the run's Elasticsearch.
+        workloads: the only workloads it takes part in (``None``: all of them).
+        one_process: serves with one process whatever ``--workers`` says.
     """
 
     name: str
@@ -26,6 +28,12 @@ class Target:
     module_args: tuple[str, ...] | None
     env: tuple[tuple[str, str], ...] = ()
     secure: bool = False
+    workloads: tuple[str, ...] | None = None
+    one_process: bool = False
+
+    def takes(self, workload: str) -> bool:
+        """Whether this target takes part in *workload*."""
+        return self.workloads is None or workload in self.workloads
 
     def command(self, port: int, workers: int) -> list[str]:
         """The command line that serves this target on 127.0.0.1:*port*."""
@@ -40,7 +48,7 @@ class Target:
             "--port",
             str(port),
             "--workers",
-            str(workers),
+            str(1 if self.one_process else workers),
         ]
 
 
@@ -108,6 +116,15 @@ TARGETS: dict[str, Target] = {
             "elasticsearch-py 8 AsyncElasticsearch (aiohttp, TLS, basic auth), asyncio.gather",
             ("trio_books.bench.peer_fastapi",),
             secure=True,
+        ),
+        Target(
+            "h11-trio",
+            "the physical reference: a minimal h11-on-Trio server (no ASGI, no framework), "
+            "ping only, one process",
+            "none",
+            ("trio_books.bench.h11_reference",),
+            workloads=("ping",),
+            one_process=True,
         ),
         Target(
             "es-direct",
