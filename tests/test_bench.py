@@ -71,6 +71,8 @@ async def test_quick_bench_writes_well_formed_outputs(
     for run in runs:
         assert set(RECORD_FIELDS) <= set(run)
         assert run["workload"] == "search"
+        # No target inherits request-cache entries another filled.
+        assert run["es_request_cache_cleared"] is True
         assert run["rps"] > 0
         assert run["errors"] == 0
         # A percentile wrk got wrong is None (see wrk.checked_percentiles), never 0.

@@ -56,6 +56,7 @@ RECORD_FIELDS = (
     "errors",
     "cpu_s_per_1k",
     "peak_rss_mb",
+    "es_request_cache_cleared",
 )
 
 
@@ -168,7 +169,13 @@ def markdown(
         f"of {results['catalogue']['books']:,} books; {results['catalogue']['queries']:,} seeded queries.",
         f"- {options.rounds} interleaved rounds (every workload, concurrency and target in turn) of "
         f"{options.duration:g} s each after a {options.warmup:g} s warm-up; {options.workers} worker "
-        "process(es) per server; load by wrk (one thread).",
+        "process(es) per server; load by wrk (one thread)"
+        + (
+            "; Elasticsearch's request cache for the index emptied before each measurement, so "
+            "no target inherits entries another filled."
+            if not options.upstream.is_standin
+            else "."
+        ),
         f"- Machine: {host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB, {host['system']}, "
         f"Python {host['python']}; load average {host['load_average'][0]:.2f} at the start and "
         f"{results['load_average_end'][0]:.2f} at the end. The load generator, the servers and "

@@ -2,7 +2,11 @@
 
 Order of measurement: for each round, for each concurrency, every target in
 turn (A B C A B C ...), so whatever drifts on a shared machine (other work,
-caches, thermal state) touches every target alike. Servers stay up for the
+caches, thermal state) touches every target alike. Elasticsearch's request cache
+for the index is emptied before each measurement: the builds send the same
+bodies and share its entries, the peer and ``es-direct`` send others, so
+without it a target's figures would depend on who ran before it (the first
+build after ``es-direct`` cost Elasticsearch 1.6-1.9 times the CPU per search). Servers stay up for the
 whole run; each measurement reads CPU time and peak memory of its process tree.
 The ``-tls`` targets are served from a second, secured node (``--secure-es``)
 holding the same catalogue. After the run, each server's last log line gives
@@ -58,6 +62,8 @@ class Endpoint:
     server: processes.Server | None
     # The Elasticsearch it searches (whose CPU time each measurement reads).
     es: ConnectionConfig
+    # Who may clear that Elasticsearch's request cache (the loader on the secured node).
+    admin: ConnectionConfig
     # Searches wrk sent it, and its turns under load (wrk runs), warm-up included: what
     # its connection count is read against.
     searches: int = 0
@@ -99,6 +105,20 @@ async def _prepare(
 def es_cpu_ms(config: ConnectionConfig) -> float | None:
     """Elasticsearch's own CPU time (all nodes), from its node stats; None if it gave none."""
     return trio.run(_es_cpu_ms, config)
+
+
+def clear_request_cache(config: ConnectionConfig, index: str) -> bool:
+    """Empty Elasticsearch's request cache for *index*; False if it refused."""
+    return trio.run(_clear_request_cache, config, index)
+
+
+async def _clear_request_cache(config: ConnectionConfig, index: str) -> bool:
+    try:
+        async with open_elasticsearch(config, "trio", call_seconds=10) as es:
+            await es.request("POST", f"/{index}/_cache/clear?request=true")
+    except TrioBooksError:
+        return False
+    return True
 
 
 async def _es_cpu_ms(config: ConnectionConfig) -> float | None:
@@ -167,7 +187,7 @@ def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig
                     if all(batches):
                         direct[workload] = wrk.write_script(scripts, f"{name}-{workload}", batches)
                 endpoints.append(
-                    Endpoint(name, node.url, direct, BRANCHES_PER_SEARCH, None, upstream)
+                    Endpoint(name, node.url, direct, BRANCHES_PER_SEARCH, None, upstream, upstream)
                 )
                 continue
             port = processes.free_port(ports)
@@ -197,7 +217,8 @@ def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig
                 for workload, listed in queries.items()
                 if target.takes(workload)
             }
-            endpoints.append(Endpoint(name, server.url, served, 1, server, es))
+            admin = loader if target.secure and loader is not None else upstream
+            endpoints.append(Endpoint(name, server.url, served, 1, server, es, admin))
         warm_connections = min(32, max(options.concurrency))
         for endpoint in endpoints:
             for workload, script in endpoint.scripts.items():
@@ -292,6 +313,13 @@ def measure(
 ) -> dict[str, Any]:
     """One measurement of one target on one workload at one concurrency."""
     pids = endpoint.server.pids() if endpoint.server else []
+    cleared = (
+        None if options.upstream.is_standin else clear_request_cache(endpoint.admin, options.index)
+    )
+    if cleared is False:
+        log(
+            f"{endpoint.name}: Elasticsearch did not clear its request cache; its figures may owe it"
+        )
     es_before = None if options.upstream.is_standin else es_cpu_ms(endpoint.es)
     cpu_before = processes.cpu_seconds(pids)
     with processes.PeakMemory(pids) as memory:
@@ -327,6 +355,7 @@ def measure(
             if es_before is None or es_after is None
             else round((es_after - es_before) / 1000 / thousands, 4)
         ),
+        "es_request_cache_cleared": cleared,
         "loadgen_cpu_s_per_1k": round(result.loadgen_cpu_s / thousands, 4),
         "loadgen_cpu_share": round(result.loadgen_cpu_s / result.duration_s, 3),
     }
