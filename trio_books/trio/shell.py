@@ -148,6 +148,10 @@ class Connection:
                         await trio.lowlevel.wait_readable(self.socket)
                     except OSError:
                         return
+                    else:
+                        # A client that keeps sending must not hold the worker,
+                        # and the bound above is only checked at a checkpoint.
+                        await trio.lowlevel.checkpoint()
         finally:
             self.socket.close()
 
