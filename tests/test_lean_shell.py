@@ -8,6 +8,7 @@ run the real service on this shell.
 from __future__ import annotations
 
 import re
+import socket
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -16,15 +17,20 @@ from typing import Any
 import hypercorn.trio.run
 import pytest
 import trio
+import trio.testing
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config
+from hypercorn.events import RawData, Updated
 from hypercorn.trio.run import worker_serve
+from hypercorn.trio.worker_context import WorkerContext
 from servers import answer_to
 
 from trio_books.settings import Settings
+from trio_books.trio import server
 from trio_books.trio.app import create_app
 from trio_books.trio.hypercorn_shell import TCPServer, patch_hypercorn_run
 from trio_books.trio.server import serve_lean
+from trio_books.trio.shell import Connection
 
 Message = MutableMapping[str, Any]
 # Far more than a loopback socket buffers.
@@ -370,3 +376,72 @@ def test_hypercorns_shell_is_patched_only_where_it_is_still_the_one_served() -> 
     renamed.TCPServer = object  # type: ignore[attr-defined]
     with pytest.raises(RuntimeError, match="no longer serves with"):
         patch_hypercorn_run(renamed)
+
+
+class _Enough(Exception):
+    pass
+
+
+class _Recording:
+    """Stands in for the connection nursery: counts the connections handed to it."""
+
+    def __init__(self, stop_at: int) -> None:
+        self.started = 0
+        self.stop_at = stop_at
+
+    def start_soon(self, serve: object, connection: Any, *args: object) -> None:
+        self.started += 1
+        connection.socket.close()
+        if self.started == self.stop_at:
+            raise _Enough
+
+
+async def test_a_burst_of_connections_is_accepted_without_a_schedule_point_each() -> None:
+    """Under load every schedule point waits out a scheduler batch: taking one
+    connection per schedule point made the last of a burst of 64 wait up to a
+    second before its first request was read."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.setblocking(False)
+    clients = [socket.create_connection(listener.getsockname()) for _ in range(20)]
+    nursery = _Recording(stop_at=20)
+    try:
+        with pytest.raises(_Enough), trio.testing.assert_no_checkpoints():
+            await server._accept(
+                listener,
+                None,
+                config(),
+                WorkerContext(None),
+                {},
+                set(),
+                nursery,  # type: ignore[arg-type]
+            )
+        assert nursery.started == 20
+    finally:
+        for client in clients:
+            client.close()
+        listener.close()
+
+
+async def test_an_answer_yields_to_the_scheduler_once_at_its_end_not_at_every_send() -> None:
+    """Quart-Trio makes three sends per answer; a schedule point on each made
+    every answer wait out three scheduler batches under load. One at the end
+    keeps the other connections' turn (none at all doubled ping's p99)."""
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    connection = Connection(None, config(), WorkerContext(None), {}, ours)  # type: ignore[arg-type]
+    try:
+        with trio.testing.assert_no_checkpoints():
+            await connection.protocol_send(RawData(data=b"HTTP/1.1 200 OK\r\n\r\n"))
+            await connection.protocol_send(Updated(idle=False))
+        # A schedule point though not a cancel point (the bytes are out), which
+        # trio.testing.assert_checkpoints would not count: read Trio's counter.
+        task = trio.lowlevel.current_task()
+        before = task._schedule_points  # type: ignore[attr-defined]
+        await connection.protocol_send(Updated(idle=True))
+        assert task._schedule_points == before + 1  # type: ignore[attr-defined]
+        assert theirs.recv(100) == b"HTTP/1.1 200 OK\r\n\r\n"
+    finally:
+        ours.close()
+        theirs.close()
