@@ -115,13 +115,22 @@ async def trio_part(config: ConnectionConfig, index: str, narration: Narration) 
     all_in_flight = trio.Event()
     watching = False
 
+    snapshot = Snapshot()
+
     def calls_changed(in_flight: int) -> None:
-        if watching and in_flight >= BRANCHES:
+        if watching and in_flight >= BRANCHES and not all_in_flight.is_set():
+            # Walk here, in the task whose call made four, without awaiting: the
+            # tree is exactly as it is at that moment. A watcher woken by an event
+            # would walk it a scheduler step later, when a fast branch may be done.
+            root = trio.lowlevel.current_root_task()
+            assert root is not None  # always, inside trio.run
+            snapshot.tree = tuple(walk(root))
+            snapshot.in_flight = in_flight
+            snapshot.fan_out_owner, snapshot.fan_out_children = fan_out_nursery(root)
             all_in_flight.set()
 
     transport = WatchingTransport(config, "trio", on_change=calls_changed)
     settings = Settings(index=index, facet_size=100)
-    snapshot = Snapshot()
     async with open_demo_es(config, "trio", transport) as es:
         service = SearchService(es, settings, CONCURRENCY)
         await service.search(
@@ -137,12 +146,6 @@ async def trio_part(config: ConnectionConfig, index: str, narration: Narration) 
 
         async def watcher() -> None:
             await all_in_flight.wait()
-            # Walk at once, without awaiting: the tree is exactly as it is now.
-            root = trio.lowlevel.current_root_task()
-            assert root is not None  # always, inside trio.run
-            snapshot.tree = tuple(walk(root))
-            snapshot.in_flight = transport.in_flight
-            snapshot.fan_out_owner, snapshot.fan_out_children = fan_out_nursery(root)
             narration.mark("watcher", "tree printed")
             narration.say(
                 "watcher", f"{snapshot.in_flight} Elasticsearch calls in flight; the tree:"
