@@ -27,6 +27,7 @@ from loading import (
 )
 
 from trio_books.core.mapping import index_body, replicas_for
+from trio_books.core.progress import summary
 from trio_books.errors import IndexInTheWay
 from trio_books.es.client import Elasticsearch
 from trio_books.load.pipeline import LoadOptions, load_catalogue
@@ -164,6 +165,11 @@ async def test_messy_rows_are_cleaned_and_bad_ones_rejected_with_line_numbers(
                 goodbooks_row(book_id="9.5", title="Fractional id"),  # line 10
                 goodbooks_row(book_id="6", title="Repeated id"),  # line 11
                 "12,oops,too,few",  # line 12
+                # The ISBN-10 glued to 978, its check digit kept: repaired from the ISBN-10.
+                goodbooks_row(
+                    book_id="13", title="Glued", isbn="439023483", isbn13="9780439023483"
+                ),
+                goodbooks_row(book_id="14", title="Bad year", original_publication_year="soon"),
             ]
         )
         + "\n",
@@ -173,8 +179,15 @@ async def test_messy_rows_are_cleaned_and_bad_ones_rejected_with_line_numbers(
     # Invalid input is reported, not a failure: the load finishes and goes live.
     assert report.published, report.problem
     stats = report.stats
-    assert (stats.read, stats.accepted, stats.rejected, stats.duplicates) == (11, 6, 4, 1)
-    assert await live_count(es, index_name) == 6
+    assert (stats.read, stats.accepted, stats.rejected, stats.duplicates) == (13, 8, 4, 1)
+    assert await live_count(es, index_name) == 8
+    # Every field given but unusable is counted, and so is the one repaired.
+    assert stats.fields == {
+        "isbn13": {"dropped": 1, "repaired from ISBN-10": 1},
+        "original_publication_year": {"dropped": 1},
+    }
+    assert "isbn13: 1 dropped, 1 repaired from ISBN-10" in summary(stats)
+    assert (await source(es, index_name, 13))["isbn13"] == "9780439023481"
     lines = console.getvalue().splitlines()
     assert any(f"{books}:4: invalid: no book_id" in line for line in lines)
     assert any(f"{books}:6: invalid: no title" in line for line in lines)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from trio_books.core.books import Tag
 from trio_books.core.records import (
     LIMITS,
+    FieldChanges,
     Rejection,
     book_from_record,
     clean_isbn,
@@ -61,6 +64,56 @@ def test_isbn13_in_scientific_notation_is_kept_only_when_trustworthy() -> None:
     assert clean_isbn13("9780439023481.0") == "9780439023481"
     assert clean_isbn13("9780439023483") is None  # bad check digit
     assert clean_isbn13("") is None
+
+
+def test_an_isbn13_with_a_wrong_check_digit_is_repaired_only_from_its_own_isbn10() -> None:
+    # The reference catalogue's Hunger Games books: 978 glued to the whole ISBN-10,
+    # its check digit included. The first 12 digits agree with the ISBN-10's ISBN-13.
+    assert clean_isbn13("9780439023483", "0439023483") == "9780439023481"
+    assert clean_isbn13("9780439023491", "0439023491") == "9780439023498"
+    assert clean_isbn13("9780439023513", "0439023513") == "9780439023511"
+    # Another book's ISBN-10, or a 979 prefix: the digits disagree, nothing is invented.
+    assert clean_isbn13("9780439023483", "0316015849") is None
+    assert clean_isbn13("9790439023483", "0439023483") is None
+
+
+def test_a_load_counts_what_it_dropped_and_repaired_field_by_field() -> None:
+    changes: FieldChanges = Counter()
+    records = [
+        {"book_id": 1, "title": "Hunger", "isbn": "439023483", "isbn13": "9780439023483"},
+        {"book_id": 2, "title": "Sci", "isbn": "439023483", "isbn13": "9.78043902348e+12"},
+        {
+            "book_id": 3,
+            "title": "Bad",
+            "isbn": "123",
+            "isbn13": "97804390234",
+            "average_rating": "7",
+        },
+        {"book_id": 4, "title": "Blank", "isbn": "", "isbn13": "nan", "ratings_count": None},
+        {
+            "book_id": 5,
+            "title": "Fine",
+            "isbn13": "9780439023481",
+            "original_publication_year": "x",
+        },
+    ]
+    books = [book_from_record(record, changes=changes) for record in records]
+    assert [book.isbn13 for book in books] == [
+        "9780439023481",
+        "9780439023481",
+        None,
+        None,
+        "9780439023481",
+    ]
+    assert changes == Counter(
+        {
+            ("isbn13", "repaired from ISBN-10"): 2,
+            ("isbn", "dropped"): 1,
+            ("isbn13", "dropped"): 1,
+            ("average_rating", "dropped"): 1,
+            ("original_publication_year", "dropped"): 1,
+        }
+    )
 
 
 def test_authors_split_on_commas_keeping_suffixes_and_non_ascii() -> None:

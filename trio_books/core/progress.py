@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 
@@ -13,7 +14,8 @@ class LoadStats:
     ``duplicates`` records whose book id came earlier in the catalogue (the
     first is kept); ``failed`` documents Elasticsearch refused (a failure);
     ``not_utf8`` byte sequences of the input that were not UTF-8 (each read as
-    U+FFFD), with the first places in ``not_utf8_at``.
+    U+FFFD), with the first places in ``not_utf8_at``; ``fields`` what happened
+    to fields given but unusable, by field: ``{"isbn13": {"dropped": 176}}``.
     """
 
     read: int = 0
@@ -28,6 +30,12 @@ class LoadStats:
     seconds: float = 0.0
     not_utf8: int = 0
     not_utf8_at: list[str] = field(default_factory=list)
+    fields: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count_field_changes(self, changes: Mapping[tuple[str, str], int]) -> None:
+        for (name, what), count in changes.items():
+            by_what = self.fields.setdefault(name, {})
+            by_what[what] = by_what.get(what, 0) + count
 
     @property
     def books_per_second(self) -> float:
@@ -93,6 +101,11 @@ def summary(stats: LoadStats) -> str:
         f"indexed {stats.indexed:,}, failed {stats.failed:,} (refused by Elasticsearch), "
         f"retried {stats.retried:,}\n"
         f"{stats.seconds:.1f} s, {stats.books_per_second:,.0f} books/s"
+        + "".join(
+            f"\n{name}: "
+            + ", ".join(f"{count:,} {what}" for what, count in sorted(by_what.items()))
+            for name, by_what in sorted(stats.fields.items())
+        )
         + (
             f"\n{stats.not_utf8:,} byte sequences were not UTF-8 (read as U+FFFD), "
             f"first at {', '.join(stats.not_utf8_at) or 'an unknown line'}"

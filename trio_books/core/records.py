@@ -6,7 +6,8 @@ empty: years written as floats (``2008.0``) or negative, ISBNs whose leading
 zeros or last digits a spreadsheet ate, blank optional fields, author lists as
 one comma-separated string. Nothing here invents a digit: a damaged ISBN-13 is
 kept only when it can be recomputed from a valid ISBN-10 of the same record and
-agrees with every digit that survived.
+agrees with every digit that survived. What was dropped or repaired is counted
+(:data:`DROPPED`, :data:`REPAIRED`), so a load can say so.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import math
 import operator
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -61,6 +63,14 @@ LIMITS = {
     "language_code": 35,
     "small_image_url": 2048,
 }
+
+
+# What a load reports of a field it had to change: a value given but not usable
+# (the field left empty), or a damaged value recomputed from another field.
+DROPPED = "dropped"
+REPAIRED = "repaired from ISBN-10"
+# A tally of changes by (field, what happened): ("isbn13", REPAIRED) -> 3.
+FieldChanges = Counter[tuple[str, str]]
 
 
 class Rejection(ValueError):
@@ -193,36 +203,49 @@ def isbn10_to_13(isbn10: str) -> str:
 def clean_isbn13(value: object, isbn10: str | None = None) -> str | None:
     """An ISBN-13 that can be trusted, or ``None``.
 
-    Plain 13-digit values must carry a valid check digit. Values a spreadsheet
-    wrote in scientific notation (``9.78043902348e+12``) lost their last digits;
-    they are kept only when all 13 digits survived, or when *isbn10* (already
-    cleaned) converts to an ISBN-13 that rounds to exactly the surviving digits.
+    Plain 13-digit values must carry a valid check digit, unless *isbn10*
+    (already cleaned) converts to an ISBN-13 with the same first 12 digits: then
+    only the check digit was wrong (a catalogue that glued ``978`` to the whole
+    ISBN-10, its check digit included), and the computed one replaces it. Values
+    a spreadsheet wrote in scientific notation (``9.78043902348e+12``) lost their
+    last digits; they are kept only when all 13 digits survived, or when *isbn10*
+    converts to an ISBN-13 that rounds to exactly the surviving digits.
     """
+    return isbn13_and_repair(value, isbn10)[0]
+
+
+def isbn13_and_repair(value: object, isbn10: str | None = None) -> tuple[str | None, bool]:
+    """:func:`clean_isbn13`, and whether the digits came from *isbn10* rather than *value*."""
     raw = text(value)
     if raw is None:
-        return None
+        return None, False
     compact = _ISBN_NOISE.sub("", raw)
+    derived = isbn10_to_13(isbn10) if isbn10 is not None else None
     if _ISBN13_WRITTEN.fullmatch(compact):
         digits = compact[:13]
-        return digits if _isbn13_valid(digits) else None
+        if _isbn13_valid(digits):
+            return digits, False
+        # Every digit but the check digit agrees with the ISBN-10: nothing invented.
+        if derived is not None and derived[:12] == digits[:12]:
+            return derived, True
+        return None, False
     match = _SCIENTIFIC.fullmatch(compact)
     if match is None:
-        return None
+        return None, False
     significant = match[1] + match[2].rstrip("0")
     if int(match[3]) != 12:
-        return None
+        return None, False
     if len(significant) >= 13:
         digits = (match[1] + match[2]).ljust(13, "0")[:13]
-        return digits if _isbn13_valid(digits) else None
-    if isbn10 is None:
-        return None
-    derived = isbn10_to_13(isbn10)
+        return (digits if _isbn13_valid(digits) else None), False
+    if derived is None:
+        return None, False
     written = Decimal(compact)
     exponent = Decimal(1).scaleb(12 - len(significant) + 1)
     for rounding in (ROUND_HALF_EVEN, ROUND_HALF_UP):
         if Decimal(derived).quantize(exponent, rounding=rounding) == written:
-            return derived
-    return None
+            return derived, True
+    return None, False
 
 
 # ---------------------------------------------------------------- names and tags
@@ -330,12 +353,18 @@ def book_id(value: object) -> int:
     return number
 
 
-def book_from_record(record: Mapping[str, Any], *, tags: list[Tag] | None = None) -> Book:
+def book_from_record(
+    record: Mapping[str, Any],
+    *,
+    tags: list[Tag] | None = None,
+    changes: FieldChanges | None = None,
+) -> Book:
     """A book from a record in the reference service's shape (JSON, NDJSON) or a CSV row.
 
     Args:
         record: field name to raw value; missing fields are empty.
         tags: tags found elsewhere (a goodbooks tag join); they replace ``record["tags"]``.
+        changes: when given, counts each field given but dropped or repaired.
 
     Raises:
         Rejection: no usable id, or no title (``original_title`` stands in for a
@@ -349,12 +378,13 @@ def book_from_record(record: Mapping[str, Any], *, tags: list[Tag] | None = None
     if title is None:
         raise Rejection("no title")
     isbn = clean_isbn(record.get("isbn"))
+    isbn13, repaired = isbn13_and_repair(record.get("isbn13"), isbn)
     fields: dict[str, Any] = {
         "book_id": identifier,
         "title": title,
         "original_title": original_title,
         "isbn": isbn,
-        "isbn13": clean_isbn13(record.get("isbn13"), isbn),
+        "isbn13": isbn13,
         "authors": [{"name": name} for name in split_authors(record.get("authors"))],
         "tags": _joined(tags) if tags is not None else clean_tags(record.get("tags")),
         "original_publication_year": clean_year(record.get("original_publication_year")),
@@ -364,10 +394,26 @@ def book_from_record(record: Mapping[str, Any], *, tags: list[Tag] | None = None
         "small_image_url": text(record.get("small_image_url")),
     }
     check_lengths(fields)
+    if changes is not None:
+        _count_changes(record, fields, changes)
+        if repaired:
+            changes["isbn13", REPAIRED] += 1
     try:
         return Book.model_validate(fields)
     except ValidationError as error:  # pragma: no cover - every field is cleaned above
         raise Rejection(f"invalid: {error.errors()[0]['msg']}") from None
+
+
+# Fields cleaned from one raw value each: given but left empty means dropped.
+_CLEANED = ("isbn", "isbn13", "original_publication_year", "average_rating", "ratings_count")
+
+
+def _count_changes(
+    record: Mapping[str, Any], fields: Mapping[str, Any], changes: FieldChanges
+) -> None:
+    for name in _CLEANED:
+        if fields[name] is None and text(record.get(name)) is not None:
+            changes[name, DROPPED] += 1
 
 
 def _joined(tags: list[Tag]) -> list[Tag]:

@@ -242,6 +242,7 @@ async def _read(
             stats.fraction_read = batch.fraction_read
             stats.not_utf8 += batch.not_utf8
             stats.not_utf8_at += batch.not_utf8_at
+            stats.count_field_changes(batch.field_changes)
             if batch.rejects:
                 await rejects.send(batch.rejects)
             if batch.items:

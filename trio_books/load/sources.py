@@ -12,6 +12,7 @@ import io
 import itertools
 import os
 import reprlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from trio_books.core.formats import (
 )
 from trio_books.core.goodbooks import TagJoin, join_tags, tag_names
 from trio_books.core.ids import IdSet
-from trio_books.core.records import Rejection, book_from_record
+from trio_books.core.records import FieldChanges, Rejection, book_from_record
 from trio_books.core.synthetic import synthetic_books
 from trio_books.errors import UsageError
 
@@ -95,6 +96,7 @@ class Batch:
 
     ``not_utf8`` counts the byte sequences that were not UTF-8 (each read as
     U+FFFD); ``not_utf8_at`` names where the first few are (``file:line``).
+    ``field_changes`` counts the fields of accepted books dropped or repaired.
     """
 
     items: list[BulkItem] = field(default_factory=list)
@@ -104,6 +106,7 @@ class Batch:
     fraction_read: float = 0.0
     not_utf8: int = 0
     not_utf8_at: list[str] = field(default_factory=list)
+    field_changes: FieldChanges = field(default_factory=Counter)
 
 
 # How many places of bytes that are not UTF-8 a load names (the count covers all).
@@ -241,8 +244,10 @@ class CatalogueReader:
     def _accept(
         self, batch: Batch, source: str, line: int, record: Record, tags: list[Tag] | None
     ) -> None:
+        # Counted apart first: only the changes of a book that is indexed are reported.
+        changes: FieldChanges = Counter()
         try:
-            book = book_from_record(record, tags=tags)
+            book = book_from_record(record, tags=tags, changes=changes)
         except Rejection as rejection:
             batch.rejects.append(Reject("invalid", source, line, rejection.reason, record))
             return
@@ -251,6 +256,7 @@ class CatalogueReader:
             reason = f"book_id {book.book_id} came earlier; the first is kept"
             batch.rejects.append(Reject("duplicate", source, line, reason, record))
             return
+        batch.field_changes.update(changes)
         batch.items.append(bulk_item(book, source, line))
 
     def _all_records(self) -> Iterator[tuple[CatalogueFile, int, Record | Malformed]]:
