@@ -124,30 +124,41 @@ async def test_filters_combine(client: Client) -> None:
 # ---------------------------------------------------------------- order and pages
 
 
-def expected_order(sort: str) -> list[int]:
-    def year_key(book: Book, descending: bool) -> tuple[int, int, int]:
-        year = book.original_publication_year
-        if year is None:
-            return (1, 0, book.book_id)
-        return (0, -year if descending else year, book.book_id)
+def order(ids: str) -> list[int]:
+    return [int(number) for number in ids.split()]
 
-    if sort == "year":
-        books = sorted(BOOKS, key=lambda b: year_key(b, False))
-    elif sort == "-year":
-        books = sorted(BOOKS, key=lambda b: year_key(b, True))
-    elif sort == "title":
-        books = sorted(BOOKS, key=lambda b: (" ".join(b.title.casefold().split()), b.book_id))
-    else:
-        books = sorted(
-            BOOKS,
-            key=lambda b: (
-                b.average_rating is None,
-                -(b.average_rating or 0),
-                -(b.ratings_count or 0),
-                b.book_id,
-            ),
-        )
-    return [book.book_id for book in books]
+
+# Each order written out as data, not recomputed: a test that sorted the catalogue
+# with the service's own key would agree with any bug in that key.
+EXPECTED_ORDER = {
+    # Oldest first; ties by book id; the book without a year (32) last.
+    "year": order(
+        "7 6 27 8 9 33 26 10 11 22 21 13 12 16 17 24 15"
+        " 14 20 18 19 23 30 25 28 5 29 3 4 31 1 2 34 32"
+    ),
+    # Newest first; the book without a year still last.
+    "-year": order(
+        "2 34 1 4 31 3 29 5 28 25 30 23 19 18 20 14 15"
+        " 24 17 16 12 13 21 22 11 10 26 33 9 8 27 6 7 32"
+    ),
+    # An Untitled Manuscript, Animal Farm, Beowulf, Brave New World, Catching Fire, …
+    # Les Misérables before Meditations, The Aeneid … The Trial, War and Peace.
+    "title": order(
+        "32 15 33 16 2 31 22 28 10 19 20 5 4 3 11 9 29"
+        " 14 25 23 8 27 18 30 17 34 1 7 24 13 6 26 12 21"
+    ),
+    # Highest average first, more ratings first on a tie; unrated books last.
+    "rating": order(
+        "31 3 4 1 18 28 2 24 17 5 19 22 9 30 20 29 11"
+        " 14 21 23 25 12 16 27 34 15 10 7 8 13 6 26 33 32"
+    ),
+}
+
+
+def expected_order(sort: str) -> list[int]:
+    listed = EXPECTED_ORDER[sort]
+    assert sorted(listed) == sorted(book.book_id for book in BOOKS)  # the data is whole
+    return listed
 
 
 @pytest.mark.parametrize("sort", ["year", "-year", "title", "rating"])
