@@ -204,6 +204,20 @@ class PausableNode:
         os.kill(self._pid(), signal.SIGSTOP)
         self.paused = True
 
+    def requests_waiting(self) -> int:
+        """Connections whose request sits unread in the kernel: what a paused node holds."""
+        port = int(self.url.rsplit(":", 1)[1])
+        waiting = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                unread = int(fields[4].split(":")[1], 16)
+                # State 01 is ESTABLISHED; the node's side of the connection.
+                if local_port == port and fields[3] == "01" and unread > 0:
+                    waiting += 1
+        return waiting
+
     def resume(self) -> None:
         if self.paused:
             os.kill(self._pid(), signal.SIGCONT)

@@ -120,6 +120,10 @@ async def test_missing_index_is_503_index_missing(build: str, es_url: str, index
         response = await client.get(SEARCH)
     assert response.status_code == 503
     assert response.json()["error"] == "index_missing"
+    # A loader is probably on its way: come back in a few seconds.
+    assert response.headers["Retry-After"] == "5"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 async def test_unexpected_elasticsearch_error_is_502(

@@ -30,6 +30,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 access_log = logging.getLogger("trio_books.access")
 # A door-shed request is logged once in this many (and the first always).
 SHED_LOG_EVERY = 100
+# Never shed, whatever the prefix (``API_PREFIX=""`` puts the API at the root): a
+# load balancer that sees its health check refused takes a busy worker out of
+# service, which turns an overload into an outage.
+NEVER_SHED = frozenset({"/", "/healthz", "/readyz"})
 
 
 class DoorShedder:
@@ -37,7 +41,7 @@ class DoorShedder:
 
     Args:
         app: the ASGI app (``quart_app.asgi_app``).
-        prefix: paths under it are gated (the API); health checks and docs are not.
+        prefix: paths under it are gated (the API), except :data:`NEVER_SHED`.
         limit: gated requests allowed inside the app at once.
         retry_after: seconds, for ``Retry-After``.
     """
@@ -62,7 +66,8 @@ class DoorShedder:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(self.prefix) or path in NEVER_SHED:
             await self.app(scope, receive, send)
             return
         if self.inside >= self.limit:
