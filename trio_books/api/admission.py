@@ -6,9 +6,11 @@ time out and retry, and memory grows with the queue. So a gate admits at most
 ``queue_wait`` seconds for a slot, and answers the rest at once with
 :class:`~trio_books.errors.Overloaded` (503 with ``Retry-After``).
 
-Waiting needs the event loop, so each build brings its own gate (the Trio
-build's is :class:`trio_books.trio.admission.TrioGate`). :class:`CountingGate`
-is loop-neutral: it never waits, shedding as soon as every slot is taken.
+Waiting needs the event loop, so each build brings its own gate
+(:class:`trio_books.trio.admission.TrioGate`,
+:class:`trio_books.asyncio.admission.AsyncioGate`). :class:`CountingGate` is
+loop-neutral: it never waits, shedding as soon as every slot is taken; it is
+what a :class:`~trio_books.api.branches.Concurrency` that names no gate gets.
 """
 
 from __future__ import annotations

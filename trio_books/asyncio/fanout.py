@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from trio_books.api.branches import Branch, Concurrency, FanOutResult
+from trio_books.asyncio.admission import AsyncioGate
 from trio_books.asyncio.hedging import hedged
 from trio_books.core.timeline import Timeline
 from trio_books.errors import (
@@ -78,5 +79,9 @@ async def fan_out(
 
 
 CONCURRENCY = Concurrency(
-    fan_out=fan_out, cancelled=asyncio.CancelledError, lock=asyncio.Lock, hedge=hedged
+    fan_out=fan_out,
+    cancelled=asyncio.CancelledError,
+    lock=asyncio.Lock,
+    gate=AsyncioGate,
+    hedge=hedged,
 )
