@@ -122,6 +122,32 @@ async def deadline(nursery: trio.Nursery) -> None:
     nursery.start_soon(watchdog)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """The same deadline for synchronous tests (demos, the asyncio build's tests, the CLI).
+
+    They run event loops of their own (``trio.run``, ``asyncio.run``) or wait on
+    subprocesses, where no nursery of the suite's can hold a watchdog; an
+    interval timer's SIGALRM raises in the main thread wherever the test waits.
+    """
+    function = getattr(item, "function", None)
+    if function is None or inspect.iscoroutinefunction(function):
+        yield
+        return
+    seconds = TEST_DEADLINE
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError(f"test ran longer than its {seconds:.0f} s deadline")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Every async test gets the deadline, except those on a virtual clock,
     # where a watchdog's sleep would be jumped over at once.
