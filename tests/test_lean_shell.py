@@ -445,3 +445,37 @@ async def test_an_answer_yields_to_the_scheduler_once_at_its_end_not_at_every_se
     finally:
         ours.close()
         theirs.close()
+
+
+async def test_a_request_begun_during_the_answers_last_yield_is_not_cut_at_shutdown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The answer's end yields once (``Updated(idle=True)``). During that yield the
+    reader may begin the next request (it had arrived already) and go back to
+    waiting for bytes, and the stop signal may come. The connection is busy
+    again then: its reader must not be stopped as if it were idle, which would
+    tell the app its client left and lose a request it began (the shutdown
+    drill lost 3 of 636 that way with two workers)."""
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    connection = Connection(None, config(), WorkerContext(None), {}, ours)  # type: ignore[arg-type]
+    connection.idle = False
+    reader_wait = trio.CancelScope()
+    real_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+
+    async def meanwhile() -> None:
+        # What the other tasks do during the yield, in the order they did it.
+        connection.idle = False  # the reader: Updated(idle=False), the app begins
+        connection._waiting = reader_wait  # the reader waits for the next bytes
+        connection.terminate()  # the stop signal
+        await real_checkpoint()
+
+    monkeypatch.setattr(trio.lowlevel, "cancel_shielded_checkpoint", meanwhile)
+    try:
+        await connection.protocol_send(Updated(idle=True))
+        assert not reader_wait.cancel_called
+        # The keep-alive deadline is for idle waits only: not put on this one.
+        assert reader_wait.deadline == float("inf")
+    finally:
+        ours.close()
+        theirs.close()

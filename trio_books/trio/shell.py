@@ -212,6 +212,11 @@ class Connection:
                 # Quart-Trio), each waited out a whole batch of the scheduler
                 # under load, 54 ms per answer at the median on searches.
                 await trio.lowlevel.cancel_shielded_checkpoint()
+                if not self.idle:
+                    # The reader began the next request during the yield (its
+                    # bytes had arrived): busy again, so neither the keep-alive
+                    # deadline nor a stop when idle applies to its wait.
+                    return
                 self._idle_deadline = trio.current_time() + self.config.keep_alive_timeout
                 # The reader may already be waiting for the next request, with
                 # only the read timeout on its wait: the keep-alive one starts now.
