@@ -24,6 +24,7 @@ from trio_books.api.cors import cors_headers, preflight_headers
 from trio_books.api.guards import oversized
 from trio_books.api.json_provider import use_orjson
 from trio_books.api.openapi import DocumentedErrors
+from trio_books.api.request_ids import RequestIds
 from trio_books.api.routes import register_routes
 from trio_books.api.security import (
     HEADERS,
@@ -101,9 +102,10 @@ def configure_app(app: Quart, settings: Settings) -> None:
         access_log=settings.access_log,
     )
     app.extensions["trio_books.shedder"] = shedder
-    # Outermost: the door's own 503s are requests begun and answered too.
+    # The door's own 503s are requests begun and answered too.
     tally = RequestTally(shedder)
-    app.asgi_app = tally  # type: ignore[assignment, method-assign]
+    # Outermost: the request's id, for every line logged for it, the server's included.
+    app.asgi_app = RequestIds(tally)  # type: ignore[assignment, method-assign]
     app.extensions[TALLY_KEY] = tally
 
 
@@ -179,7 +181,11 @@ def _register_headers(app: Quart, settings: Settings) -> None:
     @app.before_request
     async def start_clock() -> Response | None:
         g.started = time.perf_counter()
-        g.request_id = request_id(request.headers.get(REQUEST_ID_HEADER))
+        # Set where the request came in (api.request_ids); made here only if
+        # the app is driven below that layer.
+        g.request_id = current_request_id.get() or request_id(
+            request.headers.get(REQUEST_ID_HEADER)
+        )
         current_request_id.set(g.request_id)
         scope = request.scope
         if too_large := oversized(
