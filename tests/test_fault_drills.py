@@ -75,6 +75,8 @@ class Load:
     hedges_won: int = 0
     retries: int = 0
     hung_up: int = 0
+    # Requests meant to be abandoned that were answered first (counted in statuses too).
+    answered_before_hang_up: int = 0
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -85,8 +87,14 @@ class Load:
             f"{len(self.latencies)} answers {dict(sorted(self.statuses.items()))}, "
             f"p50 {self.percentile(0.5):.1f} ms, p99 {self.percentile(0.99):.1f} ms, "
             f"max {max(self.latencies) * 1000:.1f} ms; hedges {self.hedges} (won {self.hedges_won}), "
-            f"retried attempts {self.retries}, hung up early {self.hung_up}"
+            f"retried attempts {self.retries}, hung up early {self.hung_up} "
+            f"(answered before the hang-up: {self.answered_before_hang_up})"
         )
+
+    def all_200(self) -> bool:
+        """Every answer, the ones answered before their hang-up included, was a 200."""
+        answered = len(self.latencies) + self.answered_before_hang_up
+        return answered > 0 and self.statuses == {200: answered}
 
 
 async def load(
@@ -115,7 +123,9 @@ async def load(
             params = rng.choice(QUERIES)
             if rng.random() < hang_up:
                 with trio.move_on_after(rng.uniform(0.0, 0.02)):
-                    await http.get("/api/v1/search/", params=params)
+                    early = await http.get("/api/v1/search/", params=params)
+                    seen.answered_before_hang_up += 1
+                    seen.statuses[early.status_code] = seen.statuses.get(early.status_code, 0) + 1
                     continue
                 seen.hung_up += 1
                 continue
@@ -220,7 +230,8 @@ async def test_drill_paused_node_p99_with_and_without_hedging(
             f"\n[drill 2] {paused.url} SIGSTOPped 500 ms every 2 s, hedging {mode}: "
             f"{figures[mode].summary()}"
         )
-        assert figures[mode].statuses.get(200, 0) >= 0.99 * len(figures[mode].latencies)
+        # All 200, as the README says: a stalled node is the transport's to hide.
+        assert figures[mode].all_200(), figures[mode].summary()
     print(
         "[drill 2] p99: "
         + ", ".join(
@@ -283,7 +294,8 @@ async def test_drill_soak_with_hedging_and_clients_hanging_up(drill_index: Setti
         + f"\n[drill 3] PoolTimeouts {transport.pool_timeouts}; open fds {fds_before} before, "
         f"{fd_count()} after"
     )
-    assert seen.statuses.get(200, 0) >= 0.99 * len(seen.latencies)
+    assert seen.all_200(), seen.summary()
+    assert seen.hung_up > 0  # the hang-ups really happened
 
 
 # ---------------------------------------------------------------- drill 1: a node killed
