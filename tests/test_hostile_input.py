@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import trio
 from quart.typing import TestClientProtocol as Client
+from servers import api_client
 
 from trio_books.core.records import slugify
-from trio_books.serving import hypercorn_config
+from trio_books.serving import HEAD_SLACK, hypercorn_config
 from trio_books.settings import Settings
 from trio_books.trio.app import create_app
 from trio_books.trio.serve import serve_trio
@@ -225,3 +226,48 @@ async def test_query_syntax_is_searched_as_plain_words(app_client: Client, text:
     if "NOT" in text:
         titles = [book["title"] for book in body["results"]]
         assert any(title.startswith("Catching Fire") for title in titles)
+
+
+# Through a real server, both builds: just past a cap the app answers in JSON.
+# h11 holds at most url + headers + slack of a head it has not yet seen whole;
+# a head far past that (more than one read brings) is refused before the app.
+HEAD_CAPS = {"max_url_length": 300, "max_header_bytes": 1024}
+FAR_PAST = 2 * 65_536
+assert FAR_PAST > 300 + 1024 + HEAD_SLACK
+
+
+@pytest.mark.parametrize(
+    ("target", "headers", "error"),
+    [
+        (f"{SEARCH}?language={'e' * 400}", {}, ("url_too_long", 414)),
+        ("/", {"X-Padding": "p" * 1100}, ("headers_too_large", 431)),
+    ],
+)
+async def test_just_past_a_head_cap_a_real_server_answers_in_json(
+    build: str, api_settings: Settings, target: str, headers: dict[str, str], error: Any
+) -> None:
+    settings = api_settings.model_copy(update=HEAD_CAPS)
+    async with api_client(build, settings) as http:
+        response = await http.get(target, headers=headers)
+    code, status = error
+    assert response.status_code == status
+    assert response.json()["error"] == code
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        f"GET {SEARCH}?language={'e' * FAR_PAST} HTTP/1.1\r\nHost: t\r\n\r\n",
+        f"GET / HTTP/1.1\r\nHost: t\r\nX-Padding: {'p' * FAR_PAST}\r\n\r\n",
+    ],
+    ids=["url", "header"],
+)
+async def test_far_past_the_head_bound_the_server_refuses_before_the_app(
+    build: str, api_settings: Settings, head: str
+) -> None:
+    settings = api_settings.model_copy(update=HEAD_CAPS)
+    async with api_client(build, settings) as http:
+        # As bytes: HTTP clients refuse to send a URL this long.
+        status, body = await raw_exchange(str(http.base_url), head.encode())
+    # h11's own refusal, with nothing of the app's in it.
+    assert (status, body) == (431, b"")
