@@ -49,9 +49,11 @@ class BackpressureFacts:
     bound: int
     items: int
     trio_max_queued: int
+    trio_indexed_when_produced: int
     trio_peak_kib: float
     trio_seconds: float
     asyncio_max_queued: int
+    asyncio_indexed_when_produced: int
     asyncio_peak_kib: float
     asyncio_seconds: float
 
@@ -62,6 +64,7 @@ class Gauge:
 
     max_queued: int = 0
     indexed: int = 0
+    indexed_when_produced: int = 0
     samples: list[int] = field(default_factory=list)
 
     def saw(self, queued: int) -> None:
@@ -113,6 +116,7 @@ async def trio_part(
                     gauge.saw(send.statistics().current_buffer_used)
                     if made % REPORT_EVERY_ITEMS == 0:
                         narration.say("trio producer", f"made {made} books")
+                gauge.indexed_when_produced = gauge.indexed
 
     async def consumer(es: Elasticsearch) -> None:
         with narration.track("trio consumer"):
@@ -158,6 +162,7 @@ async def asyncio_part(
     async def producer() -> None:
         with narration.track("asyncio producer"):
             await produce()
+        gauge.indexed_when_produced = gauge.indexed
         await queue.put(None)
 
     async def produce() -> None:
@@ -210,9 +215,11 @@ def run(config: ConnectionConfig | None = None) -> BackpressureFacts:
         bound=BOUND,
         items=ITEMS,
         trio_max_queued=bounded.max_queued,
+        trio_indexed_when_produced=bounded.indexed_when_produced,
         trio_peak_kib=trio_peak,
         trio_seconds=trio_seconds,
         asyncio_max_queued=unbounded.max_queued,
+        asyncio_indexed_when_produced=unbounded.indexed_when_produced,
         asyncio_peak_kib=asyncio_peak,
         asyncio_seconds=asyncio_seconds,
     )
@@ -220,6 +227,10 @@ def run(config: ConnectionConfig | None = None) -> BackpressureFacts:
     print(f"{'largest queue':>22}{facts.trio_max_queued:>14}{facts.asyncio_max_queued:>15}")
     print(
         f"{'peak traced memory':>22}{facts.trio_peak_kib:>10.0f} KiB{facts.asyncio_peak_kib:>11.0f} KiB"
+    )
+    print(
+        f"{'indexed when made all':>22}{facts.trio_indexed_when_produced:>14}"
+        f"{facts.asyncio_indexed_when_produced:>15}"
     )
     print(f"{'time to index all':>22}{facts.trio_seconds:>12.1f} s{facts.asyncio_seconds:>13.1f} s")
     narration.explain(
