@@ -2,20 +2,21 @@
 
 Slowness comes from pausing a real Elasticsearch node (SIGSTOP: it accepts
 connections and answers nothing) and outages from stopping it. Where a test
-needs the hits answered before the node pauses, a transport wrapper holds the
-facet requests until the real hits answer has arrived, then pauses the node
-and lets them go: they reach a genuinely frozen server.
+needs the hits answered before the node pauses, the production transport,
+observed on its own fast path (``observed.py``), holds the facet calls until the
+real hits answer has arrived, then pauses the node and lets them go: they reach
+a genuinely frozen server.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import trio
 from conftest import TEST_ENGINE, TEST_ENGINE_VERSION, PausableNode
+from observed import Exchange, Observed, ObservedTrio, observed_transport
 
 from trio_books.api.routes import SERVICE_KEY
 from trio_books.core.mapping import index_body
@@ -31,28 +32,27 @@ SEARCH = "/api/v1/search/"
 FACETS = {"facet-tags", "facet-years", "facet-languages"}
 
 
-class PauseAfterHits(httpx.AsyncBaseTransport):
-    """The real transport; facet requests wait for the real hits answer, which pauses the node."""
+class PauseAfterHits(ObservedTrio):
+    """The production transport; facet calls wait for the real hits answer, which pauses the node."""
 
-    def __init__(self, pause: Callable[[], None]) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.pause = pause
-        self.hits_answered = trio.Event()
+    pause: Callable[[], None]
+    hits_answered: trio.Event
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body: dict[str, Any] = json.loads(request.content) if request.content else {}
-        is_hits = body.get("track_total_hits") is True
-        if "aggs" in body:
+    async def before(self, call: Exchange) -> None:
+        if "aggs" in call.body:
             await self.hits_answered.wait()
-        response = await self.inner.handle_async_request(request)
-        if is_hits:
-            await response.aread()
+
+    async def after(self, call: Exchange) -> None:
+        if call.body.get("track_total_hits") is True:
             self.pause()
             self.hits_answered.set()
-        return response
 
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+
+def pause_after_hits(settings: Settings, node: PausableNode) -> PauseAfterHits:
+    transport = observed_transport(settings, "trio", Observed(), PauseAfterHits)
+    assert isinstance(transport, PauseAfterHits)
+    transport.pause, transport.hits_answered = node.pause, trio.Event()
+    return transport
 
 
 def node_settings(node: PausableNode, index: str, **overrides: Any) -> Settings:
@@ -62,12 +62,11 @@ def node_settings(node: PausableNode, index: str, **overrides: Any) -> Settings:
 async def test_facets_past_the_deadline_give_a_partial_answer(
     pausable_node: PausableNode, paused_catalogue: str
 ) -> None:
-    transport = PauseAfterHits(pausable_node.pause)
-    app = create_app(
-        node_settings(pausable_node, paused_catalogue, search_deadline=1.0), transport=transport
-    )
-    async with app.test_app() as test_app:
+    settings = node_settings(pausable_node, paused_catalogue, search_deadline=1.0)
+    transport = pause_after_hits(settings, pausable_node)
+    async with create_app(settings, transport=transport).test_app() as test_app:
         response = await test_app.test_client().get(f"{SEARCH}?q=the&trace=1")
+    assert transport.observed.through_httpx == 0  # every call took production's path
     assert response.status_code == 200
     body = await response.get_json()
     assert body["partial"] is True
@@ -92,13 +91,14 @@ async def test_required_failure_cancels_the_facets_at_once(
         node_es = Elasticsearch(http, [pausable_node.url])
         await node_es.create_index(index_name, body)
         try:
-            transport = PauseAfterHits(pausable_node.pause)
             settings = node_settings(pausable_node, index_name, search_deadline=30.0)
+            transport = pause_after_hits(settings, pausable_node)
             async with create_app(settings, transport=transport).test_app() as test_app:
                 response = await test_app.test_client().get(f"{SEARCH}?sort=title&trace=1")
         finally:
             pausable_node.resume()
             await node_es.delete_index(index_name)
+    assert transport.observed.through_httpx == 0  # every call took production's path
     assert response.status_code == 502
     failure = await response.get_json()
     assert failure["error"] == "elasticsearch_error"

@@ -50,7 +50,9 @@ async def run(
     transport: httpx.AsyncBaseTransport | None = None
     if transport_name == "trio_books/httpx":
         transport = own_transport(config, "trio")
-    async with open_elasticsearch(config, "trio", transport=transport) as es:
+    async with open_elasticsearch(
+        config, "trio", transport=transport, below_httpx=transport is None
+    ) as es:
         await es.search("_all", BODY)
         left = calls
 

@@ -101,9 +101,18 @@ Build = Literal["trio", "asyncio"]
 
 
 def own_transport(
-    config: ConnectionConfig, build: Build, *, pool_size: int | None = None
+    config: ConnectionConfig,
+    build: Build,
+    *,
+    pool_size: int | None = None,
+    kind: type[Transport] | None = None,
 ) -> Transport:
-    """The project's transport for *build*, as *config* describes it."""
+    """The project's transport for *build*, as *config* describes it.
+
+    Args:
+        kind: a subclass of the build's transport to make instead (tests
+            observe and perturb the production path through one).
+    """
     options: dict[str, Any] = {
         "connections_per_node": pool_size or config.pool_size,
         "max_waiting_per_node": config.pool_queue,
@@ -111,6 +120,8 @@ def own_transport(
         "max_response_bytes": config.max_response_bytes,
         "drain_seconds": config.drain_seconds,
     }
+    if kind is not None:
+        return kind(**options)
     if build == "trio":
         from trio_books.trio.transport import TrioTransport
 
@@ -159,6 +170,7 @@ async def open_elasticsearch(
     transport: httpx.AsyncBaseTransport | None = None,
     call_seconds: float | None = None,
     drains: Drains | None = None,
+    below_httpx: bool = True,
 ) -> AsyncIterator[Elasticsearch]:
     """The one client of a lifetime (a serving app's, a loader run's, a command's).
 
@@ -168,12 +180,15 @@ async def open_elasticsearch(
     Args:
         config: from :func:`~trio_books.es.connection.connection_config`.
         build: whose event loop runs it.
-        transport: an httpx transport to use instead (a test's recorder); calls
-            then go through httpx's objects.
+        transport: a transport to use instead: the project's own (a test's
+            subclass observing it), or an httpx transport, which sees every call
+            through httpx's objects.
         call_seconds: seconds per call instead of ``config.timeout``.
         drains: where the project's transport reads on cut exchanges (a
             serving app's own nursery); by default, a nursery (task set) of
             this client's own, closed with it.
+        below_httpx: whether the project's transport also takes calls below
+            httpx's objects, as in production (the benchmark measures both).
     """
     chosen = transport or es_transport(config, build)
     async with AsyncExitStack() as stack:
@@ -187,9 +202,9 @@ async def open_elasticsearch(
                 timeout=http_timeout(call_seconds or config.timeout), transport=chosen
             )
         )
-        # Our own transport also takes calls below httpx's objects; one given by a
-        # caller (a test's recorder) sees every call through httpx.
-        raw = chosen if isinstance(chosen, Transport) and transport is None else None
+        # Our own transport also takes calls below httpx's objects; an httpx
+        # transport given by a caller sees every call through httpx.
+        raw = chosen if isinstance(chosen, Transport) and below_httpx else None
         es = Elasticsearch(http, config, raw=raw, clock=build_clock(build))
         es.transport = chosen
         yield es

@@ -34,8 +34,8 @@ def create_app(
 
     Args:
         settings: defaults to :func:`~trio_books.settings.load_settings`.
-        transport: an httpx transport for the Elasticsearch client (tests wrap
-            the real one to record when each call starts and ends).
+        transport: a transport for the Elasticsearch client instead of the
+            configured one (tests observe and perturb the real one through it).
     """
     settings = settings or load_settings()
     app = QuartTrio("trio_books")
