@@ -62,7 +62,8 @@ def node_settings(node: PausableNode, index: str, **overrides: Any) -> Settings:
 async def test_facets_past_the_deadline_give_a_partial_answer(
     pausable_node: PausableNode, paused_catalogue: str
 ) -> None:
-    settings = node_settings(pausable_node, paused_catalogue, search_deadline=1.0)
+    # Long enough for the hits on a node started moments ago, on a busy machine.
+    settings = node_settings(pausable_node, paused_catalogue, search_deadline=3.0)
     transport = pause_after_hits(settings, pausable_node)
     async with create_app(settings, transport=transport).test_app() as test_app:
         response = await test_app.test_client().get(f"{SEARCH}?q=the&trace=1")
@@ -73,7 +74,7 @@ async def test_facets_past_the_deadline_give_a_partial_answer(
     assert body["count"] > 0
     assert body["results"]
     assert {error["branch"] for error in body["errors"]} == FACETS
-    assert all(error["reason"] == "timed out after 1000 ms" for error in body["errors"])
+    assert all(error["reason"] == "timed out after 3000 ms" for error in body["errors"])
     outcomes = {task["name"]: task["outcome"] for task in body["trace"]["tasks"]}
     assert outcomes == {"es-hits": "ok", **{f"es-{name}": "timed out" for name in FACETS}}
 
@@ -115,14 +116,14 @@ async def test_required_failure_cancels_the_facets_at_once(
 async def test_timeout_parameter_shortens_but_never_lengthens(
     pausable_node: PausableNode, paused_catalogue: str
 ) -> None:
-    app = create_app(node_settings(pausable_node, paused_catalogue, search_deadline=1.0))
+    app = create_app(node_settings(pausable_node, paused_catalogue, search_deadline=2.0))
     async with app.test_app() as test_app:
         client = test_app.test_client()
         assert (await client.get(f"{SEARCH}?q=the")).status_code == 200
         pausable_node.pause()
         shorter = await client.get(f"{SEARCH}?q=the&timeout=300")
         longer = await client.get(f"{SEARCH}?q=the&timeout=60000")
-    for response, deadline_ms in ((shorter, 300), (longer, 1000)):
+    for response, deadline_ms in ((shorter, 300), (longer, 2000)):
         assert response.status_code == 504
         failure = await response.get_json()
         assert failure["error"] == "deadline_exceeded"
@@ -245,16 +246,17 @@ async def test_every_node_down_then_back(
             not_ready = await client.get("/readyz")
         finally:
             await pausable_node.start()
-        back_at = trio.current_time()
-        recovered_after = None
-        with trio.move_on_after(10):
-            while recovered_after is None:
-                if (await client.get(f"{SEARCH}?q=the")).status_code == 200:
-                    recovered_after = trio.current_time() - back_at
-                else:
-                    await trio.sleep(0.1)
+        # The node answers again; its shards may take a moment more. The service,
+        # having marked it dead, must try it again rather than wait out a backoff
+        # that grows with each failure: poll, and count what it answered meanwhile.
+        meanwhile: list[str] = []
+        with trio.move_on_after(30):
+            while (status := (response := await client.get(f"{SEARCH}?q=the")).status_code) != 200:
+                meanwhile.append((await response.get_json())["error"])
+                await trio.sleep(0.1)
     assert down.status_code == 503
     assert (await down.get_json())["error"] == "elasticsearch_unavailable"
     assert not_ready.status_code == 503
-    assert recovered_after is not None
-    assert recovered_after < 5.0
+    assert status == 200, meanwhile
+    # Whatever the shards needed, the node itself was never skipped once it was back.
+    assert "elasticsearch_unavailable" not in meanwhile, meanwhile

@@ -1,7 +1,9 @@
 """The asyncio fan-out keeps the same rules as the Trio one (see ``test_fanout.py``).
 
-asyncio has no virtual clock, so these use short real sleeps and assert only
-outcomes (who answered, who timed out, who was cancelled), never durations.
+asyncio has no virtual clock, so nothing here races a clock: a branch that must
+finish in time answers at once or when another branch lets it (an event), and
+one that must not waits for ever. The tests assert only outcomes (who answered,
+who timed out, who was cancelled), never durations.
 """
 
 from __future__ import annotations
@@ -24,17 +26,26 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
-def sleeper(seconds: float) -> Call:
+def answering() -> Call:
     async def call(seconds_left: float) -> Answer:
-        await asyncio.sleep(seconds)
-        return {"slept": seconds}
+        return {"answered": True}
 
     return call
 
 
-def failing(after: float, error: Exception) -> Call:
+def waiting_for(event: asyncio.Event | None = None) -> Call:
+    """A call that answers when *event* is set; without one, never."""
+
     async def call(seconds_left: float) -> Answer:
-        await asyncio.sleep(after)
+        await (event or asyncio.Event()).wait()
+        return {"waited": True}
+
+    return call
+
+
+def failing(error: Exception) -> Call:
+    async def call(seconds_left: float) -> Answer:
+        await asyncio.sleep(0)  # the siblings start first
         raise error
 
     return call
@@ -52,7 +63,7 @@ def test_optional_branch_past_the_deadline_leaves_a_partial_result() -> None:
     line = timeline()
     result = run(
         fan_out(
-            [Branch("hits", sleeper(0.01), required=True), Branch("slow", sleeper(30))],
+            [Branch("hits", answering(), required=True), Branch("slow", waiting_for())],
             deadline=0.3,
             timeline=line,
         )
@@ -68,8 +79,8 @@ def test_required_failure_cancels_siblings() -> None:
         run(
             fan_out(
                 [
-                    Branch("hits", failing(0.05, ElasticsearchError("boom")), required=True),
-                    Branch("slow", sleeper(30)),
+                    Branch("hits", failing(ElasticsearchError("boom")), required=True),
+                    Branch("slow", waiting_for()),
                 ],
                 deadline=20,
                 timeline=line,
@@ -83,7 +94,7 @@ def test_required_branch_past_the_deadline_is_504() -> None:
     with pytest.raises(DeadlineExceeded, match="deadline of 200 ms"):
         run(
             fan_out(
-                [Branch("hits", sleeper(30), required=True), Branch("facet", sleeper(0.01))],
+                [Branch("hits", waiting_for(), required=True), Branch("facet", answering())],
                 deadline=0.2,
                 timeline=line,
             )
@@ -94,22 +105,31 @@ def test_required_branch_past_the_deadline_is_504() -> None:
 def test_followers_join_the_same_task_group() -> None:
     line = timeline()
 
-    def then(answer: Answer) -> list[Branch]:
-        return [Branch("suggest", sleeper(0.01))]
+    async def main() -> Any:
+        # The facet answers only once the follower has: it can only if the
+        # follower runs beside it, not after every branch has answered.
+        followed = asyncio.Event()
 
-    result = run(
-        fan_out(
+        def then(answer: Answer) -> list[Branch]:
+            async def suggest(seconds_left: float) -> Answer:
+                followed.set()
+                return {"suggested": True}
+
+            return [Branch("suggest", suggest)]
+
+        return await fan_out(
             [
-                Branch("hits", sleeper(0.01), required=True, then=then),
-                Branch("facet", sleeper(0.2)),
+                Branch("hits", answering(), required=True, then=then),
+                Branch("facet", waiting_for(followed)),
             ],
             deadline=10,
             timeline=line,
         )
-    )
+
+    result = run(main())
     assert set(result.answers) == {"hits", "facet", "suggest"}
     spans = {span.name: span for span in line.spans}
-    # The follower started after the hits answered and ended before the slow facet.
+    # The follower started after the hits answered and ended before the facet.
     assert spans["hits"].end is not None
     assert spans["suggest"].start >= spans["hits"].end
     assert spans["suggest"].end is not None
