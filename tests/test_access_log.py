@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from log_lines import Lines
 from servers import api_client
 
@@ -69,7 +70,7 @@ async def test_a_request_shed_at_the_door_keeps_its_id_and_is_logged(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(shedder, http_scope("inside"), nothing, keep)
-        await trio.sleep(0.05)
+        await trio.testing.wait_all_tasks_blocked()  # inside, holding the one place
         for n in range(1, SHED_LOG_EVERY + 1):
             await shedder(http_scope(f"shed-{n}"), nothing, keep)
         release.set()

@@ -39,7 +39,9 @@ def test_asyncio_transport_reuses_connections_and_fails_over(es_url: str, raw: b
             assert (stats.in_use, stats.waiting) == (0, 0)
             # Cancelled mid-flight: the slots come back, nothing half-read stays pooled.
             tasks = [asyncio.create_task(es.cluster_health()) for _ in range(8)]
-            await asyncio.sleep(0.001)
+            async with asyncio.timeout(10):  # until they hold every connection
+                while transport.stats()[es_url.removeprefix("http://")].in_use < 4:
+                    await asyncio.sleep(0)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
