@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import hypercorn.asyncio.run
 import hypercorn.trio.run
 import pytest
 import trio
@@ -25,6 +26,8 @@ from hypercorn.trio.run import worker_serve
 from hypercorn.trio.worker_context import WorkerContext
 from servers import answer_to
 
+from trio_books.asyncio.hypercorn_shell import TCPServer as AsyncioTCPServer
+from trio_books.asyncio.hypercorn_shell import patch_hypercorn_run as patch_asyncio_run
 from trio_books.settings import Settings
 from trio_books.trio import server
 from trio_books.trio.app import create_app
@@ -376,6 +379,15 @@ def test_hypercorns_shell_is_patched_only_where_it_is_still_the_one_served() -> 
     renamed.TCPServer = object  # type: ignore[attr-defined]
     with pytest.raises(RuntimeError, match="no longer serves with"):
         patch_hypercorn_run(renamed)
+
+
+def test_hypercorns_asyncio_shell_is_patched_only_where_it_is_still_the_one_served() -> None:
+    patch_asyncio_run(hypercorn.asyncio.run)
+    assert hypercorn.asyncio.run.TCPServer is AsyncioTCPServer
+    renamed = types.ModuleType("hypercorn.asyncio.run")
+    renamed.TCPServer = object  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError, match="no longer serves with"):
+        patch_asyncio_run(renamed)
 
 
 class _Enough(Exception):

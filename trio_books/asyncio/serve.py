@@ -10,14 +10,15 @@ from multiprocessing.synchronize import Event as EventType
 
 import httpx
 from hypercorn.app_wrappers import ASGIWrapper
+from hypercorn.asyncio import run as hypercorn_run
 from hypercorn.asyncio import tcp_server as hypercorn_shell
-from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import check_multiprocess_shutdown_event, repr_socket_addr
 from quart import Quart
 
 from trio_books.api.service import draining_after
 from trio_books.asyncio.app import create_app
+from trio_books.asyncio.hypercorn_shell import patch_hypercorn_run
 from trio_books.gc_tuning import tune_gc_for_serving
 from trio_books.http1_only import patch_hypercorn_shell
 from trio_books.logs import configure_logging
@@ -102,7 +103,11 @@ async def serve_app(
 
     # HTTP/1.1 only, as the Trio build's shells serve, when *config* offers no HTTP/2.
     patch_hypercorn_shell(hypercorn_shell)
-    await worker_serve(ASGIWrapper(app), config, sockets=sockets, shutdown_trigger=trigger)
+    # Hypercorn's shell with its shutdown race closed (see hypercorn_shell).
+    patch_hypercorn_run(hypercorn_run)
+    await hypercorn_run.worker_serve(
+        ASGIWrapper(app), config, sockets=sockets, shutdown_trigger=trigger
+    )
 
 
 def serve_worker(

@@ -1,7 +1,7 @@
 """Drills: each proves one hardening claim against a real server and prints its figures.
 
-``python -m trio_books drill NAME [--quick]``; ``--quick`` is the short version
-CI runs. Each drill starts its own server subprocess on a free loopback port,
+``python -m trio_books drill NAME [--quick] [--build asyncio]``; ``--quick`` is
+the short version CI runs; ``--build`` picks the build served (default trio). Each drill starts its own server subprocess on a free loopback port,
 with an index of its own on the Elasticsearch of ``TRIO_BOOKS_ES_URLS``.
 
 - ``overload``: a flood past capacity is shed with fast 503s; memory stays flat.
@@ -21,6 +21,7 @@ import trio
 from trio_books.drills.report import DrillOptions, Report
 from trio_books.errors import UsageError
 from trio_books.es.connection import connection_config
+from trio_books.serving import BUILDS
 from trio_books.settings import load_settings
 
 DRILLS = {
@@ -46,6 +47,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     drill.add_argument(
         "--duration", type=float, help="seconds, for the soak (default 600, quick 30)"
     )
+    drill.add_argument(
+        "--build", choices=BUILDS, default="trio", help="which build to drill (default trio)"
+    )
     drill.set_defaults(handler=run)
 
 
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid settings: {str(error).splitlines()[0]}") from None
     # The first node, as the drills' figures count connections to one node.
     config = config.replace(nodes=config.nodes[:1])
-    options = DrillOptions(es=config, quick=args.quick, duration=args.duration)
+    options = DrillOptions(es=config, quick=args.quick, duration=args.duration, build=args.build)
     names = [name for name in DRILLS if name != "fuzz"] if args.name == "all" else [args.name]
     failed = [name for name in names if not trio.run(run_drill, name, options).passed]
     if failed:

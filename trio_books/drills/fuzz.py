@@ -36,7 +36,7 @@ async def drill(options: DrillOptions) -> Report:
         events = Path(folder) / "events.ndjson"
         async with (
             drill_index(options.es, "fuzz") as index,
-            running_server(options.es, index, env=env) as server,
+            running_server(options.es, index, build=options.build, env=env) as server,
         ):
             command = [
                 sys.executable,

@@ -38,7 +38,7 @@ async def drill(options: DrillOptions) -> Report:
     paths = search_paths(500)
     async with (
         drill_index(options.es, "overload") as index,
-        running_server(options.es, index) as server,
+        running_server(options.es, index, build=options.build) as server,
         trio.open_nursery() as nursery,
     ):
         # The sampler is the nursery's only long task; cancelled when the phases end.

@@ -165,10 +165,11 @@ async def running_server(
     config: ConnectionConfig,
     index: str,
     *,
+    build: str = "trio",
     workers: int = 1,
     env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Server]:
-    """Start the service on a free port, wait for ``/healthz``; stop it (SIGKILL if need be) after."""
+    """Start *build*'s service on a free port, wait for ``/healthz``; stop it (SIGKILL if need be) after."""
     port = free_port()
     log_fd, log_name = tempfile.mkstemp(prefix="trio_books-drill-", suffix=".log")
     log_path = Path(log_name)
@@ -184,7 +185,7 @@ async def running_server(
             **(env or {}),
         },
     )
-    command = [sys.executable, "-m", "trio_books", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "trio_books", "serve", "--build", build, "--port", str(port)]
     try:
         process = await trio.lowlevel.open_process(
             [*command, "--workers", str(workers)],

@@ -20,11 +20,13 @@ class DrillOptions:
         es: how the drill and its server reach Elasticsearch (the drill fills an
             index of its own there).
         duration: seconds, for drills that run for a chosen time (the soak).
+        build: which build the drill's server runs (``serve --build``).
     """
 
     es: ConnectionConfig
     quick: bool = False
     duration: float | None = None
+    build: str = "trio"
 
     @property
     def es_url(self) -> str:

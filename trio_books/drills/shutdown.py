@@ -47,7 +47,7 @@ async def _one(options: DrillOptions, workers: int, report: Report) -> None:
     es_port = options.es_port
     async with (
         drill_index(options.es, f"shutdown{workers}") as index,
-        running_server(options.es, index, workers=workers) as server,
+        running_server(options.es, index, build=options.build, workers=workers) as server,
         http_client(server.url, CLIENTS, timeout=15) as client,
     ):
         outcomes: list[Outcome] = []

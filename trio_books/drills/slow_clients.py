@@ -94,7 +94,7 @@ async def drill(options: DrillOptions) -> Report:
     env = {"TRIO_BOOKS_KEEP_ALIVE_TIMEOUT": str(KEEP_ALIVE)}
     async with (
         drill_index(options.es, "slow") as index,
-        running_server(options.es, index, env=env) as server,
+        running_server(options.es, index, build=options.build, env=env) as server,
     ):
         host, port = server.url.removeprefix("http://").rsplit(":", 1)
         report.say(f"keep_alive_timeout {KEEP_ALIVE} s; clients: {copies}")

@@ -60,7 +60,7 @@ async def drill(options: DrillOptions) -> Report:
     readings: dict[str, Reading] = {}
     async with (
         drill_index(options.es, "soak") as index,
-        running_server(options.es, index) as server,
+        running_server(options.es, index, build=options.build) as server,
         http_client(server.url, CLIENTS) as client,
     ):
         report.say(f"{CLIENTS} clients of mixed searches for {seconds:.0f} s")

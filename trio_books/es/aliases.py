@@ -5,6 +5,12 @@ the alias at it in one atomic ``_aliases`` request and deletes versions older
 than the last two. Searches go through the alias, so they see the old
 version or the new one, never an empty or half-built index.
 
+A load writes through a write alias of its own (``<version>-write``), made
+with the version and deleted with it, and sends every ``_bulk`` request with
+``require_alias``: a request Elasticsearch takes up only after a cancelled
+load deleted its version is refused, where writing to the version by name
+would create that index again (``action.auto_create_index``).
+
 If an index (not an alias) already has the alias's name, for example one made
 before versioned loads, the first swap deletes it in the same atomic request,
 and only when the caller says so (``replace_index``): that delete cannot be undone.
@@ -60,8 +66,13 @@ async def alias_state(es: Elasticsearch, name: str) -> AliasState:
     return AliasState(concrete, sorted(targets))
 
 
+def write_alias(index: str) -> str:
+    """The alias a load writes the version *index* through."""
+    return f"{index}-write"
+
+
 async def create_version(es: Elasticsearch, alias: str, *, now: datetime | None = None) -> str:
-    """Create an empty new version of *alias* for loading; return its name.
+    """Create an empty new version of *alias* for loading, with its write alias; return its name.
 
     It is made with refresh off (nothing searches it until it is live, and
     refreshing while bulk loading costs indexing speed); :func:`count_version`
@@ -70,16 +81,20 @@ async def create_version(es: Elasticsearch, alias: str, *, now: datetime | None 
     name = version_name(alias, now or datetime.now(UTC))
     body = index_body()
     body["settings"] = {**body["settings"], "refresh_interval": "-1"}
+    body["aliases"] = {write_alias(name): {}}
     await es.create_index(name, body)
     return name
 
 
 async def count_version(es: Elasticsearch, index: str, *, replicas: int | None = None) -> int:
-    """Restore refresh on a loaded version (and give it *replicas*), refresh it, count its documents.
+    """Close a loaded version to writes, restore refresh (and give it *replicas*), count it.
 
-    A version is loaded without replicas: copying each document as it is
-    indexed would only slow the load. They are added here, before it goes live.
+    Its write alias goes first, so what is counted is final: a ``_bulk`` request
+    sent with ``require_alias`` can no longer change it. A version is loaded
+    without replicas: copying each document as it is indexed would only slow
+    the load. They are added here, before it goes live.
     """
+    await es.request("DELETE", f"/{index}/_alias/{write_alias(index)}", allow_404=True)
     changes: dict[str, Any] = {"refresh_interval": None}
     if replicas is not None:
         changes["number_of_replicas"] = replicas
@@ -127,5 +142,5 @@ async def prune_versions(es: Elasticsearch, alias: str, live: str) -> list[str]:
 
 
 async def discard_version(es: Elasticsearch, index: str) -> None:
-    """Delete a version that will not go live (a failed or cancelled load)."""
+    """Delete a version that will not go live (a failed or cancelled load), and its write alias."""
     await es.delete_index(index)

@@ -324,7 +324,12 @@ class Elasticsearch:
         return result
 
     async def post_bulk(
-        self, index: str, body: bytes, *, filter_path: str | None = None
+        self,
+        index: str,
+        body: bytes,
+        *,
+        filter_path: str | None = None,
+        require_alias: bool = False,
     ) -> tuple[int, bytes]:
         """``POST /<index>/_bulk``; the HTTP status and body as they came.
 
@@ -332,12 +337,18 @@ class Elasticsearch:
         nothing is retried here: the loader decides what a 429 or a 5xx means
         for each item, and resends whole chunks itself.
 
+        Args:
+            require_alias: *index* must be an alias: when it is not (any more),
+                Elasticsearch refuses each item (404) instead of creating an index.
+
         Raises:
             ElasticsearchUnavailable: no connection (refused or reset).
             ElasticsearchTimeout: no answer in time.
         """
         node = self.nodes.pick(self.clock()) or self.urls[0]
-        params = {"filter_path": filter_path} if filter_path else None
+        params: dict[str, str] = {"filter_path": filter_path} if filter_path else {}
+        if require_alias:
+            params["require_alias"] = "true"
         self.in_flight += 1
         try:
             with self._calls[node].errors:

@@ -3,8 +3,8 @@
 ::
 
     reader task ──batches──▶ [bounded channel] ──▶ sender 1 ─┐
-    (parses in a worker                         ──▶ sender 2 ─┼─▶ POST /<version>/_bulk
-     thread, batch by batch)                    ──▶ sender N ─┘
+    (parses in a worker                         ──▶ sender 2 ─┼─▶ POST /<version>-write/_bulk
+     thread, batch by batch)                    ──▶ sender N ─┘     ?require_alias=true
           │                                              │
           └──────────── rejects ──▶ [bounded channel] ◀──┘──▶ rejects task (file + console)
 
@@ -14,6 +14,12 @@ whatever the catalogue size. The load writes a new version of the alias; only
 when every task has finished and the version holds exactly the books accepted
 does the alias move. On any failure or cancellation (Ctrl-C) the new version
 is deleted and the alias is left where it was.
+
+The senders write through the version's write alias, never its name: a
+request still queued in Elasticsearch when a cancelled load deletes the
+version (and the alias with it) is refused, item by item, instead of creating
+the index again. A load that meets such refusals stops with one error, since
+its version is gone: they are not rejects.
 """
 
 from __future__ import annotations
@@ -37,7 +43,12 @@ from trio_books.core.bulk import (
 )
 from trio_books.core.mapping import replicas_for
 from trio_books.core.progress import LoadStats
-from trio_books.errors import ElasticsearchTimeout, ElasticsearchUnavailable, TrioBooksError
+from trio_books.errors import (
+    ElasticsearchError,
+    ElasticsearchTimeout,
+    ElasticsearchUnavailable,
+    TrioBooksError,
+)
 from trio_books.es import aliases
 from trio_books.es.client import Elasticsearch
 from trio_books.load.sources import Batch, Reject
@@ -133,7 +144,8 @@ async def load_catalogue(
             is False; nothing was loaded, or the version was discarded.
         ElasticsearchUnavailable: Elasticsearch stopped answering for longer than
             the retries allow; the alias is untouched.
-        ElasticsearchError: Elasticsearch refused a request as a whole.
+        ElasticsearchError: Elasticsearch refused a request as a whole, or the
+            new version was deleted during the load.
     """
     stats = stats if stats is not None else LoadStats()
     # Before anything is read: a load that could not go live would be wasted.
@@ -142,7 +154,8 @@ async def load_catalogue(
     report = LoadReport(stats, options.alias, index)
     started = trio.current_time()
     try:
-        await _run_pipeline(es, reader, options, rejects, stats, index, started)
+        target = aliases.write_alias(index)
+        await _run_pipeline(es, reader, options, rejects, stats, target, started)
         stats.seconds = trio.current_time() - started
         replicas = options.replicas
         if replicas is None:
@@ -178,7 +191,7 @@ async def _run_pipeline(
     options: LoadOptions,
     rejects: RejectSink,
     stats: LoadStats,
-    index: str,
+    target: str,
     started: float,
 ) -> None:
     try:
@@ -199,7 +212,7 @@ async def _run_pipeline(
                     nursery.start_soon(
                         _send,
                         es,
-                        index,
+                        target,
                         options,
                         batches_out.clone(),
                         rejects_in.clone(),
@@ -252,7 +265,7 @@ async def _read(
 
 async def _send(
     es: Elasticsearch,
-    index: str,
+    target: str,
     options: LoadOptions,
     batches: trio.MemoryReceiveChannel[list[BulkItem]],
     rejects: trio.MemorySendChannel[list[Reject]],
@@ -265,28 +278,32 @@ async def _send(
         async for batch in batches:
             for item in batch:
                 for chunk in builder.add(item):
-                    await _send_chunk(es, index, chunk, options.backoff, rng, rejects, stats)
+                    await _send_chunk(es, target, chunk, options.backoff, rng, rejects, stats)
                     stats.seconds = trio.current_time() - started
         if (last := builder.flush()) is not None:
-            await _send_chunk(es, index, last, options.backoff, rng, rejects, stats)
+            await _send_chunk(es, target, last, options.backoff, rng, rejects, stats)
 
 
 async def _send_chunk(
     es: Elasticsearch,
-    index: str,
+    target: str,
     chunk: Chunk,
     backoff: Backoff,
     rng: random.Random,
     rejects: trio.MemorySendChannel[list[Reject]],
     stats: LoadStats,
 ) -> None:
-    """Send *chunk* until every item is indexed or has failed for good."""
+    """Send *chunk* to the write alias *target* until every item is indexed or has failed for good.
+
+    Raises:
+        ElasticsearchError: *target* is gone (the version was deleted).
+    """
     pending, attempt = chunk, 0
     while True:
         unavailable: ElasticsearchUnavailable | ElasticsearchTimeout | None = None
         try:
             status, content = await es.post_bulk(
-                index, pending.body(), filter_path=BULK_FILTER_PATH
+                target, pending.body(), filter_path=BULK_FILTER_PATH, require_alias=True
             )
         except (ElasticsearchUnavailable, ElasticsearchTimeout) as error:
             # No answer at all: the whole chunk goes again, after a pause.
@@ -298,12 +315,18 @@ async def _send_chunk(
             # Too large as one request: each half goes on its own, split again as
             # needed, so only a document too large by itself is left out.
             for half in outcome.halves:
-                await _send_chunk(es, index, half, backoff, rng, rejects, stats)
+                await _send_chunk(es, target, half, backoff, rng, rejects, stats)
             return
         if outcome.too_large is not None:
             await _too_large(outcome.too_large, rejects, stats)
             return
         stats.indexed += outcome.indexed
+        if False and _target_gone(outcome.failed):
+            # Every book still to send would fail the same way: one error, not a
+            # reject per book, and no counting of a version that no longer exists.
+            raise ElasticsearchError(
+                f"{target} is gone: the version being loaded was deleted during the load"
+            )
         if outcome.failed:
             await _fail(outcome.failed, rejects, stats)
         if outcome.retry is None:
@@ -319,6 +342,14 @@ async def _send_chunk(
         stats.retried += len(outcome.retry.items)
         await trio.sleep(backoff.delay(attempt, rng.random()))
         pending = outcome.retry
+
+
+def _target_gone(failures: list[ItemFailure]) -> bool:
+    # With require_alias, a missing write alias is the one reason for a 404.
+    return any(
+        failure.status == 404 and failure.reason.startswith("index_not_found_exception")
+        for failure in failures
+    )
 
 
 async def _fail(
