@@ -40,6 +40,8 @@ class Exchange:
     started: float
     ended: float | None = None
     status: int | None = None
+    # "answered", "cancelled" (the caller gave up) or "failed"; None while in flight.
+    outcome: str | None = None
 
 
 def _body(raw: bytes) -> dict[str, Any]:
@@ -61,6 +63,9 @@ class Observed:
 
     def searches(self) -> list[Exchange]:
         return [call for call in self.exchanges if call.path.endswith("/_search")]
+
+    def searches_in_flight(self) -> int:
+        return sum(1 for call in self.searches() if call.outcome is None)
 
 
 class Observing(Transport):
@@ -95,11 +100,18 @@ class Observing(Transport):
     ) -> Answer:
         call = Exchange(target.decode().split("?")[0], _body(body), time.perf_counter())
         self.observed.exchanges.append(call)
-        await self.before(call)
-        answer = await super().exchange(
-            origin, method, target, headers, body, timeouts, idempotent=idempotent
-        )
-        call.ended, call.status = time.perf_counter(), answer.status
+        try:
+            await self.before(call)
+            answer = await super().exchange(
+                origin, method, target, headers, body, timeouts, idempotent=idempotent
+            )
+        except (trio.Cancelled, asyncio.CancelledError):
+            call.ended, call.outcome = time.perf_counter(), "cancelled"
+            raise
+        except BaseException:
+            call.ended, call.outcome = time.perf_counter(), "failed"
+            raise
+        call.ended, call.status, call.outcome = time.perf_counter(), answer.status, "answered"
         await self.after(call)
         return answer
 

@@ -16,42 +16,65 @@ from typing import Any
 import httpx
 import trio
 from conftest import TEST_ENGINE, TEST_ENGINE_VERSION, PausableNode
-from observed import Exchange, Observed, ObservedTrio, observed_transport
+from observed import (
+    Exchange,
+    Observed,
+    ObservedAsyncio,
+    ObservedTrio,
+    Observing,
+    observed_transport,
+)
+from servers import api_client
 
-from trio_books.api.routes import SERVICE_KEY
 from trio_books.core.mapping import index_body
 from trio_books.core.timing import parse_timing_entries
 from trio_books.es.client import Elasticsearch
 from trio_books.es.opening import open_http_client
-from trio_books.serving import hypercorn_config
 from trio_books.settings import Settings
 from trio_books.trio.app import create_app
-from trio_books.trio.serve import serve_app
 
 SEARCH = "/api/v1/search/"
 FACETS = {"facet-tags", "facet-years", "facet-languages"}
 
 
-class PauseAfterHits(ObservedTrio):
-    """The production transport; facet calls wait for the real hits answer, which pauses the node."""
+class PauseAfterHits(Observing):
+    """The production transport; facet calls wait for the real hits answer, which pauses the node.
+
+    The calls run in the serving build's loop, Trio or asyncio, so the facets
+    poll with that loop's sleep rather than wait on either's event.
+    """
 
     pause: Callable[[], None]
-    hits_answered: trio.Event
+    hits_answered = False
 
     async def before(self, call: Exchange) -> None:
-        if "aggs" in call.body:
-            await self.hits_answered.wait()
+        while "aggs" in call.body and not self.hits_answered:
+            await self.sleep(0.005)
 
     async def after(self, call: Exchange) -> None:
         if call.body.get("track_total_hits") is True:
             self.pause()
-            self.hits_answered.set()
+            self.hits_answered = True
 
 
-def pause_after_hits(settings: Settings, node: PausableNode) -> PauseAfterHits:
-    transport = observed_transport(settings, "trio", Observed(), PauseAfterHits)
+class PauseAfterHitsTrio(PauseAfterHits, ObservedTrio):
+    pass
+
+
+class PauseAfterHitsAsyncio(PauseAfterHits, ObservedAsyncio):
+    pass
+
+
+PAUSING: dict[str, type[PauseAfterHits]] = {
+    "trio": PauseAfterHitsTrio,
+    "asyncio": PauseAfterHitsAsyncio,
+}
+
+
+def pause_after_hits(settings: Settings, node: PausableNode, build: str) -> PauseAfterHits:
+    transport = observed_transport(settings, build, Observed(), PAUSING[build])
     assert isinstance(transport, PauseAfterHits)
-    transport.pause, transport.hits_answered = node.pause, trio.Event()
+    transport.pause = node.pause
     return transport
 
 
@@ -60,16 +83,16 @@ def node_settings(node: PausableNode, index: str, **overrides: Any) -> Settings:
 
 
 async def test_facets_past_the_deadline_give_a_partial_answer(
-    pausable_node: PausableNode, paused_catalogue: str
+    build: str, pausable_node: PausableNode, paused_catalogue: str
 ) -> None:
     # Long enough for the hits on a node started moments ago, on a busy machine.
     settings = node_settings(pausable_node, paused_catalogue, search_deadline=3.0)
-    transport = pause_after_hits(settings, pausable_node)
-    async with create_app(settings, transport=transport).test_app() as test_app:
-        response = await test_app.test_client().get(f"{SEARCH}?q=the&trace=1")
+    transport = pause_after_hits(settings, pausable_node, build)
+    async with api_client(build, settings, transport=transport) as client:
+        response = await client.get(f"{SEARCH}?q=the&trace=1")
     assert transport.observed.through_httpx == 0  # every call took production's path
     assert response.status_code == 200
-    body = await response.get_json()
+    body = response.json()
     assert body["partial"] is True
     assert body["count"] > 0
     assert body["results"]
@@ -80,7 +103,7 @@ async def test_facets_past_the_deadline_give_a_partial_answer(
 
 
 async def test_required_failure_cancels_the_facets_at_once(
-    pausable_node: PausableNode, index_name: str
+    build: str, pausable_node: PausableNode, index_name: str
 ) -> None:
     # A real Elasticsearch error: title_sort mapped as text cannot be sorted on.
     body = index_body()
@@ -93,15 +116,15 @@ async def test_required_failure_cancels_the_facets_at_once(
         await node_es.create_index(index_name, body)
         try:
             settings = node_settings(pausable_node, index_name, search_deadline=30.0)
-            transport = pause_after_hits(settings, pausable_node)
-            async with create_app(settings, transport=transport).test_app() as test_app:
-                response = await test_app.test_client().get(f"{SEARCH}?sort=title&trace=1")
+            transport = pause_after_hits(settings, pausable_node, build)
+            async with api_client(build, settings, transport=transport) as client:
+                response = await client.get(f"{SEARCH}?sort=title&trace=1")
         finally:
             pausable_node.resume()
             await node_es.delete_index(index_name)
     assert transport.observed.through_httpx == 0  # every call took production's path
     assert response.status_code == 502
-    failure = await response.get_json()
+    failure = response.json()
     assert failure["error"] == "elasticsearch_error"
     outcomes = {task["name"]: task["outcome"] for task in failure["trace"]["tasks"]}
     # Cancelled, not timed out: they were stopped when the hits failed, long before the deadline.
@@ -114,32 +137,29 @@ async def test_required_failure_cancels_the_facets_at_once(
 
 
 async def test_timeout_parameter_shortens_but_never_lengthens(
-    pausable_node: PausableNode, paused_catalogue: str
+    build: str, pausable_node: PausableNode, paused_catalogue: str
 ) -> None:
-    app = create_app(node_settings(pausable_node, paused_catalogue, search_deadline=2.0))
-    async with app.test_app() as test_app:
-        client = test_app.test_client()
+    settings = node_settings(pausable_node, paused_catalogue, search_deadline=2.0)
+    async with api_client(build, settings) as client:
         assert (await client.get(f"{SEARCH}?q=the")).status_code == 200
         pausable_node.pause()
         shorter = await client.get(f"{SEARCH}?q=the&timeout=300")
         longer = await client.get(f"{SEARCH}?q=the&timeout=60000")
     for response, deadline_ms in ((shorter, 300), (longer, 2000)):
         assert response.status_code == 504
-        failure = await response.get_json()
+        failure = response.json()
         assert failure["error"] == "deadline_exceeded"
         assert failure["message"] == f"no answer within the deadline of {deadline_ms} ms"
 
 
 async def test_client_disconnect_cancels_every_elasticsearch_call(
-    nursery: trio.Nursery, pausable_node: PausableNode, paused_catalogue: str
+    build: str, pausable_node: PausableNode, paused_catalogue: str
 ) -> None:
     settings = node_settings(pausable_node, paused_catalogue, search_deadline=30.0)
-    app = create_app(settings)
-    config = hypercorn_config(settings, host="127.0.0.1", port=0)
-    binds = await nursery.start(serve_app, app, settings, config)
-    async with httpx.AsyncClient(base_url=binds[0]) as http:
-        assert (await http.get("/")).status_code == 200  # serving, so the service exists
-        es: Elasticsearch = app.extensions[SERVICE_KEY].es
+    observed = Observed()
+    transport = observed_transport(settings, build, observed)
+    async with api_client(build, settings, transport=transport) as http:
+        assert (await http.get("/")).status_code == 200
         pausable_node.pause()
 
         async def search_then_hang_up() -> None:
@@ -149,14 +169,14 @@ async def test_client_disconnect_cancels_every_elasticsearch_call(
         async with trio.open_nursery() as clients:
             clients.start_soon(search_then_hang_up)
             with trio.fail_after(10):
-                while es.in_flight < 4:
+                while observed.searches_in_flight() < 4:
                     await trio.sleep(0.01)
             # The client gives up: its connection closes with four calls in flight.
             clients.cancel_scope.cancel()
         with trio.fail_after(5):  # far inside the 30 s deadline the calls would otherwise wait for
-            while es.in_flight:
+            while observed.searches_in_flight():
                 await trio.sleep(0.01)
-    assert es.in_flight == 0
+    assert [call.outcome for call in observed.searches()] == ["cancelled"] * 4
 
 
 async def test_misspelt_query_gets_suggestions(client: httpx.AsyncClient) -> None:
@@ -203,12 +223,12 @@ async def test_trace_is_well_formed_and_nests_inside_the_request(
     assert trace["end_ms"] <= total.duration_ms + 0.1
 
 
-async def test_trace_can_be_turned_off(api_settings: Settings) -> None:
+async def test_trace_can_be_turned_off(build: str, api_settings: Settings) -> None:
     settings = api_settings.model_copy(update={"allow_trace": False})
-    async with create_app(settings).test_app() as test_app:
-        response = await test_app.test_client().get(f"{SEARCH}?trace=1")
+    async with api_client(build, settings) as client:
+        response = await client.get(f"{SEARCH}?trace=1")
     assert response.status_code == 422
-    assert (await response.get_json())["details"][0] == {
+    assert response.json()["details"][0] == {
         "field": "trace",
         "rule": "disabled",
         "message": "tracing is turned off on this service",
