@@ -1,31 +1,29 @@
-"""Hostile input: caps past their settings, Unicode of every kind, query syntax searched as words."""
+"""Hostile input, over HTTP on both builds: caps past their settings, Unicode of every kind, query syntax searched as words."""
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 import trio
-from quart.typing import TestClientProtocol as Client
-from servers import api_client
+from servers import api_client, serving
 
 from trio_books.core.records import slugify
-from trio_books.serving import HEAD_SLACK, hypercorn_config
+from trio_books.serving import HEAD_SLACK
 from trio_books.settings import Settings
-from trio_books.trio.app import create_app
-from trio_books.trio.serve import serve_trio
 
 SEARCH = "/api/v1/search/"
+Client = httpx.AsyncClient
 
 
 async def answer(client: Client, url: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
     response = await client.get(url, **kwargs)
-    assert response.content_type == "application/json"
-    body: dict[str, Any] = await response.get_json()
+    assert response.headers["content-type"] == "application/json"
+    body: dict[str, Any] = response.json()
     if response.status_code >= 400:
         assert isinstance(body["error"], str)
         assert isinstance(body["message"], str)
@@ -33,15 +31,15 @@ async def answer(client: Client, url: str, **kwargs: Any) -> tuple[int, dict[str
 
 
 @pytest.fixture
-async def app_client(api_settings: Settings) -> AsyncIterator[Client]:
-    """The Trio app's own test client: it sends bytes no HTTP client would (invalid UTF-8)."""
-    async with create_app(api_settings).test_app() as test_app:
-        yield test_app.test_client()
+async def app_client(build: str, api_settings: Settings) -> AsyncIterator[Client]:
+    """*build* on a real Hypercorn, with the settings' caps."""
+    async with api_client(build, api_settings) as http:
+        yield http
 
 
 @pytest.fixture
-async def tight_client(api_settings: Settings) -> AsyncIterator[Client]:
-    """The app with every cap set well below its default."""
+async def tight_client(build: str, api_settings: Settings) -> AsyncIterator[Client]:
+    """*build* on a real Hypercorn, with every cap set well below its default."""
     settings = api_settings.model_copy(
         update={
             "max_query_length": 10,
@@ -54,8 +52,8 @@ async def tight_client(api_settings: Settings) -> AsyncIterator[Client]:
             "max_body_bytes": 0,
         }
     )
-    async with create_app(settings).test_app() as test_app:
-        yield test_app.test_client()
+    async with api_client(build, settings) as http:
+        yield http
 
 
 @pytest.mark.parametrize(
@@ -113,14 +111,11 @@ async def raw_exchange(address: str, request: bytes) -> tuple[int, bytes]:
 
 
 @pytest.fixture
-async def live_server(nursery: trio.Nursery, api_settings: Settings) -> str:
-    """The app on a real Hypercorn, on a port of its own; its base URL."""
+async def live_server(build: str, api_settings: Settings) -> AsyncIterator[str]:
+    """*build* on a real Hypercorn, with a 16-byte body cap; its base URL."""
     settings = api_settings.model_copy(update={"max_body_bytes": 16})
-    config = hypercorn_config(settings, host="127.0.0.1", port=0)
-    binds: list[str] = await nursery.start(
-        functools.partial(serve_trio, settings, config, stop_on_signals=False)
-    )
-    return binds[0]
+    async with serving(build, settings) as url:
+        yield url
 
 
 @pytest.mark.parametrize(
@@ -170,7 +165,7 @@ async def test_raw_bytes_outside_ascii_in_the_target_are_400(live_server: str) -
 async def test_unicode_of_every_kind_is_searched(
     app_client: Client, text: str, first: int | None
 ) -> None:
-    status, body = await answer(app_client, SEARCH, query_string={"q": text})
+    status, body = await answer(app_client, SEARCH, params={"q": text})
     assert status == 200, body
     found = [book["book_id"] for book in body["results"]]
     if first is None:
@@ -180,7 +175,7 @@ async def test_unicode_of_every_kind_is_searched(
         assert found[:1] == [first], found
     # A tag is a slug: the loader's slug of the same text, when the text has one.
     if slug := slugify(text):
-        status, body = await answer(app_client, SEARCH, query_string={"q": text, "tags": slug})
+        status, body = await answer(app_client, SEARCH, params={"q": text, "tags": slug})
         assert (status, body["count"]) == (200, 0), body
 
 
@@ -218,7 +213,7 @@ async def test_broken_utf8_and_control_characters_are_422(
     ],
 )
 async def test_query_syntax_is_searched_as_plain_words(app_client: Client, text: str) -> None:
-    status, body = await answer(app_client, SEARCH, query_string={"q": text, "size": "100"})
+    status, body = await answer(app_client, SEARCH, params={"q": text, "size": "100"})
     assert status == 200, body
     # A query-syntax parser would match everything for "*" or a regex, and
     # exclude "Catching Fire" for the NOT; as plain words none of that happens.
