@@ -19,7 +19,7 @@ from trio_books.es.connection import connection_config
 from trio_books.es.demo import DEMO_BOOKS, ensure_demo_catalogue
 from trio_books.es.opening import open_elasticsearch
 from trio_books.logs import configure_logging
-from trio_books.settings import Settings, load_settings
+from trio_books.settings import Settings, invalid_settings, load_settings
 from trio_books.trio.fanout import CONCURRENCY
 from trio_books.workers import run_workers
 
@@ -97,7 +97,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     try:
         settings = load_settings()
     except ValueError as error:
-        raise UsageError(f"invalid settings: {str(error).splitlines()[0]}") from None
+        raise invalid_settings(error) from None
     return settings
 
 

@@ -11,10 +11,18 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from trio_books.core.query import MAX_QUERY_LENGTH, MAX_RESULT_WINDOW, MAX_SIZE, MAX_TAGS, QueryCaps
+from trio_books.errors import UsageError
 from trio_books.es.connection import decode_cloud_id, parse_node, take_credentials
 
 Preset = Literal["development", "production"]
@@ -266,6 +274,15 @@ class Settings(BaseSettings):
     # are rejected unread, so one bad line cannot take the loader's memory.
     load_max_record_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
 
+    @field_validator("api_prefix")
+    @classmethod
+    def _prefix_without_dot_segments(cls, prefix: str) -> str:
+        # Clients remove "." and ".." from a path before sending it (RFC 3986
+        # §5.2.4): routes under such a prefix could never be reached.
+        if any(segment in {".", ".."} for segment in prefix.split("/")):
+            raise ValueError("api_prefix must not hold '.' or '..' segments")
+        return prefix
+
     @field_validator("es_urls", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -303,6 +320,22 @@ class Settings(BaseSettings):
                 "64 hex digits, colons allowed"
             )
         return normal
+
+
+def invalid_settings(error: ValueError) -> UsageError:
+    """The one-line usage error for settings that failed validation.
+
+    It names each invalid setting, its environment variable and the rule it
+    broke; never the value given, which may be a secret.
+    """
+    if not isinstance(error, ValidationError):
+        return UsageError(f"invalid settings: {str(error).splitlines()[0]}")
+    parts = []
+    for item in error.errors(include_input=False, include_url=False):
+        field = ".".join(str(part) for part in item["loc"])
+        where = f"{field} (TRIO_BOOKS_{field.upper()}): " if field else ""
+        parts.append(where + item["msg"].removeprefix("Value error, "))
+    return UsageError(f"invalid settings: {'; '.join(parts)}")
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -26,7 +26,7 @@ from trio_books.bench.targets import TARGETS
 from trio_books.errors import TrioBooksError, UsageError
 from trio_books.es.connection import ConnectionConfig, connection_config
 from trio_books.es.opening import open_elasticsearch
-from trio_books.settings import load_settings
+from trio_books.settings import invalid_settings, load_settings
 
 QUICK = {
     "targets": "trio,asyncio,es-direct",
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = connection_config(load_settings())
     except ValueError as error:
-        raise UsageError(f"invalid settings: {str(error).splitlines()[0]}") from None
+        raise invalid_settings(error) from None
     # One node: es-direct and Elasticsearch's CPU figures are that node's.
     config = config.replace(nodes=config.nodes[:1])
 

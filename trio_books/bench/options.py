@@ -10,7 +10,7 @@ from trio_books.bench import targets
 from trio_books.errors import UsageError
 from trio_books.es import local, security
 from trio_books.es.connection import ConnectionConfig, connection_config, parse_node
-from trio_books.settings import load_settings
+from trio_books.settings import invalid_settings, load_settings
 
 TARGETS = (
     "trio",
@@ -162,7 +162,7 @@ def connection_from(urls: str | None) -> ConnectionConfig:
             return config
         nodes = tuple(parse_node(url.strip()) for url in urls.split(",") if url.strip())
     except ValueError as error:
-        raise UsageError(f"invalid settings: {str(error).splitlines()[0]}") from None
+        raise invalid_settings(error) from None
     if not nodes:
         raise UsageError("--es needs at least one URL")
     return config.replace(nodes=nodes)
@@ -200,4 +200,4 @@ def secure_connection(port: int, user: security.User) -> ConnectionConfig:
         )
         return connection_config(settings)
     except ValueError as error:
-        raise UsageError(f"invalid settings: {str(error).splitlines()[0]}") from None
+        raise invalid_settings(error) from None

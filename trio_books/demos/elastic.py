@@ -27,7 +27,7 @@ from trio_books.errors import UsageError
 from trio_books.es.client import Elasticsearch
 from trio_books.es.connection import ConnectionConfig, connection_config
 from trio_books.es.opening import Build, es_transport, open_elasticsearch
-from trio_books.settings import load_settings
+from trio_books.settings import invalid_settings, load_settings
 
 # A free-text query that matches almost every generated title and author, so
 # every branch of a search scores many documents: real work for Elasticsearch.
@@ -116,7 +116,7 @@ def demo_config(*, all_nodes: bool = False) -> ConnectionConfig:
     try:
         config = connection_config(load_settings())
     except ValueError as error:
-        raise UsageError(f"invalid settings: {str(error).splitlines()[0]}") from None
+        raise invalid_settings(error) from None
     return config if all_nodes else first_node(config)
 
 

@@ -22,7 +22,7 @@ from trio_books.drills.report import DrillOptions, Report
 from trio_books.errors import UsageError
 from trio_books.es.connection import connection_config
 from trio_books.serving import BUILDS
-from trio_books.settings import load_settings
+from trio_books.settings import invalid_settings, load_settings
 
 DRILLS = {
     "overload": "trio_books.drills.overload",
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = connection_config(load_settings())
     except ValueError as error:
-        raise UsageError(f"invalid settings: {str(error).splitlines()[0]}") from None
+        raise invalid_settings(error) from None
     # The first node, as the drills' figures count connections to one node.
     config = config.replace(nodes=config.nodes[:1])
     options = DrillOptions(es=config, quick=args.quick, duration=args.duration, build=args.build)
