@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import trio
 
@@ -69,33 +71,100 @@ async def versions(es: Elasticsearch, alias: str) -> list[str]:
     return sorted(entry["name"] for entry in found["indices"])
 
 
-async def run_cli(*args: str, es_url: str, cwd: Path) -> trio.CompletedProcess[bytes]:
+async def indices(es: Elasticsearch, prefix: str) -> list[str]:
+    """Every index whose name starts with *prefix*, hidden or not, whatever made it."""
+    found = await es.request(
+        "GET", f"/{prefix}*", params={"expand_wildcards": "all", "filter_path": "*.settings"}
+    )
+    return sorted(found or {})
+
+
+async def run_cli(
+    *args: str, es_url: str, cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     return await trio.run_process(
         [sys.executable, "-m", "trio_books", *args],
         capture_stdout=True,
         capture_stderr=True,
         check=False,
         cwd=str(cwd),
-        env={**os.environ, "TRIO_BOOKS_ES_URLS": es_url},
+        env={**os.environ, "TRIO_BOOKS_ES_URLS": es_url, **(env or {})},
     )
 
 
 @contextlib.asynccontextmanager
-async def nested_limit(es: Elasticsearch, alias: str, limit: int) -> AsyncIterator[None]:
-    """New versions of *alias* allow *limit* nested objects (authors and tags) a document.
-
-    Elasticsearch then refuses a book with more, valid as the book is: an index
-    template, as an operator would set one, makes the refusal for real.
-    """
-    template = f"{alias}-nested-limit"
-    body = {
-        "index_patterns": [f"{alias}-*"],
-        "priority": 500,
-        "template": {"settings": {"index.mapping.nested_objects.limit": limit}},
-    }
+async def version_settings(
+    es: Elasticsearch, alias: str, settings: Mapping[str, Any]
+) -> AsyncIterator[None]:
+    """New versions of *alias* are made with *settings*, by an index template as an operator sets one."""
+    template = f"{alias}-settings"
+    body = {"index_patterns": [f"{alias}-*"], "priority": 500, "template": {"settings": settings}}
     await es.request("PUT", f"/_index_template/{template}", body=body)
     try:
         yield
     finally:
         with trio.CancelScope(shield=True):
             await es.request("DELETE", f"/_index_template/{template}")
+
+
+def nested_limit(
+    es: Elasticsearch, alias: str, limit: int
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """New versions of *alias* allow *limit* nested objects (authors and tags) a document.
+
+    Elasticsearch then refuses a book with more, valid as the book is.
+    """
+    return version_settings(es, alias, {"index.mapping.nested_objects.limit": limit})
+
+
+def flood_stage_block(
+    es: Elasticsearch, alias: str
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """New versions of *alias* carry the block a disk past its flood stage puts on indices.
+
+    Elasticsearch then refuses every document written to them with 429, item by
+    item, as it does until an operator frees disk space: push-back that never ends.
+    """
+    return version_settings(es, alias, {"index.blocks.read_only_allow_delete": True})
+
+
+@contextlib.asynccontextmanager
+async def inflight_limit(es: Elasticsearch, limit: str) -> AsyncIterator[None]:
+    """The node refuses any request whose body passes *limit* (counted twice) as a whole, with 429.
+
+    Its in-flight requests circuit breaker trips before the request is read, as
+    under memory pressure: the whole ``_bulk`` request is refused, not its items.
+    The setting is the cluster's: it is lifted when the block is left.
+    """
+    setting = "network.breaker.inflight_requests.limit"
+    await es.request("PUT", "/_cluster/settings", body={"persistent": {setting: limit}})
+    try:
+        yield
+    finally:
+        with trio.CancelScope(shield=True):
+            await es.request("PUT", "/_cluster/settings", body={"persistent": {setting: None}})
+
+
+class HoldingTransport(httpx.AsyncBaseTransport):
+    """Passes every call on to *inner*, but holds the first ``_bulk`` request until released.
+
+    The test sees that request as it was sent (``held``) and acts while it is in
+    flight, as Elasticsearch's write queue holds a request it has not taken up:
+    then it sets ``release``, or cancels the caller.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.held: httpx.Request | None = None
+        self.arrived = trio.Event()
+        self.release = trio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.held is None and request.url.path.endswith("/_bulk"):
+            self.held = request
+            self.arrived.set()
+            await self.release.wait()
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -143,6 +143,58 @@ async def test_goodbooks_csv_with_its_tag_join(
     assert (await source(es, index_name, 2))["tags"] == [{"title": "31", "slug": "31"}]
 
 
+async def test_the_command_loads_several_files_with_tags_and_reports_as_json(
+    es: Elasticsearch, es_url: str, index_name: str, tmp_path: Path
+) -> None:
+    rows = [
+        goodbooks_row(book_id="1", goodreads_book_id="2767052", title="The Hunger Games"),
+        goodbooks_row(book_id="2", goodreads_book_id="3", title="Harry Potter"),
+        goodbooks_row(book_id="3", title=""),  # line 4: no title
+    ]
+    (tmp_path / "books.csv").write_text("\n".join([GOODBOOKS_HEADER, *rows]) + "\n")
+    more: list[dict[str, Any]] = [
+        {"book_id": 10, "title": "Good Omens", "authors": [{"name": "Terry Pratchett"}]},
+        {"book_id": 1, "title": "Not the first book 1"},  # line 2: a duplicate
+        {"title": "No id"},  # line 3
+    ]
+    write_ndjson(tmp_path / "more.ndjson", more)
+    (tmp_path / "tags.csv").write_text("tag_id,tag_name\n1,to-read\n2,young-adult\n")
+    (tmp_path / "book_tags.csv").write_text(
+        "goodreads_book_id,tag_id,count\n2767052,1,900\n2767052,2,700\n"
+    )
+    done = await run_cli(
+        *["load", "books.csv", "more.ndjson", "--index", index_name],
+        *["--tags", "book_tags.csv", "--tag-names", "tags.csv"],
+        *["--rejects", "refused.ndjson", "--json"],
+        es_url=es_url,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    summary = orjson.loads(done.stdout.splitlines()[-1])
+    counts = ("read", "accepted", "indexed", "rejected", "duplicates", "failed")
+    assert [summary[key] for key in counts] == [6, 3, 3, 2, 1, 0]
+    assert summary["alias"] == index_name
+    assert summary["published"] is True
+    assert summary["problem"] is None
+    assert summary["rejects_file"] == "refused.ndjson"
+    assert await targets(es, index_name) == [summary["index"]]
+    assert await live_count(es, index_name) == 3
+    hunger = await source(es, index_name, 1)
+    assert hunger["title"] == "The Hunger Games"  # the first of the two book 1s
+    assert [tag["slug"] for tag in hunger["tags"]] == ["to-read", "young-adult"]
+    assert (await source(es, index_name, 2))["tags"] == []
+    assert (await source(es, index_name, 10))["authors"] == [{"name": "Terry Pratchett"}]
+    written = [
+        orjson.loads(line) for line in (tmp_path / "refused.ndjson").read_bytes().splitlines()
+    ]
+    assert sorted((r["source"], r["line"], r["kind"]) for r in written) == [
+        ("books.csv", 4, "invalid"),
+        ("more.ndjson", 2, "duplicate"),
+        ("more.ndjson", 3, "invalid"),
+    ]
+    assert not (tmp_path / "rejects.ndjson").exists()
+
+
 async def test_messy_rows_are_cleaned_and_bad_ones_rejected_with_line_numbers(
     es: Elasticsearch, index_name: str, tmp_path: Path
 ) -> None:

@@ -4,7 +4,13 @@ Push-back comes from a second real node, started for this module with a write
 thread pool of one thread and a queue of one, so concurrent ``_bulk`` requests
 are refused with 429 exactly as a saturated production node refuses them. The
 same node takes requests of 16 KiB at most (``http.max_content_length``), as a
-managed service's front refuses larger ones with 413.
+managed service's front refuses larger ones with 413. Push-back that never
+ends is the flood-stage disk block, put on a test's versions by an index
+template; a whole request refused with 429 is the in-flight requests circuit
+breaker, its limit lowered for the test.
+
+A request caught in flight (``HoldingTransport``) stands for one Elasticsearch
+has received but not yet taken up, as its write queue holds it.
 """
 
 from __future__ import annotations
@@ -18,11 +24,16 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 import trio
 from conftest import TEST_ES_PORT, session_node
 from loading import (
+    HoldingTransport,
+    flood_stage_block,
+    indices,
+    inflight_limit,
     live_count,
     load_files,
     load_synthetic,
@@ -33,8 +44,12 @@ from loading import (
     write_ndjson,
 )
 
+from trio_books.core.backoff import Backoff
+from trio_books.core.bulk import bulk_body
 from trio_books.core.mapping import index_body
 from trio_books.core.progress import LoadStats
+from trio_books.core.synthetic import synthetic_books
+from trio_books.errors import ElasticsearchError
 from trio_books.es import local
 from trio_books.es.client import Elasticsearch
 from trio_books.es.demo import ensure_demo_catalogue
@@ -174,6 +189,138 @@ async def test_ctrl_c_stops_the_command_and_leaves_the_alias(
     assert await targets(es, index_name) == [first.index]
     assert await versions(es, index_name) == [first.index]
     assert await live_count(es, index_name) == 300
+
+
+async def test_a_bulk_request_taken_up_after_a_cancelled_load_cannot_bring_its_version_back(
+    es: Elasticsearch, es_url: str, index_name: str
+) -> None:
+    first = await load_synthetic(es, index_name, 100)
+    holding = HoldingTransport(httpx.AsyncHTTPTransport())
+    async with open_http_client(timeout=30, max_connections=4, transport=holding) as http:
+        loader = Elasticsearch(http, [es_url])
+        async with trio.open_nursery() as nursery:
+            reload = functools.partial(
+                load_synthetic, loader, index_name, 500, seed=2, senders=1, chunk_docs=50
+            )
+            nursery.start_soon(reload)
+            with trio.fail_after(30):
+                await holding.arrived.wait()
+            # Ctrl-C while the first _bulk request is in flight: the load deletes its version.
+            nursery.cancel_scope.cancel()
+    assert holding.held is not None
+    assert await versions(es, index_name) == [first.index]
+    # Only now does Elasticsearch take that request up, as sent.
+    late = await es.http.request(
+        "POST",
+        holding.held.url,
+        content=holding.held.content,
+        headers={"content-type": holding.held.headers["content-type"]},
+    )
+    assert late.status_code == 200, late.text
+    # Neither the version nor an index named like its write alias came back...
+    assert await indices(es, index_name) == [first.index]
+    # ...since Elasticsearch refused every book, the alias being gone.
+    refused = [item["index"] for item in late.json()["items"]]
+    assert [item["status"] for item in refused] == [404] * 50
+    assert {item["error"]["type"] for item in refused} == {"index_not_found_exception"}
+    assert await targets(es, index_name) == [first.index]
+    assert await live_count(es, index_name) == 100
+
+
+async def test_a_version_deleted_during_the_load_stops_it_with_one_error_not_a_reject_per_book(
+    es: Elasticsearch, es_url: str, index_name: str, tmp_path: Path
+) -> None:
+    first = await load_synthetic(es, index_name, 100)
+    holding = HoldingTransport(httpx.AsyncHTTPTransport())
+    console = io.StringIO()
+    rejects = RejectsLog(tmp_path / "rejects.ndjson", console)
+    async with open_http_client(timeout=30, max_connections=4, transport=holding) as http:
+        loader = Elasticsearch(http, [es_url])
+
+        async def reload() -> None:
+            options = LoadOptions(index_name, senders=1, chunk_docs=50)
+            with pytest.raises(ElasticsearchError, match="deleted during the load"):
+                await load_catalogue(loader, SyntheticReader(500, 2), options, rejects)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reload)
+            with trio.fail_after(30):
+                await holding.arrived.wait()
+            (new,) = [name for name in await versions(es, index_name) if name != first.index]
+            await es.delete_index(new)  # by someone else, while a request is in flight
+            holding.release.set()
+    assert rejects.count == 0, console.getvalue()
+    assert not (tmp_path / "rejects.ndjson").exists()
+    assert await indices(es, index_name) == [first.index]
+    assert await targets(es, index_name) == [first.index]
+
+
+async def test_the_command_gives_up_after_load_max_retries_exits_1_and_leaves_the_alias(
+    es: Elasticsearch, es_url: str, index_name: str, tmp_path: Path
+) -> None:
+    first = await load_synthetic(es, index_name, 100)
+    retries = {
+        "TRIO_BOOKS_LOAD_MAX_RETRIES": "2",
+        "TRIO_BOOKS_LOAD_BACKOFF_FIRST": "0.01",
+        "TRIO_BOOKS_LOAD_BACKOFF_CAP": "0.05",
+    }
+    command = ["load", "--synthetic", "30", "--index", index_name, "--json"]
+    async with flood_stage_block(es, index_name):
+        done = await run_cli(
+            *command, "--rejects", "refused.ndjson", es_url=es_url, cwd=tmp_path, env=retries
+        )
+    assert done.returncode == 1, done.stderr.decode()
+    summary = orjson.loads(done.stdout.splitlines()[-1])
+    counts = [summary[key] for key in ("accepted", "indexed", "failed", "retried")]
+    # One request of 30 books, sent three times, each time refused book by book.
+    assert counts == [30, 0, 30, 60]
+    assert summary["published"] is False
+    assert "not moved" in summary["problem"]
+    assert summary["rejects_file"] == "refused.ndjson"
+    refused = [
+        orjson.loads(line) for line in (tmp_path / "refused.ndjson").read_bytes().splitlines()
+    ]
+    assert [reject["line"] for reject in refused] == list(range(1, 31))
+    assert {(reject["kind"], reject["reason"]) for reject in refused} == {
+        ("elasticsearch", "429 gave up after 2 retries: write queue full (429)")
+    }
+    assert b"load failed:" in done.stderr
+    assert await targets(es, index_name) == [first.index]
+    assert await versions(es, index_name) == [first.index]
+
+
+async def test_a_request_refused_as_a_whole_with_429_is_sent_again_whole_until_taken(
+    es: Elasticsearch, index_name: str
+) -> None:
+    stats = LoadStats()
+    # Three requests of 100 books (about 52 KB each); a retry at most every 50 ms.
+    options = LoadOptions(index_name, chunk_docs=100, backoff=Backoff(0.01, 0.05, 10_000))
+    # The limit is lifted on leaving the block, before the nursery waits for the load.
+    async with trio.open_nursery() as nursery, inflight_limit(es, "32kb"):
+        # The premise: such a request is refused as a whole, before any item is read.
+        body = bulk_body(None, synthetic_books(100, 4))
+        status, content = await es.post_bulk(f"{index_name}-probe", body, require_alias=True)
+        assert status == 429, content
+        assert orjson.loads(content)["error"]["type"] == "circuit_breaking_exception"
+
+        async def reload() -> None:
+            reader = SyntheticReader(300, 4)
+            report = await load_catalogue(
+                es, reader, options, RejectsLog(None, io.StringIO()), stats
+            )
+            assert report.published, report.problem
+
+        nursery.start_soon(reload)
+        # The pipeline signals nothing: poll its counters.
+        with trio.fail_after(60):
+            while stats.retried < 200:
+                await trio.sleep(0.01)
+        assert stats.indexed == 0
+    assert (stats.indexed, stats.failed) == (300, 0)
+    # Every retry sent a whole request again: 100 books each time.
+    assert stats.retried % 100 == 0
+    assert await live_count(es, index_name) == 300
+    assert await indices(es, index_name) == await targets(es, index_name)
 
 
 async def test_bad_command_lines_exit_2_with_one_line(es_url: str, tmp_path: Path) -> None:

@@ -321,7 +321,7 @@ async def _send_chunk(
             await _too_large(outcome.too_large, rejects, stats)
             return
         stats.indexed += outcome.indexed
-        if False and _target_gone(outcome.failed):
+        if _target_gone(outcome.failed):
             # Every book still to send would fail the same way: one error, not a
             # reject per book, and no counting of a version that no longer exists.
             raise ElasticsearchError(
