@@ -14,6 +14,12 @@ answers). Routes, by path:
 does with an idle keep-alive connection); ``drop_second`` closes a connection,
 without answering, when its second request arrives (a keep-alive connection
 the server dropped just as the client reused it).
+
+The counters are the server's side of the story: ``opened`` connections
+accepted, ``open_now`` of them still being served, ``closed`` of them whose
+socket the server has closed (counted after the close, so a test that sees it
+may rely on the FIN having been sent), ``requests`` read in full, ``busy_now``
+and ``max_busy`` answers under way.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class HttpPeer:
     busy_now: int = 0
     max_busy: int = 0
     requests: int = 0
+    closed: int = 0
 
     @property
     def url(self) -> str:
@@ -56,6 +63,7 @@ class HttpPeer:
             finally:
                 self.open_now -= 1
                 await trio.aclose_forcefully(stream)
+                self.closed += 1
 
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
         self.port = listeners[0].socket.getsockname()[1]

@@ -1,12 +1,16 @@
 """The Trio transport's pool against a real local HTTP server (``http_peer.py``).
 
 Loopback only, port 0, a deadline on every test (conftest). Each test checks the
-pool's own counters and what the server saw on its side of the sockets.
+pool's own counters and what the server saw on its side of the sockets. No test
+sleeps for something to happen, which a machine busy elsewhere would outlast: it
+waits for the thing itself (:func:`until`), or cuts a call once the server holds
+its request (:func:`cut_once_received`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -35,6 +39,40 @@ async def peer(nursery: trio.Nursery) -> HttpPeer:
 def only_pool(transport: TrioTransport) -> PoolStats:
     (stats,) = transport.stats().values()
     return stats
+
+
+def drains_under_way(transport: TrioTransport) -> int:
+    """Drains under way, over the transport's nodes."""
+    return sum(pool.state.draining for pool in transport._pools.values())
+
+
+async def until(condition: Callable[[], bool], *, seconds: float = 10) -> None:
+    """Return once *condition* holds; fail the test if it does not within *seconds*."""
+    with trio.move_on_after(seconds):
+        while not condition():
+            await trio.sleep(0.005)
+        return
+    raise AssertionError(f"not true within {seconds} s: {inspect.getsource(condition).strip()}")
+
+
+async def cut_once_received(peer: HttpPeer, http: httpx.AsyncClient, url: str) -> None:
+    """GET *url*, cancelled as soon as *peer* holds the request and before it answers.
+
+    A deadline that passes after the request went out, however long the send took
+    (a fixed ``move_on_after`` cuts in the connect when the machine is busy).
+    """
+    seen = peer.requests
+    with trio.CancelScope() as cut:
+        async with trio.open_nursery() as nursery:
+
+            async def cut_when_received() -> None:
+                await until(lambda: peer.requests > seen)
+                cut.cancel()
+
+            nursery.start_soon(cut_when_received)
+            await http.get(url)
+            nursery.cancel_scope.cancel()  # answered before the cut: fails below
+    assert cut.cancelled_caught, "the call was answered before it could be cut"
 
 
 @pytest.fixture
@@ -73,12 +111,14 @@ async def test_idle_connection_closed_by_the_server_is_not_reused(nursery: trio.
     transport = TrioTransport()
     async with httpx.AsyncClient(transport=transport) as http:
         first = (await http.post(f"{peer.url}/echo", content=b"{}")).json()
-        await trio.sleep(0.2)  # the server closes the idle connection meanwhile
+        await until(lambda: peer.closed == 1)  # the server closed the idle connection
         # POST /echo may not be sent twice: it succeeds because the dead
         # connection is noticed before anything is sent on it.
         second = (await http.post(f"{peer.url}/echo", content=b"{}")).json()
     assert first["conn"] != second["conn"]
-    assert only_pool(transport).stale_retries == 0
+    stats = only_pool(transport)
+    assert (stats.opened, stats.discarded, stats.stale_retries) == (2, 1, 0)
+    assert peer.requests == 2  # each POST reached the server once
 
 
 async def test_stale_connection_retried_once_for_idempotent_requests(
@@ -106,9 +146,11 @@ async def test_connection_close_answers_are_not_pooled(
 ) -> None:
     async with httpx.AsyncClient(transport=transport) as http:
         await http.get(f"{peer.url}/close")
+        # Not pooled at all, rather than pooled and thrown away at its next use.
+        assert only_pool(transport).idle == 0
         await http.get(f"{peer.url}/echo")
         stats = only_pool(transport)
-    assert (stats.opened, stats.idle) == (2, 1)
+    assert (stats.opened, stats.reused, stats.idle) == (2, 0, 1)
 
 
 @pytest.mark.parametrize("path", ["/slow?ms=30", "/hang", "/half"])
@@ -158,9 +200,10 @@ async def test_full_wait_queue_sheds_at_once(peer: HttpPeer) -> None:
             nursery.start_soon(http.get, f"{peer.url}/hang")
         await trio.testing.wait_all_tasks_blocked()
         assert only_pool(transport).waiting == 2
-        with pytest.raises(PoolOverloaded):
+        # Shed at the door of the pool, without waiting for anything (no clock to race):
+        # not one checkpoint on the way, and it never joined the queue.
+        with pytest.raises(PoolOverloaded), trio.testing.assert_no_checkpoints():
             await http.get(f"{peer.url}/echo")
-        # Shed at the door of the pool: it never joined the queue (no clock to race).
         assert (only_pool(transport).waiting, only_pool(transport).shed) == (2, 1)
         nursery.cancel_scope.cancel()
     stats = only_pool(transport)
@@ -200,9 +243,7 @@ async def test_close_closes_idle_connections(peer: HttpPeer) -> None:
         for _ in range(3):
             nursery.start_soon(http.get, f"{peer.url}/slow?ms=20")
     # Leaving the client closed the transport; the server sees the sockets close.
-    with trio.fail_after(2):
-        while peer.open_now:
-            await trio.sleep(0.01)
+    await until(lambda: peer.closed == 3)
     with pytest.raises(httpx.ConnectError):
         await transport.handle_async_request(httpx.Request("GET", f"{peer.url}/echo"))
 
@@ -225,10 +266,8 @@ async def test_a_call_cut_by_its_deadline_keeps_its_connection(
 ) -> None:
     async with httpx.AsyncClient(transport=draining, timeout=5) as http:
         for n in range(5):
-            with trio.move_on_after(0.05) as cut:
-                await http.get(f"{peer.url}/slow?ms=150")
-            assert cut.cancelled_caught
-            await trio.sleep(0.3)  # the drain reads the answer meanwhile
+            await cut_once_received(peer, http, f"{peer.url}/slow?ms=150")
+            await until(lambda: drains_under_way(draining) == 0)  # it read the answer
             answer = (await http.get(f"{peer.url}/echo", headers={"x-id": str(n)})).json()
             assert answer == {"conn": 1, "id": str(n), "path": "/echo"}
         stats = only_pool(draining)
@@ -241,9 +280,8 @@ async def test_a_drain_that_runs_out_of_time_closes_the_connection(
 ) -> None:
     draining.drain_seconds = 0.1
     async with httpx.AsyncClient(transport=draining, timeout=5) as http:
-        with trio.move_on_after(0.05):
-            await http.get(f"{peer.url}/hang")
-        await trio.sleep(0.3)
+        await cut_once_received(peer, http, f"{peer.url}/hang")
+        await until(lambda: drains_under_way(draining) == 0)  # out of time, it gave up
         stats = only_pool(draining)
         assert (stats.drained, stats.discarded, stats.idle) == (0, 1, 0)
         await http.get(f"{peer.url}/echo")
@@ -262,7 +300,7 @@ async def test_with_drains_cancellation_at_any_point_leaves_the_pool_clean(
                     for _ in range(6):
                         nursery.start_soon(http.get, f"{peer.url}{path}")
                     nursery.start_soon(http.get, f"{peer.url}/echo")
-            await trio.sleep(0.06)  # every drain has ended: kept or closed
+            await until(lambda: drains_under_way(draining) == 0)  # each kept or closed
             stats = only_pool(draining)
             assert (stats.in_use, stats.waiting) == (0, 0)
             # Whatever a drain pooled answers its own next request, not a stale one.
@@ -276,13 +314,10 @@ async def test_closing_the_transport_ends_its_drains(peer: HttpPeer, nursery: tr
     transport = TrioTransport(connections_per_node=4, drain_seconds=30)
     transport.drains = TrioDrains(nursery)
     async with httpx.AsyncClient(transport=transport, timeout=5) as http:
-        with trio.move_on_after(0.05):
-            await http.get(f"{peer.url}/hang")
-        assert transport._pools
-        (pool,) = transport._pools.values()
-        assert pool.state.draining == 1
-    await trio.sleep(0.05)  # the drain saw its cancellation and closed its connection
-    assert pool.state.draining == 0
+        await cut_once_received(peer, http, f"{peer.url}/hang")
+        assert drains_under_way(transport) == 1
+    # Far sooner than the drain's own 30 s: it saw its cancellation and closed its connection.
+    await until(lambda: drains_under_way(transport) == 0)
     stats = only_pool(transport)
     assert (stats.drained, stats.discarded, stats.idle) == (0, 1, 0)
 
