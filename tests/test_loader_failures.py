@@ -28,7 +28,7 @@ import httpx
 import orjson
 import pytest
 import trio
-from conftest import TEST_ES_PORT, session_node
+from conftest import TEST_ENGINE, TEST_ENGINE_VERSION, TEST_ES_PORT, session_node
 from loading import (
     HoldingTransport,
     flood_stage_block,
@@ -272,9 +272,17 @@ async def test_the_command_gives_up_after_load_max_retries_exits_1_and_leaves_th
     assert done.returncode == 1, done.stderr.decode()
     summary = orjson.loads(done.stdout.splitlines()[-1])
     counts = [summary[key] for key in ("accepted", "indexed", "failed", "retried")]
-    # One request of 30 books, sent three times, each time refused book by book.
+    # One request of 30 books, sent three times, refused each time.
     assert counts == [30, 0, 30, 60]
     assert summary["published"] is False
+    assert b"load failed:" in done.stderr
+    assert await targets(es, index_name) == [first.index]
+    assert await versions(es, index_name) == [first.index]
+    if TEST_ENGINE.name == "opensearch":
+        # OpenSearch refuses a blocked index's request as a whole: one error names it.
+        assert "429 (cluster_block_exception)" in summary["problem"]
+        return
+    # Elasticsearch refuses it book by book: the refused books are rejects.
     assert "not moved" in summary["problem"]
     assert summary["rejects_file"] == "refused.ndjson"
     refused = [
@@ -284,14 +292,16 @@ async def test_the_command_gives_up_after_load_max_retries_exits_1_and_leaves_th
     assert {(reject["kind"], reject["reason"]) for reject in refused} == {
         ("elasticsearch", "429 gave up after 2 retries: write queue full (429)")
     }
-    assert b"load failed:" in done.stderr
-    assert await targets(es, index_name) == [first.index]
-    assert await versions(es, index_name) == [first.index]
 
 
 async def test_a_request_refused_as_a_whole_with_429_is_sent_again_whole_until_taken(
     es: Elasticsearch, index_name: str
 ) -> None:
+    if TEST_ENGINE.name == "elasticsearch" and int(TEST_ENGINE_VERSION.split(".")[0]) >= 9:
+        pytest.skip(
+            "Elasticsearch 9 streams _bulk bodies past the in-flight requests breaker, and no "
+            "setting it takes at run time refuses a _bulk request as a whole"
+        )
     stats = LoadStats()
     # Three requests of 100 books (about 52 KB each); a retry at most every 50 ms.
     options = LoadOptions(index_name, chunk_docs=100, backoff=Backoff(0.01, 0.05, 10_000))
