@@ -94,37 +94,32 @@ def install_locked(session: nox.Session, *names: str) -> None:
     session.install("--require-hashes", "-r", locked_file(session, *names))
 
 
-def ensure_wrk(session: nox.Session) -> None:
-    """The benchmark's load generator, from Debian's packages, installed when missing."""
-    if shutil.which("wrk"):
+def ensure_debian(session: nox.Session, package: str, present: bool, needed_for: str) -> None:
+    """Install Debian's *package* when it is not *present* (root only; otherwise say how)."""
+    if present:
         return
-    if os.geteuid() != 0:
-        session.error("the benchmark needs wrk: sudo apt-get install wrk")
-    session.run("apt-get", "update", "-q", external=True)
-    session.run("apt-get", "install", "-y", "-q", "wrk", external=True)
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        session.error(f"{needed_for} needs {package}: sudo apt-get install {package}")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-q", external=True, env=env)
+    session.run("apt-get", "install", "-y", "-q", package, external=True, env=env)
+
+
+def ensure_wrk(session: nox.Session) -> None:
+    """The benchmark's load generator."""
+    ensure_debian(session, "wrk", shutil.which("wrk") is not None, "the benchmark")
 
 
 def ensure_chromium(session: nox.Session) -> None:
-    """Install Debian's ``chromium`` for the browser test, when it is missing."""
-    if os.path.exists(CHROMIUM):
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        session.error(f"the browser test needs {CHROMIUM}: install Debian's chromium package")
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    session.run("apt-get", "update", "-q", external=True, env=env)
-    session.run("apt-get", "install", "-y", "-q", "chromium", external=True, env=env)
+    """The browser the search page's test drives."""
+    ensure_debian(session, "chromium", os.path.exists(CHROMIUM), "the browser test")
 
 
 def ensure_nginx(session: nox.Session) -> None:
-    """Install Debian's nginx, the TLS proxy that the API key tests run, when it is missing."""
+    """The TLS proxy that the API key tests run."""
     # /usr/sbin is often missing from a non-root PATH.
-    if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"):
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        session.error("the API key tests need nginx: sudo apt-get install nginx")
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    session.run("apt-get", "update", "-q", external=True, env=env)
-    session.run("apt-get", "install", "-y", "-q", "nginx", external=True, env=env)
+    present = shutil.which("nginx") is not None or os.path.exists("/usr/sbin/nginx")
+    ensure_debian(session, "nginx", present, "the API key tests")
 
 
 def drill(session: nox.Session, *names: str) -> None:
@@ -181,6 +176,40 @@ def tests(session: nox.Session, shell: str) -> None:
             *session.posargs,
             env={"TRIO_BOOKS_ES_URLS": urls, "TRIO_BOOKS_SERVER_SHELL": shell},
         )
+
+
+@nox.session
+def tests_under_load(session: nox.Session) -> None:
+    """The whole suite, both shells, several times in a row beside a CPU hog on every core.
+
+    ``stress-ng --cpu 0`` (Debian's package; one busy worker per core) runs for
+    the whole session, so every test meets a machine whose cores are taken: a
+    test that passes only on an idle machine fails here. Stops at the first
+    failure. ``nox -s tests_under_load -- 3`` (the default); further arguments
+    go to pytest.
+    """
+    runs, pytest_args = 3, list(session.posargs)
+    if pytest_args and pytest_args[0].isdigit():
+        runs = int(pytest_args.pop(0))
+    install(session)
+    ensure_chromium(session)
+    ensure_wrk(session)
+    ensure_nginx(session)
+    ensure_debian(session, "stress-ng", shutil.which("stress-ng") is not None, "this session")
+    hog = subprocess.Popen(["stress-ng", "--cpu", "0", "--quiet"])
+    try:
+        with elasticsearch(session, TEST_ES_PORT) as urls:
+            for run in range(1, runs + 1):
+                for shell in ("lean", "hypercorn"):
+                    session.log(f"run {run} of {runs}, shell {shell}, beside stress-ng --cpu 0")
+                    session.run(
+                        "pytest",
+                        *pytest_args,
+                        env={"TRIO_BOOKS_ES_URLS": urls, "TRIO_BOOKS_SERVER_SHELL": shell},
+                    )
+    finally:
+        hog.terminate()
+        hog.wait()
 
 
 # The engines the compatibility run tests beside the suite's Elasticsearch 8.19: engine,
