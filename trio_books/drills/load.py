@@ -25,12 +25,23 @@ class Outcome:
     error: str | None = None
     # Kept for 503s, which must say when to come back.
     retry_after: str | None = None
-    # The transport error's own words (which tell "no answer at all" from "cut mid-answer").
+    # The transport error's own words (which tell "no answer at all" from "cut mid-answer"),
+    # or an error answer's ``error`` code.
     detail: str | None = None
 
     @property
     def ended(self) -> float:
         return self.started + self.seconds
+
+
+def error_code(response: httpx.Response) -> str:
+    """The ``error`` field of an error answer's JSON body, or what the body was instead."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "not JSON"
+    code = body.get("error") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else "no error field"
 
 
 def http_client(base_url: str, concurrency: int, timeout: float = 30) -> httpx.AsyncClient:
@@ -93,6 +104,7 @@ async def generate(
                         trio.current_time() - started,
                         response.status_code,
                         retry_after=response.headers.get("retry-after"),
+                        detail=None if response.is_success else error_code(response),
                     )
                 )
 

@@ -192,6 +192,9 @@ async def running_server(
             stdout=log_fd,
             stderr=subprocess.STDOUT,
             env=settings_env,
+            # A process group of its own (its pid names it), so a drill can signal
+            # the server and its workers together without reaching the drill.
+            start_new_session=True,
         )
     finally:
         os.close(log_fd)

@@ -2,6 +2,10 @@
 
 Clients search steadily; the drill sends SIGTERM to the server (the parent
 process when there are workers) and keeps sending until the server is gone.
+It runs three ways: one worker; two workers with the signal to the parent; two
+workers with the signal to the whole process group, as systemd (its default
+``KillMode=control-group``), a container runtime's init or a terminal's Ctrl-C
+deliver it, so that each worker hears it too.
 Requests sent after the signal may be refused (the server has stopped
 accepting): they are counted apart, as a load balancer would retry them
 elsewhere.
@@ -21,6 +25,7 @@ got an error status; the unanswered ones are printed with how they ended.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections import Counter
 
@@ -36,17 +41,18 @@ CLIENTS = 16
 
 async def drill(options: DrillOptions) -> Report:
     report = Report("shutdown")
-    for workers in (1, 2):
-        await _one(options, workers, report)
+    for workers, group in ((1, False), (2, False), (2, True)):
+        await _one(options, workers, group, report)
     report.close()
     return report
 
 
-async def _one(options: DrillOptions, workers: int, report: Report) -> None:
+async def _one(options: DrillOptions, workers: int, group: bool, report: Report) -> None:
     paths = search_paths(300)
     es_port = options.es_port
+    run = f"{workers} worker(s), to the {'process group' if group else 'server'}"
     async with (
-        drill_index(options.es, f"shutdown{workers}") as index,
+        drill_index(options.es, f"shutdown{workers}{'g' if group else ''}") as index,
         running_server(options.es, index, build=options.build, workers=workers) as server,
         http_client(server.url, CLIENTS, timeout=15) as client,
     ):
@@ -58,11 +64,15 @@ async def _one(options: DrillOptions, workers: int, report: Report) -> None:
         async def terminate_soon() -> None:
             await trio.sleep(2.0 if options.quick else 5.0)
             report.say(
-                f"{workers} worker(s): SIGTERM with {server.process_count()} processes, "
+                f"{run}: SIGTERM with {server.process_count()} processes, "
                 f"{connections_to(server.pid, es_port)} connections to Elasticsearch"
             )
             signalled.append(trio.current_time())
-            server.process.send_signal(signal.SIGTERM)
+            if group:
+                # The server runs in a session of its own: the group is it and its workers.
+                os.killpg(server.pid, signal.SIGTERM)
+            else:
+                server.process.send_signal(signal.SIGTERM)
             exit_code.append(await server.wait_exit(30))
             exit_seconds.append(trio.current_time() - signalled[0])
 
@@ -96,9 +106,10 @@ async def _one(options: DrillOptions, workers: int, report: Report) -> None:
         lost_on_the_way = abs(answered - received)
         failed = len(refused) + dropped + lost_on_the_way
         report.say(
-            f"{workers} worker(s): {len(in_flight)} requests sent before SIGTERM, "
+            f"{run}: {len(in_flight)} requests sent before SIGTERM, "
             f"{len(straddling)} of them still in flight at the signal; "
-            f"answered with an error status: {len(refused)}; "
+            f"answered with an error status: {len(refused)} "
+            f"{dict(Counter(f'{o.status} {o.detail}' for o in refused))}; "
             f"unanswered: {len(unanswered)} "
             f"{dict(Counter(f'{o.error}: {o.detail}' for o in unanswered))}"
             f" ({', '.join(f'{o.started - at:+.3f}..{o.ended - at:+.3f} s' for o in unanswered)}); "
@@ -109,7 +120,7 @@ async def _one(options: DrillOptions, workers: int, report: Report) -> None:
             f"after {exit_seconds[0]:.1f} s; "
             f"Elasticsearch clients closed: {len(closing)}"
         )
-        report.figures[f"workers_{workers}"] = {
+        report.figures[f"workers_{workers}{'_group' if group else ''}"] = {
             "before_signal": len(in_flight),
             "in_flight_at_signal": len(straddling),
             "failed_in_flight": failed,
@@ -124,20 +135,19 @@ async def _one(options: DrillOptions, workers: int, report: Report) -> None:
         }
         report.check(
             not refused,
-            f"{len(refused)} in-flight requests answered with an error ({workers} workers)",
+            f"{len(refused)} in-flight requests answered with an error ({run})",
         )
         report.check(
             dropped == 0,
-            f"the server began {begun} requests but answered only {answered} ({workers} workers)",
+            f"the server began {begun} requests but answered only {answered} ({run})",
         )
         report.check(
             answered == received,
-            f"the server answered {answered} requests, the clients received {received} ({workers} workers)",
+            f"the server answered {answered} requests, the clients received {received} ({run})",
         )
-        report.check(exit_code[0] == 0, f"exit code {exit_code[0]} ({workers} workers)")
+        report.check(exit_code[0] == 0, f"exit code {exit_code[0]} ({run})")
+        report.check(straddling != [], f"no request was in flight at the signal ({run})")
         report.check(
-            straddling != [], f"no request was in flight at the signal ({workers} workers)"
-        )
-        report.check(
-            len(closing) == workers, f"{len(closing)} of {workers} Elasticsearch clients closed"
+            len(closing) == workers,
+            f"{len(closing)} of {workers} Elasticsearch clients closed ({run})",
         )
