@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import trio
+from processes import ANNOUNCED, WORKER_RUNNING, Output, refused
 from servers import api_client
 
 from trio_books.api.readiness import READY_CACHE, Readiness
@@ -168,34 +168,6 @@ HELD_READYZ = (
     b"GET /readyz HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"
 )
 LAST_CHUNK = b"0\r\n\r\n"
-ANNOUNCED = re.compile(rb"serving on (http://\S+)")
-# Each worker says so once it listens (Hypercorn's line, on every shell).
-WORKER_RUNNING = re.compile(rb"Running on http://")
-
-
-class Output:
-    """What a process writes to a pipe, read as it comes (a full pipe would stall the workers)."""
-
-    def __init__(self) -> None:
-        self.seen = b""
-
-    async def read(self, pipe: trio.abc.ReceiveStream) -> None:
-        while chunk := await pipe.receive_some():
-            self.seen += chunk
-
-    async def wait_for(self, pattern: re.Pattern[bytes], count: int = 1) -> re.Match[bytes]:
-        while len(found := list(pattern.finditer(self.seen))) < count:
-            await trio.sleep(0.05)
-        return found[0]
-
-
-async def refused(host: str, port: int) -> bool:
-    try:
-        stream = await trio.open_tcp_stream(host, port)
-    except OSError:
-        return True
-    await stream.aclose()
-    return False
 
 
 @pytest.mark.parametrize(

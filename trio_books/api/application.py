@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from trio_books import __version__
 from trio_books.api.cors import cors_headers, preflight_headers
+from trio_books.api.graceful import GRACEFUL_KEY, MakeGracefulCut
 from trio_books.api.guards import oversized
 from trio_books.api.json_provider import use_orjson
 from trio_books.api.openapi import DocumentedErrors
@@ -57,8 +58,12 @@ DOCS_PATH = "/docs"
 TALLY_KEY = "trio_books.tally"
 
 
-def configure_app(app: Quart, settings: Settings) -> None:
-    """Add the shared parts to a Quart or Quart-Trio *app*."""
+def configure_app(app: Quart, settings: Settings, graceful: MakeGracefulCut) -> None:
+    """Add the shared parts to a Quart or Quart-Trio *app*.
+
+    *graceful* makes the build's own middleware that answers, at the graceful
+    timeout, the requests still running (:mod:`trio_books.api.graceful`).
+    """
     app.config["TRIO_BOOKS_SETTINGS"] = settings
     QuartSchema(
         app,
@@ -102,8 +107,10 @@ def configure_app(app: Quart, settings: Settings) -> None:
         access_log=settings.access_log,
     )
     app.extensions["trio_books.shedder"] = shedder
-    # The door's own 503s are requests begun and answered too.
-    tally = RequestTally(shedder)
+    cut = graceful(shedder, settings.graceful_timeout)
+    app.extensions[GRACEFUL_KEY] = cut
+    # The door's own 503s, and those of the cut at shutdown, are requests begun and answered too.
+    tally = RequestTally(cut)
     # Outermost: the request's id, for every line logged for it, the server's included.
     app.asgi_app = RequestIds(tally)  # type: ignore[assignment, method-assign]
     app.extensions[TALLY_KEY] = tally

@@ -13,6 +13,7 @@ from typing import Any
 
 from trio_books.api.admission import Gate, GateLimits
 from trio_books.api.branches import Answer, Branch, Call, Concurrency
+from trio_books.api.graceful import GRACEFUL_KEY
 from trio_books.api.readiness import Readiness
 from trio_books.core.books import Book, document_to_book
 from trio_books.core.mapping import index_body, replicas_for
@@ -241,7 +242,8 @@ def draining_after(
 
     From then on ``/readyz`` answers 503 at once on the connections the server
     still serves, so a load balancer stops sending work while the last
-    answers are given.
+    answers are given; and a request still running near the graceful timeout
+    is answered 503 by the app instead of cut by the server.
     """
 
     async def trigger_then_drain() -> None:
@@ -249,5 +251,8 @@ def draining_after(
         service = extensions.get(SERVICE_KEY)
         if isinstance(service, SearchService):
             service.readiness.draining = True
+        cut = extensions.get(GRACEFUL_KEY)
+        if cut is not None:
+            cut.drain()
 
     return trigger_then_drain

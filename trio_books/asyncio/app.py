@@ -12,6 +12,7 @@ from trio_books.api.application import TALLY_KEY, configure_app
 from trio_books.api.routes import install_service
 from trio_books.api.service import SearchService
 from trio_books.asyncio.fanout import CONCURRENCY
+from trio_books.asyncio.graceful import AsyncioGracefulCut
 from trio_books.es.connection import connection_config
 from trio_books.es.opening import open_elasticsearch
 from trio_books.settings import Settings, load_settings
@@ -35,7 +36,7 @@ def create_app(
     """
     settings = settings or load_settings()
     app = Quart("trio_books")
-    configure_app(app, settings)
+    configure_app(app, settings, AsyncioGracefulCut)
 
     @app.while_serving
     async def lifespan() -> AsyncGenerator[None, None]:

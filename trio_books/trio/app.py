@@ -17,6 +17,7 @@ from trio_books.settings import Settings, load_settings
 from trio_books.transport.connection_pool import pool_counters
 from trio_books.trio.asgi import shielded_send
 from trio_books.trio.fanout import CONCURRENCY
+from trio_books.trio.graceful import TrioGracefulCut
 from trio_books.trio.network import TrioDrains
 
 TRANSPORT_KEY = "trio_books.transport"
@@ -39,7 +40,7 @@ def create_app(
     """
     settings = settings or load_settings()
     app = QuartTrio("trio_books")
-    configure_app(app, settings)
+    configure_app(app, settings, TrioGracefulCut)
     if settings.server_shell == "hypercorn":
         # Around everything, the door included: every answer goes out through it.
         # Only Hypercorn's shell needs it (see trio.asgi); the lean shell's send

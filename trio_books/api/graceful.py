@@ -1,0 +1,84 @@
+"""Answering, not dropping, a request that would outlast the graceful timeout.
+
+After a stop signal the server lets in-flight requests finish for up to
+``GRACEFUL_TIMEOUT`` seconds, then cancels what is left, and the client hears a
+bare close or an empty 500, depending on the shell. So the app cuts such a
+request itself a little earlier and answers it 503 ``shutting_down`` with
+``Retry-After``: the client (or its load balancer) knows to ask again
+elsewhere, and the request counts as answered. The cut needs the event loop's
+own deadline primitive, so each build has a mirror middleware
+(:mod:`trio_books.trio.graceful`, :mod:`trio_books.asyncio.graceful`); what
+they share, the moment of the cut and the answer's bytes, is here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Protocol
+
+import orjson
+
+from trio_books.api.security import HEADERS, JSON_POLICY
+from trio_books.errors import ShuttingDown, error_body
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+GRACEFUL_KEY = "trio_books.graceful"
+# The cut comes this long before the server's own (at most a quarter of the
+# timeout), which leaves time to send the 503 before the server cancels.
+CUT_MARGIN = 0.5
+# A client cut at shutdown may ask again at once: another instance serves it.
+RETRY_AFTER = 1
+
+
+class GracefulCut(Protocol):
+    """Either build's middleware: an ASGI app that the drain can tell of the stop signal."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+    def drain(self) -> None:
+        """The stop signal came: cut what is still running when the timeout is near."""
+
+
+MakeGracefulCut = Callable[[ASGIApp, float], GracefulCut]
+
+
+def cut_after(graceful_timeout: float) -> float:
+    """Seconds after the stop signal at which the app cuts what is still running."""
+    return max(0.0, graceful_timeout - min(CUT_MARGIN, graceful_timeout / 4))
+
+
+def cut_answer() -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The 503 ``shutting_down`` answer's headers and body."""
+    error = ShuttingDown("the service is shutting down; ask again")
+    body = orjson.dumps(error_body(error))
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(RETRY_AFTER).encode()),
+        (b"connection", b"close"),
+        (b"content-security-policy", JSON_POLICY.encode()),
+        *((name.lower().encode(), value.encode()) for name, value in HEADERS.items()),
+    ]
+    return headers, body
+
+
+def watch_start(send: Send, started: list[bool]) -> Send:
+    """*send*, noting in *started* once the answer's head has gone out."""
+
+    async def watching(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            started.append(True)
+        await send(message)
+
+    return watching
+
+
+async def send_cut(send: Send) -> None:
+    headers, body = cut_answer()
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
