@@ -7,6 +7,7 @@ run the real service on this shell.
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 import types
@@ -31,6 +32,7 @@ from trio_books.asyncio.hypercorn_shell import patch_hypercorn_run as patch_asyn
 from trio_books.settings import Settings
 from trio_books.trio import server
 from trio_books.trio.app import create_app
+from trio_books.trio.asgi import shielded_send
 from trio_books.trio.hypercorn_shell import TCPServer, patch_hypercorn_run
 from trio_books.trio.server import serve_lean
 from trio_books.trio.shell import Connection
@@ -115,16 +117,22 @@ class Served:
 
 @asynccontextmanager
 async def lean(
-    serve: Any = serve_lean, asgi_app: Any = None, **overrides: float
+    serve: Any = serve_lean,
+    asgi_app: Any = None,
+    wrap: Callable[[Any], Any] | None = None,
+    **overrides: float,
 ) -> AsyncIterator[Served]:
-    """Serve the stand-in app (or *asgi_app*) with *serve* (the lean shell unless told); stop it after."""
+    """Serve the stand-in app (or *asgi_app*) with *serve* (the lean shell unless told); stop it after.
+
+    *wrap*, when given, wraps the stand-in app as the service's app is wrapped for that shell.
+    """
     app = App()
     stop, stopped = trio.Event(), trio.Event()
 
     async def run(task_status: trio.TaskStatus[list[str]]) -> None:
         try:
             await serve(
-                ASGIWrapper(asgi_app or app),
+                ASGIWrapper(asgi_app or (wrap(app) if wrap else app)),
                 config(**overrides),
                 shutdown_trigger=stop.wait,
                 task_status=task_status,
@@ -240,9 +248,22 @@ async def test_a_request_already_sent_behind_the_last_answer_does_not_hold_shutd
         assert (served.app.begun, served.app.answered) == (1, 1)
 
 
-async def test_a_client_that_reads_nothing_is_cut_off_after_the_read_timeout() -> None:
+# Each shell as the service is served on it: Hypercorn's patched
+# (``trio.hypercorn_shell``) and the app's sends shielded for READ_TIMEOUT.
+SENDING_SHELLS = pytest.mark.parametrize(
+    ("serve", "wrap"),
+    [(serve_lean, None), (worker_serve, functools.partial(shielded_send, seconds=1))],
+    ids=["lean-shell", "hypercorn-shell"],
+)
+
+
+@SENDING_SHELLS
+async def test_a_client_that_reads_nothing_is_cut_off_after_the_read_timeout(
+    serve: Any, wrap: Callable[[Any], Any] | None
+) -> None:
+    patch_hypercorn_run(hypercorn.trio.run)  # as serving with SERVER_SHELL=hypercorn does
     async with (
-        lean(read_timeout=1, keep_alive_timeout=60) as served,
+        lean(serve, wrap=wrap, read_timeout=1, keep_alive_timeout=60) as served,
         await served.connect() as stream,
     ):
         await stream.send_all(get("/big"))
@@ -257,11 +278,15 @@ async def test_a_client_that_reads_nothing_is_cut_off_after_the_read_timeout() -
         assert 0 < received < BIG // 2
 
 
-async def test_a_slow_but_steady_reader_gets_the_whole_answer() -> None:
+@SENDING_SHELLS
+async def test_a_slow_but_steady_reader_gets_the_whole_answer(
+    serve: Any, wrap: Callable[[Any], Any] | None
+) -> None:
     """The send's bound is on a stall, not on the whole send: reading this answer
     takes about three times the read timeout, with no pause near it."""
+    patch_hypercorn_run(hypercorn.trio.run)
     async with (
-        lean(read_timeout=1, keep_alive_timeout=60) as served,
+        lean(serve, wrap=wrap, read_timeout=1, keep_alive_timeout=60) as served,
         await served.connect() as stream,
     ):
         await stream.send_all(get("/big"))

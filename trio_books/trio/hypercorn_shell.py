@@ -12,18 +12,30 @@ go unanswered in 2 runs of 3 on Hypercorn 0.18.0's shell.
 :class:`TCPServer` notes the protocol's last ``Updated`` as it is sent, before
 anything awaits, and the timer stands down when a request is in hand: the
 protocol closes that connection after its answer, as the lean shell does.
+Its send to the client is shielded with no deadline, so a client that stops
+reading holds the connection's task (and its answer's memory) for as long as
+it keeps the connection open; ``READ_TIMEOUT`` bounds only reads. The send
+here is sent in parts, each bounded by ``READ_TIMEOUT`` as the lean shell
+bounds a stall: a slow reader that keeps reading gets the whole answer, one
+that stops is cut off and its connection closed.
+
 Everything else is Hypercorn's, so the benchmark's ``trio-hypercorn`` target
 still measures Hypercorn's shell (the extra work is one attribute per
-``Updated`` and one test when the timer fires).
+``Updated``, one test when the timer fires, and a deadline per part sent).
 """
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 
 import trio
-from hypercorn.events import Event, Updated
+from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.trio import tcp_server
+
+# A part small enough that a reader taking it steadily moves the deadline on
+# often, large enough that a big answer costs few wake-ups.
+SEND_PART = 256 * 1024
 
 
 class TCPServer(tcp_server.TCPServer):
@@ -32,9 +44,32 @@ class TCPServer(tcp_server.TCPServer):
     _busy = False
 
     async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, RawData):
+            await self._send_bounded(event.data)
+            return
         if isinstance(event, Updated):
             self._busy = not event.idle
         await super().protocol_send(event)
+
+    async def _send_bounded(self, data: bytes) -> None:
+        """Hypercorn's send (shielded, under the send lock), with each part's stall bounded."""
+        stall = self.config.read_timeout or math.inf
+        view = memoryview(data)
+        async with self.send_lock:
+            try:
+                for start in range(0, len(view), SEND_PART):
+                    # Shielded like Hypercorn's (half a message must not be
+                    # abandoned by a cancelled app), but not for ever.
+                    with trio.CancelScope(
+                        shield=True, deadline=trio.current_time() + stall
+                    ) as part:
+                        await self.stream.send_all(view[start : start + SEND_PART])
+                    if part.cancelled_caught:
+                        # The client stopped reading: a half-sent stream cannot go on.
+                        await self.stream.aclose()
+                        raise trio.ClosedResourceError
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.protocol.handle(Closed())
 
     async def _idle_timeout(self) -> None:
         with trio.move_on_after(self.config.keep_alive_timeout):
