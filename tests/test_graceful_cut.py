@@ -1,39 +1,80 @@
-"""The cut at the graceful timeout, on both builds' middleware, without a server (``api.graceful``)."""
+"""The cut at the graceful timeout, on both builds' middleware around a real Quart app, without a server.
+
+Each build's middleware wraps the app its build serves (Quart-Trio, Quart)
+with one slow route. What matters beside the 503: the route's handler has
+ended by the time the middleware returns, so no search goes on unowned.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 import trio
+from quart import Quart
+from quart_trio import QuartTrio
 
-from trio_books.api.graceful import ASGIApp, Message, cut_after
+from trio_books.api.graceful import Message, cut_after
 from trio_books.asyncio.graceful import AsyncioGracefulCut
 from trio_books.trio.graceful import TrioGracefulCut
-
-SCOPE = {"type": "http", "path": "/api/v1/search/", "headers": []}
 
 
 def test_the_cut_comes_a_little_before_the_servers_own() -> None:
     assert [cut_after(seconds) for seconds in (10, 2, 1, 0)] == [9.5, 1.5, 0.75, 0.0]
 
 
-def stand_in(
-    sleep: Callable[[float], Awaitable[None]], seconds: float, *, head_first: bool
-) -> ASGIApp:
-    """Answers after *seconds*; with *head_first*, sends its answer's head before waiting."""
+def scope(seconds: float, path: str = "/slow") -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": f"seconds={seconds}".encode(),
+        "root_path": "",
+        "headers": [(b"host", b"test")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "extensions": {},
+    }
 
-    async def app(scope: Any, receive: Any, send: Callable[[Message], Awaitable[None]]) -> None:
-        start = {"type": "http.response.start", "status": 200, "headers": []}
-        if head_first:
-            await send(start)
-        await sleep(seconds)
-        if not head_first:
-            await send(start)
-        await send({"type": "http.response.body", "body": b"done"})
+
+def slow_app(app: Quart, sleep: Callable[[float], Awaitable[None]], ended: list[str]) -> Quart:
+    """*app* with ``/slow?seconds=S``: answers after S seconds; notes how its handler ended.
+
+    ``/stream?seconds=S`` sends its head and a first part at once, the rest after S seconds.
+    """
+
+    @app.route("/slow")
+    async def slow() -> str:
+        from quart import request
+
+        try:
+            await sleep(float(request.args["seconds"]))
+        except BaseException:
+            ended.append("cancelled")
+            raise
+        ended.append("answered")
+        return "done"
+
+    @app.route("/stream")
+    async def stream() -> Any:
+        from quart import request
+
+        seconds = float(request.args["seconds"])
+
+        async def parts() -> AsyncIterator[bytes]:
+            yield b"first,"
+            await sleep(seconds)
+            yield b"rest"
+            ended.append("answered")
+
+        return parts()
 
     return app
 
@@ -45,38 +86,55 @@ def summary(sent: list[Message]) -> tuple[int, str | None]:
     return status, json.loads(body)["error"] if status >= 400 else None
 
 
-async def receive() -> Message:
-    return {"type": "http.request", "body": b"", "more_body": False}
-
-
-# Each case: the app's own time, when the drain comes (seconds after the request
-# began; None: never), the graceful timeout, and what the client must get.
+# Each case: the handler's own time, when the drain comes (seconds after the request
+# began; negative: before it; None: never), and what the client must get.
 CASES = {
-    "running at the cut: 503": (60.0, 1.0, 1.0, (503, "shutting_down")),
-    "done before the cut: its own answer": (0.5, 0.2, 1.0, (200, None)),
-    "begun after the drain, too slow: 503": (60.0, -0.1, 1.0, (503, "shutting_down")),
-    "no drain: no cut": (3.0, None, 1.0, (200, None)),
+    "running at the cut: 503": (60.0, 1.0, (503, "shutting_down"), "cancelled"),
+    "done before the cut: its own answer": (0.3, 0.2, (200, None), "answered"),
+    "begun between the drain and the cut, too slow: 503": (
+        60.0,
+        -0.1,
+        (503, "shutting_down"),
+        "cancelled",
+    ),
+    "begun after the cut: 503": (60.0, -1.0, (503, "shutting_down"), "cancelled"),
+    "no drain: no cut": (3.0, None, (200, None), "answered"),
 }
+GRACEFUL = 1.0
 
 
-@pytest.mark.parametrize(("seconds", "drain_at", "graceful", "expected"), CASES.values(), ids=CASES)
+@pytest.mark.parametrize(("seconds", "drain_at", "expected", "handler"), CASES.values(), ids=CASES)
 async def test_trio_cut(
     seconds: float,
     drain_at: float | None,
-    graceful: float,
     expected: tuple[int, str | None],
+    handler: str,
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    cut = TrioGracefulCut(stand_in(trio.sleep, seconds, head_first=False), graceful)
+    ended: list[str] = []
+    app = slow_app(QuartTrio(__name__), trio.sleep, ended)
+    cut = TrioGracefulCut(app.asgi_app, GRACEFUL)  # type: ignore[arg-type]
     sent: list[Message] = []
+    requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> Message:
+        if requests:
+            return requests.pop()
+        await trio.sleep_forever()  # the client stays
+        raise AssertionError
 
     async def send(message: Message) -> None:
         sent.append(message)
 
+    async def request() -> None:
+        await cut(scope(seconds), receive, send)
+        assert ended == [handler]  # the handler is over when the middleware returns
+
     async with trio.open_nursery() as nursery:
         if drain_at is not None and drain_at < 0:
             cut.drain()
-        nursery.start_soon(cut, SCOPE, receive, send)
+            await trio.sleep(-drain_at)
+        nursery.start_soon(request)
         if drain_at is not None and drain_at >= 0:
             await trio.sleep(drain_at)
             cut.drain()
@@ -84,28 +142,39 @@ async def test_trio_cut(
     assert cut.cut == (expected[0] == 503)
 
 
-@pytest.mark.parametrize(("seconds", "drain_at", "graceful", "expected"), CASES.values(), ids=CASES)
+@pytest.mark.parametrize(("seconds", "drain_at", "expected", "handler"), CASES.values(), ids=CASES)
 def test_asyncio_cut(
-    seconds: float, drain_at: float | None, graceful: float, expected: tuple[int, str | None]
+    seconds: float, drain_at: float | None, expected: tuple[int, str | None], handler: str
 ) -> None:
-    # Real time on asyncio: the cases are scaled down to a tenth.
+    # Real time on asyncio: every case runs twice as fast.
+    scale = 0.5
+
     async def main() -> tuple[list[Message], AsyncioGracefulCut]:
-        cut = AsyncioGracefulCut(
-            stand_in(asyncio.sleep, seconds / 10, head_first=False), graceful / 10
-        )
+        ended: list[str] = []
+        app = slow_app(Quart(__name__), asyncio.sleep, ended)
+        cut = AsyncioGracefulCut(app.asgi_app, GRACEFUL * scale)  # type: ignore[arg-type]
         sent: list[Message] = []
+        requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive() -> Message:
+            if requests:
+                return requests.pop()
+            await asyncio.Event().wait()  # the client stays
+            raise AssertionError
 
         async def send(message: Message) -> None:
             sent.append(message)
 
         if drain_at is not None and drain_at < 0:
             cut.drain()
-        request = asyncio.create_task(cut(SCOPE, receive, send))
+            await asyncio.sleep(-drain_at * scale)
+        request = asyncio.create_task(cut(scope(seconds * scale), receive, send))
         if drain_at is not None and drain_at >= 0:
-            await asyncio.sleep(drain_at / 10)
+            await asyncio.sleep(drain_at * scale)
             cut.drain()
         async with asyncio.timeout(10):
             await request
+        assert ended == [handler]  # the handler is over when the middleware returns
         return sent, cut
 
     sent, cut = asyncio.run(main())
@@ -113,30 +182,65 @@ def test_asyncio_cut(
     assert cut.cut == (expected[0] == 503)
 
 
-async def test_trio_an_answer_already_begun_is_not_answered_again(
-    autojump_clock: trio.abc.Clock,
-) -> None:
-    cut = TrioGracefulCut(stand_in(trio.sleep, 60, head_first=True), 1.0)
+def body_of(sent: list[Message]) -> bytes:
+    return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+async def test_trio_an_answer_under_way_is_left_to_finish(autojump_clock: trio.abc.Clock) -> None:
+    ended: list[str] = []
+    cut = TrioGracefulCut(slow_app(QuartTrio(__name__), trio.sleep, ended).asgi_app, GRACEFUL)  # type: ignore[arg-type]
     sent: list[Message] = []
+    requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> Message:
+        if requests:
+            return requests.pop()
+        await trio.sleep_forever()
+        raise AssertionError
 
     async def send(message: Message) -> None:
         sent.append(message)
 
-    cut.drain()
-    await cut(SCOPE, receive, send)
-    # The head went out; the body never came: the server's close ends it.
-    assert [m["type"] for m in sent] == ["http.response.start"]
-    assert cut.cut == 0
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(cut, scope(5.0, "/stream"), receive, send)
+        await trio.sleep(1.0)  # its head and first part are out
+        cut.drain()  # the cut would come at 1.75 s; the answer ends at 5 s
+    assert (summary(sent), body_of(sent), ended, cut.cut) == (
+        (200, None),
+        b"first,rest",
+        ["answered"],
+        0,
+    )
 
 
-def test_asyncio_a_timeout_of_the_apps_own_is_not_taken_for_the_cut() -> None:
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        raise TimeoutError("the app's own")
+def test_asyncio_an_answer_under_way_is_left_to_finish() -> None:
+    async def main() -> tuple[list[Message], list[str], int]:
+        ended: list[str] = []
+        cut = AsyncioGracefulCut(slow_app(Quart(__name__), asyncio.sleep, ended).asgi_app, 0.2)  # type: ignore[arg-type]
+        sent: list[Message] = []
+        requests = [{"type": "http.request", "body": b"", "more_body": False}]
 
-    async def main() -> None:
-        cut = AsyncioGracefulCut(app, 1.0)
-        cut.drain()
-        await cut(SCOPE, receive, lambda message: asyncio.sleep(0))
+        async def receive() -> Message:
+            if requests:
+                return requests.pop()
+            await asyncio.Event().wait()
+            raise AssertionError
 
-    with pytest.raises(TimeoutError, match="the app's own"):
-        asyncio.run(main())
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        request = asyncio.create_task(cut(scope(1.0, "/stream"), receive, send))
+        while not sent:
+            await asyncio.sleep(0.01)
+        cut.drain()  # the cut comes 0.15 s later; the answer ends after 1 s
+        async with asyncio.timeout(10):
+            await request
+        return sent, ended, cut.cut
+
+    sent, ended, count = asyncio.run(main())
+    assert (summary(sent), body_of(sent), ended, count) == (
+        (200, None),
+        b"first,rest",
+        ["answered"],
+        0,
+    )

@@ -5,8 +5,9 @@ After a stop signal the server lets in-flight requests finish for up to
 bare close or an empty 500, depending on the shell. So the app cuts such a
 request itself a little earlier and answers it 503 ``shutting_down`` with
 ``Retry-After``: the client (or its load balancer) knows to ask again
-elsewhere, and the request counts as answered. The cut needs the event loop's
-own deadline primitive, so each build has a mirror middleware
+elsewhere, and the request counts as answered. An answer already begun is
+left to finish. How a request is cut depends on the event loop and on how its
+Quart runs a request, so each build has a mirror middleware
 (:mod:`trio_books.trio.graceful`, :mod:`trio_books.asyncio.graceful`); what
 they share, the moment of the cut and the answer's bytes, is here.
 """
@@ -67,12 +68,12 @@ def cut_answer() -> tuple[list[tuple[bytes, bytes]], bytes]:
     return headers, body
 
 
-def watch_start(send: Send, started: list[bool]) -> Send:
-    """*send*, noting in *started* once the answer's head has gone out."""
+def watch_start(send: Send, on_start: Callable[[], None]) -> Send:
+    """*send*, calling *on_start* as the answer's head goes out (from then on, no cut)."""
 
     async def watching(message: Message) -> None:
         if message["type"] == "http.response.start":
-            started.append(True)
+            on_start()
         await send(message)
 
     return watching

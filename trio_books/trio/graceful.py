@@ -3,8 +3,11 @@
 Each HTTP request runs inside a cancel scope of its own. At the stop signal
 every such scope, and every one opened after it, gets the cut's deadline, so a
 request still running then is cancelled where it waits (an Elasticsearch call,
-the admission queue) and answered 503 by this middleware. Mirror:
-:mod:`trio_books.asyncio.graceful`.
+the admission queue) and answered 503 by this middleware. Quart-Trio runs the
+request's two tasks (answering, listening) in a nursery inside this scope, so
+both end before the 503 goes out: nothing of the request outlives it. Once an
+answer's head has gone out its scope leaves the set and loses its deadline.
+Mirror: :mod:`trio_books.asyncio.graceful`.
 """
 
 from __future__ import annotations
@@ -35,14 +38,19 @@ class TrioGracefulCut:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started: list[bool] = []
-        with trio.CancelScope(deadline=self.cut_at) as request:
-            self._running.add(request)
-            try:
-                await self.app(scope, receive, watch_start(send, started))
-            finally:
-                self._running.discard(request)
-        # Cut half-way through an answer, the server's close is all that is left to say.
-        if request.cancelled_caught and not started:
+        request = trio.CancelScope(deadline=self.cut_at)
+
+        def answer_begun() -> None:
+            # An answer under way is left to finish: the server's own timeout bounds it.
+            self._running.discard(request)
+            request.deadline = math.inf
+
+        self._running.add(request)
+        try:
+            with request:
+                await self.app(scope, receive, watch_start(send, answer_begun))
+        finally:
+            self._running.discard(request)
+        if request.cancelled_caught:
             self.cut += 1
             await send_cut(send)
