@@ -3,11 +3,13 @@
 Each drill serves the Trio app on loopback as ``serve`` does (its default shell), loads it with
 concurrent searches, makes a fault for real (SIGKILL, SIGSTOP/SIGCONT, clients
 that hang up early) and prints its figures. The cluster (HTTP ports 9280-9282)
-is started once for the module, which takes about a minute, and stopped
-afterwards unless it was running already. ``nox -s drills`` runs them longer
-(``TRIO_BOOKS_DRILL_SECONDS``, ``TRIO_BOOKS_SOAK_REQUESTS``).
+is started once for the module through ``es start --nodes 3``, which takes
+about a minute. ``nox -s drills`` runs them longer (``TRIO_BOOKS_DRILL_SECONDS``,
+``TRIO_BOOKS_SOAK_REQUESTS``).
 
-The node-killing drill runs last: the others need all three nodes.
+The node-killing drill runs after the others, which need all three nodes; the
+last test stops and wipes the cluster through the CLI, unless it was running
+before the module started (a developer's cluster is not the suite's to wipe).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import functools
 import os
 import random
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
@@ -48,17 +52,39 @@ QUERIES = [
 ]
 
 
+def es_command(action: str) -> subprocess.CompletedProcess[str]:
+    """``python -m trio_books es ACTION`` for the module's cluster, as a developer types it."""
+    where = ["--nodes", str(NODES), "--port", str(CLUSTER_PORT)]
+    return subprocess.run(
+        [sys.executable, "-m", "trio_books", "es", action, *where],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[list[local.NodeLayout]]:
+def cluster_was_running() -> bool:
+    """Whether any of the cluster's nodes ran before this module started it."""
     layouts = local.cluster_layouts(local.default_cache_dir(), nodes=NODES, port=CLUSTER_PORT)
-    running = [
+    return any(
         trio.run(local.probe, layout.url) is local.PortState.ELASTICSEARCH for layout in layouts
-    ]
-    trio.run(local.start_cluster, layouts)
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_was_running: bool) -> Iterator[list[local.NodeLayout]]:
+    """The three nodes, started (and at the end stopped) through ``es start/stop --nodes 3``."""
+    layouts = local.cluster_layouts(local.default_cache_dir(), nodes=NODES, port=CLUSTER_PORT)
+    started = es_command("start")
+    assert started.returncode == 0, started.stderr[-3000:]
+    # Its one line of output: every node's URL, ready to paste into TRIO_BOOKS_ES_URLS.
+    assert started.stdout == ",".join(layout.url for layout in layouts) + "\n"
     yield layouts
-    if not all(running):
-        for layout in layouts:
-            trio.run(local.stop, layout)
+    if not cluster_was_running:
+        stopped = es_command("stop")
+        assert stopped.returncode == 0, stopped.stderr[-3000:]
 
 
 def fd_count() -> int:
@@ -319,3 +345,66 @@ async def test_drill_node_killed_under_load_fails_no_search(
     print(f"\n[drill 1] node {cluster[2].url} SIGKILLed under load: {seen.summary()}")
     assert set(seen.statuses) == {200}, seen.statuses
     assert seen.retries > 0  # the dead node's calls really went elsewhere
+
+
+# ---------------------------------------------------------------- last: the cluster's end
+
+
+def test_es_status_stop_and_wipe_take_the_whole_cluster(
+    cluster: list[local.NodeLayout], cluster_was_running: bool
+) -> None:
+    """Last in the module, as it ends the cluster the drills above share.
+
+    ``es start`` again brings back a node a drill killed and leaves the others
+    be; ``es status`` reports each node; with a replica index on it the
+    cluster is green; ``es stop`` stops every node, a second one finds none;
+    ``es wipe`` deletes each node's folder.
+    """
+    if cluster_was_running:
+        pytest.skip("the cluster ran before the tests: not theirs to stop and wipe")
+    again = es_command("start")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout == ",".join(layout.url for layout in cluster) + "\n"
+    index = f"replicated-{random.randrange(1 << 30)}"
+    httpx.put(
+        f"{cluster[0].url}/{index}",
+        json={"settings": {"number_of_shards": 2, "number_of_replicas": 2}},
+        timeout=30,
+    ).raise_for_status()
+    health = httpx.get(
+        f"{cluster[0].url}/_cluster/health/{index}",
+        params={"wait_for_status": "green", "timeout": "60s"},
+        timeout=90,
+    ).json()
+    # Every shard has a copy on each of the three nodes.
+    assert (health["status"], health["active_shards"]) == ("green", 6), health
+    status = es_command("status")
+    assert status.returncode == 0, status.stderr
+    for layout in cluster:
+        assert f"url: {layout.url}\n" in status.stdout
+    assert status.stdout.count("engine: Elasticsearch\n") == NODES, status.stdout
+    assert status.stdout.count("health: green\n") == NODES, status.stdout
+    pids = [local.read_pid(layout) for layout in cluster]
+    assert None not in pids
+
+    stopped = es_command("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    for layout, pid in zip(cluster, pids, strict=True):
+        assert pid is not None
+        assert local.read_pid(layout) is None
+        # Gone, or a zombie its parent has not reaped yet: either way it runs no more.
+        assert not local.process_alive(pid), f"{layout.url}: pid {pid} still runs"
+        assert trio.run(local.probe, layout.url) is local.PortState.FREE
+    twice = es_command("stop")
+    assert twice.returncode == 0
+    assert twice.stdout.splitlines() == [
+        f"no node started by trio_books runs on port {layout.port}" for layout in cluster
+    ]
+    down = es_command("status")
+    assert down.returncode == 1
+    assert down.stdout.count("status: not running") == NODES, down.stdout
+
+    wiped = es_command("wipe")
+    assert wiped.returncode == 0, wiped.stderr
+    assert wiped.stdout.splitlines() == [f"wiped {layout.node_dir}" for layout in cluster]
+    assert not any(layout.node_dir.exists() for layout in cluster)

@@ -151,7 +151,7 @@ def read_pid(layout: NodeLayout) -> int | None:
         pid = int(layout.pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    if not _alive(pid) or _runs_node(pid, layout) is False:
+    if not process_alive(pid) or _runs_node(pid, layout) is False:
         return None
     return pid
 
@@ -490,12 +490,12 @@ async def stop(layout: NodeLayout, *, say: Say = say_to_stderr) -> bool:
     os.kill(pid, signal.SIGTERM)
     with trio.move_on_after(STOP_TIMEOUT):
         await _wait_exit(pid)
-    if _alive(pid):
+    if process_alive(pid):
         say(f"the node (pid {pid}) ignored SIGTERM for {STOP_TIMEOUT:.0f} s; killing it")
         os.kill(pid, signal.SIGKILL)
         with trio.move_on_after(STOP_TIMEOUT):
             await _wait_exit(pid)
-        if _alive(pid):
+        if process_alive(pid):
             raise LocalElasticsearchError(
                 f"the node on port {layout.port} (pid {pid}) still runs after SIGKILL"
             )
@@ -506,11 +506,11 @@ async def stop(layout: NodeLayout, *, say: Say = say_to_stderr) -> bool:
 async def _wait_exit(pid: int) -> None:
     # The server is not our child (its launcher daemonised it), so there is no
     # exit event to wait on: poll, under the caller's deadline.
-    while _alive(pid):  # noqa: ASYNC110
+    while process_alive(pid):  # noqa: ASYNC110
         await trio.sleep(0.1)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether *pid* runs; a zombie (killed, not yet reaped by its parent) does not."""
     try:
         os.kill(pid, 0)
