@@ -17,7 +17,8 @@ import trio
 from quart import Quart
 from quart_trio import QuartTrio
 
-from trio_books.api.graceful import Message, cut_after
+from trio_books.api.asgi import Message
+from trio_books.api.graceful import cut_after
 from trio_books.asyncio.graceful import AsyncioGracefulCut
 from trio_books.trio.graceful import TrioGracefulCut
 

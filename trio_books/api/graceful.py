@@ -14,19 +14,11 @@ they share, the moment of the cut and the answer's bytes, is here.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
-import orjson
-
-from trio_books.api.security import HEADERS, JSON_POLICY
-from trio_books.errors import ShuttingDown, error_body
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from trio_books.api.asgi import ASGIApp, Headers, Message, Receive, Scope, Send, error_answer
+from trio_books.errors import ShuttingDown
 
 GRACEFUL_KEY = "trio_books.graceful"
 # The cut comes this long before the server's own (at most a quarter of the
@@ -53,19 +45,10 @@ def cut_after(graceful_timeout: float) -> float:
     return max(0.0, graceful_timeout - min(CUT_MARGIN, graceful_timeout / 4))
 
 
-def cut_answer() -> tuple[list[tuple[bytes, bytes]], bytes]:
+def cut_answer() -> tuple[Headers, bytes]:
     """The 503 ``shutting_down`` answer's headers and body."""
     error = ShuttingDown("the service is shutting down; ask again")
-    body = orjson.dumps(error_body(error))
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"retry-after", str(RETRY_AFTER).encode()),
-        (b"connection", b"close"),
-        (b"content-security-policy", JSON_POLICY.encode()),
-        *((name.lower().encode(), value.encode()) for name, value in HEADERS.items()),
-    ]
-    return headers, body
+    return error_answer(error, ("retry-after", str(RETRY_AFTER)), ("connection", "close"))
 
 
 def watch_start(send: Send, on_start: Callable[[], None]) -> Send:

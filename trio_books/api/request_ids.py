@@ -10,7 +10,7 @@ in the server's task and every task below.
 
 from __future__ import annotations
 
-from trio_books.api.shedding import ASGIApp, Receive, Scope, Send
+from trio_books.api.asgi import ASGIApp, Receive, Scope, Send
 from trio_books.logs import REQUEST_ID_HEADER, current_request_id, request_id
 
 _HEADER = REQUEST_ID_HEADER.lower().encode()

@@ -12,20 +12,10 @@ primitive, so both builds wrap their app with it as it is.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
-import orjson
-
-from trio_books.api.security import HEADERS, JSON_POLICY
-from trio_books.errors import Overloaded, error_body
+from trio_books.api.asgi import ASGIApp, Receive, Scope, Send, error_answer
+from trio_books.errors import Overloaded
 from trio_books.logs import bounded, current_request_id, printable, request_id
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 access_log = logging.getLogger("trio_books.access")
 # A door-shed request is logged once in this many (and the first always).
@@ -56,14 +46,7 @@ class DoorShedder:
         self.inside = 0
         self.shed = 0
         error = Overloaded("the service is at capacity; retry shortly", retry_after=retry_after)
-        self._body = orjson.dumps(error_body(error))
-        self._headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(self._body)).encode()),
-            (b"retry-after", str(retry_after).encode()),
-            (b"content-security-policy", JSON_POLICY.encode()),
-            *((name.lower().encode(), value.encode()) for name, value in HEADERS.items()),
-        ]
+        self._headers, self._body = error_answer(error, ("retry-after", str(retry_after)))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")

@@ -16,16 +16,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from trio_books.api.graceful import (
-    ASGIApp,
-    Message,
-    Receive,
-    Scope,
-    Send,
-    cut_after,
-    send_cut,
-    watch_start,
-)
+from trio_books.api.asgi import ASGIApp, Message, Receive, Scope, Send
+from trio_books.api.graceful import cut_after, send_cut, watch_start
 
 DISCONNECT: Message = {"type": "http.disconnect"}
 

@@ -19,24 +19,15 @@ it, and shows the idle connection left open only on Hypercorn's shell without it
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
 import trio
 
-Message = MutableMapping[str, Any]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[
-    [MutableMapping[str, Any], Callable[[], Awaitable[Message]], Send], Awaitable[None]
-]
+from trio_books.api.asgi import ASGIApp, Message, Receive, Scope, Send
 
 
 def shielded_send(app: ASGIApp, *, seconds: float) -> ASGIApp:
     """Wrap *app* so each ``send`` it makes runs shielded from cancellation, up to *seconds*."""
 
-    async def wrapped(
-        scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Message]], send: Send
-    ) -> None:
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return

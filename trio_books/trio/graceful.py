@@ -16,7 +16,8 @@ import math
 
 import trio
 
-from trio_books.api.graceful import ASGIApp, Receive, Scope, Send, cut_after, send_cut, watch_start
+from trio_books.api.asgi import ASGIApp, Receive, Scope, Send
+from trio_books.api.graceful import cut_after, send_cut, watch_start
 
 
 class TrioGracefulCut:
