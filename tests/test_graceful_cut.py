@@ -187,7 +187,16 @@ def body_of(sent: list[Message]) -> bytes:
     return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
 
-async def test_trio_an_answer_under_way_is_left_to_finish(autojump_clock: trio.abc.Clock) -> None:
+# An answer under way when the stop signal comes, or begun between the signal and the cut.
+UNDER_WAY = pytest.mark.parametrize(
+    "drain_first", [False, True], ids=["drain later", "drain first"]
+)
+
+
+@UNDER_WAY
+async def test_trio_an_answer_under_way_is_left_to_finish(
+    autojump_clock: trio.abc.Clock, drain_first: bool
+) -> None:
     ended: list[str] = []
     cut = TrioGracefulCut(slow_app(QuartTrio(__name__), trio.sleep, ended).asgi_app, GRACEFUL)  # type: ignore[arg-type]
     sent: list[Message] = []
@@ -203,9 +212,12 @@ async def test_trio_an_answer_under_way_is_left_to_finish(autojump_clock: trio.a
         sent.append(message)
 
     async with trio.open_nursery() as nursery:
+        if drain_first:
+            cut.drain()  # the cut would come at 0.75 s; the head goes out at once
         nursery.start_soon(cut, scope(5.0, "/stream"), receive, send)
         await trio.sleep(1.0)  # its head and first part are out
-        cut.drain()  # the cut would come at 1.75 s; the answer ends at 5 s
+        if not drain_first:
+            cut.drain()  # the cut would come at 1.75 s; the answer ends at 5 s
     assert (summary(sent), body_of(sent), ended, cut.cut) == (
         (200, None),
         b"first,rest",
@@ -214,7 +226,8 @@ async def test_trio_an_answer_under_way_is_left_to_finish(autojump_clock: trio.a
     )
 
 
-def test_asyncio_an_answer_under_way_is_left_to_finish() -> None:
+@UNDER_WAY
+def test_asyncio_an_answer_under_way_is_left_to_finish(drain_first: bool) -> None:
     async def main() -> tuple[list[Message], list[str], int]:
         ended: list[str] = []
         cut = AsyncioGracefulCut(slow_app(Quart(__name__), asyncio.sleep, ended).asgi_app, 0.2)  # type: ignore[arg-type]
@@ -230,10 +243,13 @@ def test_asyncio_an_answer_under_way_is_left_to_finish() -> None:
         async def send(message: Message) -> None:
             sent.append(message)
 
+        if drain_first:
+            cut.drain()  # the cut comes 0.15 s later; the head goes out at once
         request = asyncio.create_task(cut(scope(1.0, "/stream"), receive, send))
         while not sent:
             await asyncio.sleep(0.01)
-        cut.drain()  # the cut comes 0.15 s later; the answer ends after 1 s
+        if not drain_first:
+            cut.drain()  # the cut comes 0.15 s later; the answer ends after 1 s
         async with asyncio.timeout(10):
             await request
         return sent, ended, cut.cut

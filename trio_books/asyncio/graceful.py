@@ -7,8 +7,10 @@ search would go on unowned after the 503. The cut speaks Quart's own language
 instead: the listening task hears ``http.disconnect``, as it would if the
 client had hung up, and Quart cancels the answering task and waits for it to
 end. Then this middleware answers 503. An answer whose head has gone out is
-left to finish. (The Trio build's mirror, :mod:`trio_books.trio.graceful`,
-cancels one scope, and the nursery inside Quart-Trio takes both tasks down.)
+left to finish. The listener waits under an ``asyncio.timeout`` of its own
+whose deadline the stop signal moves, as the Trio build's mirror
+(:mod:`trio_books.trio.graceful`) moves each request's cancel scope, whose
+nursery inside Quart-Trio takes both tasks down: no timer outlives its request.
 """
 
 from __future__ import annotations
@@ -26,14 +28,17 @@ DISCONNECT: Message = {"type": "http.disconnect"}
 class _Request:
     """One request's state for the cut (hashed by identity)."""
 
-    # The listening task, while it waits in ``receive``.
-    waiting: asyncio.Task[object] | None = None
-    # The cut came; from now on ``receive`` says the client has gone.
-    cut: bool = False
+    # The listening task's timeout, while it waits in ``receive``.
+    waiting: asyncio.Timeout | None = None
     # The app was told the client had gone, though it had not: the cut's to answer.
     told: bool = False
     # The answer's head has gone out: no cut, and nothing more to answer.
     started: bool = False
+
+    def wait_until(self, when: float | None) -> None:
+        """Move the listener's deadline, unless it is not waiting or its time has come."""
+        if self.waiting is not None and not self.waiting.expired():
+            self.waiting.reschedule(when)
 
 
 class AsyncioGracefulCut:
@@ -42,49 +47,51 @@ class AsyncioGracefulCut:
     def __init__(self, app: ASGIApp, graceful_timeout: float) -> None:
         self.app = app
         self.graceful_timeout = graceful_timeout
+        # The event loop's time of the cut; None until the stop signal.
+        self.cut_at: float | None = None
         self.cut = 0
-        self._cutting = False
         self._running: set[_Request] = set()
 
     def drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        loop.call_later(cut_after(self.graceful_timeout), self._cut_all)
-
-    def _cut_all(self) -> None:
-        self._cutting = True
+        self.cut_at = asyncio.get_running_loop().time() + cut_after(self.graceful_timeout)
         for request in self._running:
-            request.cut = True
-            if request.waiting is not None:
-                request.waiting.cancel()
+            request.wait_until(self.cut_at)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = _Request(cut=self._cutting)
+        request = _Request()
+        loop = asyncio.get_running_loop()
 
         async def receive_until_cut() -> Message:
-            if request.cut:
-                request.told = True
-                return DISCONNECT
-            listener = asyncio.current_task()
-            request.waiting = listener
-            try:
+            if request.started:
                 return await receive()
-            except asyncio.CancelledError:
-                if not request.cut or listener is None:
-                    raise
-                # The cut's own cancellation, taken back: the app hears the client leave.
-                listener.uncancel()
+            if self.cut_at is not None and loop.time() >= self.cut_at:
                 request.told = True
                 return DISCONNECT
-            finally:
-                request.waiting = None
+            try:
+                async with asyncio.timeout_at(self.cut_at) as waiting:
+                    request.waiting = waiting
+                    try:
+                        return await receive()
+                    finally:
+                        request.waiting = None
+            except TimeoutError:
+                if not waiting.expired():
+                    raise
+                if request.started:
+                    # The answer began as the cut came: it goes on, and so does listening.
+                    return await receive()
+                # The cut: the app hears the client leave.
+                request.told = True
+                return DISCONNECT
 
         def answer_begun() -> None:
             # An answer under way is left to finish: the server's own timeout bounds it.
             request.started = True
             self._running.discard(request)
+            request.wait_until(None)
 
         self._running.add(request)
         try:
