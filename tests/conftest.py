@@ -186,7 +186,13 @@ def api_settings(es_url: str, catalogue_index: str) -> Settings:
     The deadline is generous: on a loaded CI machine a search may take seconds,
     and the tests that are about deadlines set their own.
     """
-    return Settings(es_urls=[es_url], index=catalogue_index, facet_size=100, search_deadline=30.0)
+    return Settings(
+        es_urls=[es_url],
+        index=catalogue_index,
+        facet_size=100,
+        search_deadline=30.0,
+        complete_deadline=30.0,
+    )
 
 
 @pytest.fixture(params=BUILDS)

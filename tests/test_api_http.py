@@ -29,9 +29,15 @@ BRANCHES = ["es-hits", "es-facet-tags", "es-facet-years", "es-facet-languages"]
 async def test_openapi_documents_every_route(client: Client) -> None:
     spec = (await client.get("/openapi.json")).json()
     assert spec["openapi"].startswith("3.1")
-    assert {"/", "/healthz", "/readyz", "/api/v1/search/", "/api/v1/books/{book_id}"} <= set(
-        spec["paths"]
-    )
+    assert {
+        "/",
+        "/healthz",
+        "/readyz",
+        "/api/v1/search/",
+        "/api/v1/books/{book_id}",
+        "/api/v1/books/{book_id}/similar",
+        "/api/v1/complete",
+    } <= set(spec["paths"])
     search = spec["paths"]["/api/v1/search/"]["get"]
     documented = {parameter["name"] for parameter in search["parameters"]}
     assert documented == {
@@ -47,8 +53,14 @@ async def test_openapi_documents_every_route(client: Client) -> None:
         "sort",
         "timeout",
         "trace",
+        "highlight",
+        "cursor",
     }
     assert {"200", "422", "502", "503", "504"} <= set(search["responses"])
+    complete = spec["paths"]["/api/v1/complete"]["get"]
+    assert {parameter["name"] for parameter in complete["parameters"]} == {"prefix", "size"}
+    similar = spec["paths"]["/api/v1/books/{book_id}/similar"]["get"]
+    assert {"200", "404", "422"} <= set(similar["responses"])
     assert {"200", "404"} <= set(spec["paths"]["/api/v1/books/{book_id}"]["get"]["responses"])
 
 

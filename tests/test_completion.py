@@ -12,16 +12,18 @@ from trio_books.core.completion import (
     AuthorCompletion,
     CompleteQuery,
     TitleCompletion,
-    author_inputs,
     authors_body,
     book_counts_body,
-    completion_document,
-    fold,
     parse_author_names,
     parse_book_counts,
     parse_titles,
-    title_inputs,
     titles_body,
+)
+from trio_books.core.completion_inputs import (
+    author_inputs,
+    completion_document,
+    fold,
+    title_inputs,
 )
 from trio_books.errors import ResponseShapeError
 
@@ -69,6 +71,9 @@ def test_what_an_author_completes_from() -> None:
 
 def test_folding_keeps_scripts_whole() -> None:
     assert fold("Misérables Ørsted Ελληνικά 東京 한국") == "Miserables Ørsted Ελληνικα 東京 한국"
+    # Outside Latin, Greek and Cyrillic a mark belongs to its letter.
+    assert fold("がくせい हिन्दी") == "がくせい हिन्दी"
+    assert fold("Ёлка") == "Елка"
 
 
 def test_a_books_completion_fields_weigh_its_ratings() -> None:
@@ -110,13 +115,15 @@ def test_the_caps(params: dict[str, Any]) -> None:
 def test_the_requests_fold_the_prefix_and_overfetch() -> None:
     query = CompleteQuery(prefix="Misé", size=4)
     assert titles_body(query) == {
+        "size": 0,
+        "track_total_hits": False,
         "_source": ["book_id", "title"],
         "suggest": {
             "title_complete": {
                 "prefix": "Mise",
                 "completion": {
                     "field": "title_complete",
-                    "size": 12,
+                    "size": 4,
                     "skip_duplicates": False,
                     "fuzzy": {"fuzziness": 1, "prefix_length": 3, "min_length": 4},
                 },
@@ -125,7 +132,9 @@ def test_the_requests_fold_the_prefix_and_overfetch() -> None:
     }
     body = authors_body(query)
     assert body["_source"] == ["authors"]
+    # Several books share an author: the authors are asked for three times over.
     assert body["suggest"]["author_complete"]["completion"]["field"] == "author_complete"
+    assert body["suggest"]["author_complete"]["completion"]["size"] == 12
     counts = book_counts_body(["Suzanne Collins", "Eric Carle"])
     names = counts["aggs"]["authors"]["aggs"]["names"]
     assert names["terms"] == {
@@ -242,3 +251,30 @@ def test_an_answer_of_another_shape_is_our_error(odd: dict[str, Any]) -> None:
         parse_author_names(odd, "col", 8)
     with pytest.raises(ResponseShapeError):
         parse_book_counts(odd, ["x"])
+
+
+def test_the_whole_prefix_chooses_among_a_books_authors() -> None:
+    found = answer(
+        "author_complete",
+        [
+            option(
+                "author_complete",
+                "Jane Austen",
+                {"authors": [{"name": "Jane Austen"}, {"name": "Janet Todd"}]},
+            )
+        ],
+    )
+    assert parse_author_names(found, "jane aus", 8) == ["Jane Austen"]
+    # Separators and punctuation count for nothing, as in the completion field.
+    oconnor = answer(
+        "author_complete",
+        [
+            option(
+                "author_complete",
+                "O'Connor",
+                {"authors": [{"name": "Ann Other"}, {"name": "Flannery O'Connor"}]},
+            )
+        ],
+    )
+    assert parse_author_names(oconnor, "oc", 8) == ["Flannery O'Connor"]
+    assert parse_author_names(oconnor, " o'con", 8) == ["Flannery O'Connor"]

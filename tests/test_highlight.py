@@ -97,6 +97,7 @@ BOOK = Book(
         Author(name="Collins Two"),
     ],
 )
+PLAIN = (BOOK.title, [author.name for author in BOOK.authors])
 
 
 def hit(title: str | None, authors: dict[int, str]) -> dict[str, Any]:
@@ -126,7 +127,7 @@ def hit(title: str | None, authors: dict[int, str]) -> dict[str, Any]:
 
 def test_a_book_gets_its_title_and_each_author_by_position() -> None:
     found = book_highlight(
-        hit(None, {0: f"Suzanne {START}Collins{END}", 2: f"{START}Collins{END} Two"}), BOOK
+        hit(None, {0: f"Suzanne {START}Collins{END}", 2: f"{START}Collins{END} Two"}), *PLAIN
     )
     assert found == Highlight(
         title=[u(BOOK.title)],
@@ -135,7 +136,7 @@ def test_a_book_gets_its_title_and_each_author_by_position() -> None:
 
 
 def test_a_title_match_and_no_author_match() -> None:
-    found = book_highlight(hit(f"The {START}Hunger{END} Games (The Hunger Games, #1)", {}), BOOK)
+    found = book_highlight(hit(f"The {START}Hunger{END} Games (The Hunger Games, #1)", {}), *PLAIN)
     assert found.title == [u("The "), m("Hunger"), u(" Games (The Hunger Games, #1)")]
     assert found.authors == [[u(a.name)] for a in BOOK.authors]
 
@@ -171,7 +172,7 @@ def test_an_answer_of_another_shape_leaves_everything_unmarked() -> None:
             }
         },
     ):
-        assert book_highlight(odd, BOOK) == plain
+        assert book_highlight(odd, *PLAIN) == plain
 
 
 def test_the_requests_mark_whole_fields_with_the_private_markers() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
 
-from trio_books.core.paging import Paging, link, link_header, page_count, paging
+from trio_books.core.cursor import Cursor, unseal
+from trio_books.core.paging import Paging, answer_paging, link, link_header, page_count, paging
 
 PARAMS = [("q", "hunger games"), ("tags", "young-adult"), ("tags", "dystopia"), ("size", "10")]
 
@@ -54,7 +56,7 @@ def test_the_first_of_many_pages_links_to_the_next_only() -> None:
         next="?q=hunger%20games&tags=young-adult&tags=dystopia&size=10&page=2",
         prev=None,
     )
-    assert link_header(found) == (
+    assert link_header(found.next, found.prev) == (
         '<?q=hunger%20games&tags=young-adult&tags=dystopia&size=10&page=2>; rel="next"'
     )
 
@@ -62,7 +64,10 @@ def test_the_first_of_many_pages_links_to_the_next_only() -> None:
 def test_a_middle_page_links_both_ways() -> None:
     found = paging([("q", "a"), ("page", "2")], page=2, size=10, total=25, cursor="c")
     assert (found.next, found.prev) == ("?q=a&page=3", "?q=a&page=1")
-    assert link_header(found) == '<?q=a&page=3>; rel="next", <?q=a&page=1>; rel="prev"'
+    assert (
+        link_header(found.next, found.prev)
+        == '<?q=a&page=3>; rel="next", <?q=a&page=1>; rel="prev"'
+    )
 
 
 def test_the_last_page_links_back_only() -> None:
@@ -78,7 +83,7 @@ def test_a_page_past_the_end_links_back_to_the_last() -> None:
 def test_no_books_no_links() -> None:
     found = paging([("q", "zzz")], page=1, size=10, total=0, cursor=None)
     assert found == Paging(page=1, size=10, pages=0, next=None, prev=None)
-    assert link_header(found) is None
+    assert link_header(found.next, found.prev) is None
 
 
 def test_the_windows_last_page_links_on_by_cursor() -> None:
@@ -117,3 +122,86 @@ def test_a_page_by_cursor_goes_forward_only() -> None:
 
 def test_a_changed_parameter_given_twice_appears_once() -> None:
     assert link([("page", "1"), ("q", "a"), ("page", "2")], page="3") == "?page=3&q=a"
+
+
+KEY = b"k" * 32
+
+
+def raw(book_id: int) -> dict[str, Any]:
+    return {"_id": str(book_id), "sort": ["t", book_id]}
+
+
+def test_an_answer_by_page_gives_a_cursor_unless_it_is_the_last() -> None:
+    hits = [raw(1), raw(2)]
+    found, cursor = answer_paging(
+        [("sort", "title"), ("size", "2")],
+        hits,
+        sort="title",
+        page=1,
+        size=2,
+        total=5,
+        by_cursor=False,
+        key=KEY,
+    )
+    assert cursor is not None
+    assert unseal(cursor, KEY, sort="title", width=2) == Cursor("title", ("t", 2))
+    assert (found.next, found.pages) == ("?sort=title&size=2&page=2", 3)
+    last, none = answer_paging(
+        [], [raw(5)], sort="title", page=3, size=2, total=5, by_cursor=False, key=KEY
+    )
+    assert (none, last.next) == (None, None)
+
+
+def test_an_answer_by_cursor_keeps_size_and_knows_more_from_the_extra_hit() -> None:
+    found, cursor = answer_paging(
+        [("cursor", "old")],
+        [raw(3), raw(4), raw(5)],
+        sort="title",
+        page=1,
+        size=2,
+        total=5,
+        by_cursor=True,
+        key=KEY,
+    )
+    assert cursor is not None
+    assert unseal(cursor, KEY, sort="title", width=2).after == ("t", 4)
+    assert (found.next, found.prev) == (f"?cursor={cursor}", None)
+    ended, none = answer_paging(
+        [("cursor", "old")],
+        [raw(5)],
+        sort="title",
+        page=1,
+        size=2,
+        total=5,
+        by_cursor=True,
+        key=KEY,
+    )
+    assert (none, ended.next) == (None, None)
+
+
+def test_a_smaller_window_ends_the_numbers_sooner_and_links_on_by_cursor() -> None:
+    assert page_count(54_321, 20, window=1_000) == 50
+    found = paging([("page", "50")], page=50, size=20, total=54_321, cursor="c.d", window=1_000)
+    assert (found.pages, found.next) == (50, "?cursor=c.d")
+
+
+def test_no_cursor_after_a_page_elasticsearch_did_not_finish() -> None:
+    found, cursor = answer_paging(
+        [],
+        [raw(1), raw(2)],
+        sort="title",
+        page=1,
+        size=2,
+        total=5,
+        by_cursor=False,
+        key=KEY,
+        complete=False,
+    )
+    assert cursor is None
+    assert found.next == "?page=2"
+
+
+def test_a_link_header_too_long_for_a_proxy_is_left_out() -> None:
+    long_text = "?q=" + "%E6%9D%B1" * 300 + "&page=2"
+    assert link_header(long_text, None) is None
+    assert link_header("?page=2", None) == '<?page=2>; rel="next"'

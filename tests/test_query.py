@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from trio_books.core.cursor import MAX_CURSOR_LENGTH
 from trio_books.core.query import (
     SearchQuery,
     facet_body,
@@ -139,3 +140,42 @@ def test_time_limit_rounds_down_to_a_cacheable_step() -> None:
     assert with_time_limit({}, 0.9987)["timeout"] == "900ms"
     assert with_time_limit({}, 0.0734)["timeout"] == "73ms"
     assert with_time_limit({}, 0.0)["timeout"] == "1ms"
+
+
+# ---------------------------------------------------------------- highlights and cursors
+
+
+def test_a_text_search_asks_for_marks_on_titles_and_authors() -> None:
+    body = hits_body(SearchQuery(q="collins"))
+    assert body["highlight"]["fields"] == {"title": {}}
+    nested = body["query"]["bool"]["must"][0]["bool"]["should"][1]["nested"]
+    assert nested["inner_hits"]["highlight"]["fields"] == {"authors.name": {}}
+    # The completion inputs are indexed, never sent back.
+    assert body["_source"] == {"excludes": ["title_complete", "author_complete", "title_sort"]}
+
+
+@pytest.mark.parametrize("query", [SearchQuery(q="collins", highlight=False), SearchQuery()])
+def test_no_marks_asked_for_without_text_or_when_off(query: SearchQuery) -> None:
+    body = hits_body(query)
+    assert "highlight" not in body
+    assert "inner_hits" not in keys_anywhere(body)
+
+
+def test_facets_never_ask_for_marks() -> None:
+    for name, body in search_requests(SearchQuery(q="collins"), facet_size=5).items():
+        if name != "hits":
+            assert not keys_anywhere(body) & {"highlight", "inner_hits"}, name
+
+
+def test_a_cursor_continues_after_its_values_and_asks_for_one_more() -> None:
+    body = hits_body(SearchQuery(sort="rating", size=10), after=("-Infinity", 0, 42))
+    assert (body["from"], body["size"], body["search_after"]) == (0, 11, ["-Infinity", 0, 42])
+    assert "search_after" not in hits_body(SearchQuery(sort="rating", size=10))
+
+
+def test_a_cursor_and_a_page_exclude_each_other() -> None:
+    with pytest.raises(ValidationError, match="page or cursor, not both"):
+        SearchQuery(page=2, cursor="a.b")
+    assert SearchQuery(page=1, cursor="a.b").cursor == "a.b"
+    with pytest.raises(ValidationError):
+        SearchQuery(cursor="x" * (MAX_CURSOR_LENGTH + 1))

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from trio_books.core.results import parse_facet, parse_hits, parse_search
+from trio_books.core.results import parse_facet, parse_results, parse_search
 from trio_books.errors import ResponseShapeError
 
 HITS: dict[str, Any] = {
@@ -50,7 +50,7 @@ LANGUAGES: dict[str, Any] = {
 
 
 def test_hits_parse_into_books_and_total() -> None:
-    books, total = parse_hits(HITS)
+    books, total = parse_results(HITS)
     assert total == 42
     assert [(b.book_id, b.title, b.authors[0].name) for b in books] == [(7, "The Iliad", "Homer")]
 
@@ -80,7 +80,7 @@ def test_whole_search() -> None:
 )
 def test_misshapen_hits_raise_our_error(answer: dict[str, Any]) -> None:
     with pytest.raises(ResponseShapeError):
-        parse_hits(answer)
+        parse_results(answer)
 
 
 def test_misshapen_facets_raise_our_error() -> None:

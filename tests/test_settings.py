@@ -128,3 +128,25 @@ async def test_suggest_below_decides_when_a_thin_answer_asks_the_suggester(
         tasks = {task["name"] for task in body["trace"]["tasks"]}
         assert ("es-suggest" in tasks) is asked, (below, tasks)
         assert ("hobbit" in body["suggestions"]) is asked, (below, body["suggestions"])
+
+
+def test_the_read_timeout_outlasts_the_longer_deadline_unless_given() -> None:
+    assert Settings(complete_deadline=20).read_timeout == 25
+    assert Settings(search_deadline=30, complete_deadline=1).read_timeout == 35
+    assert Settings().read_timeout == 10
+    with pytest.raises(ValidationError, match="longer than complete_deadline"):
+        Settings(read_timeout=10, complete_deadline=20)
+
+
+def test_the_cursor_key_is_random_unless_given_and_never_shown() -> None:
+    one, two = Settings(), Settings()
+    key = one.cursor_key.get_secret_value()
+    assert len(key) >= 32
+    assert key != two.cursor_key.get_secret_value()
+    assert key not in repr(one)
+    assert key not in one.model_dump_json()
+    given = Settings(cursor_key="a-key-of-our-own-choosing")
+    assert given.cursor_key.get_secret_value() == "a-key-of-our-own-choosing"
+    with pytest.raises(ValidationError, match="at least 16") as refused:
+        Settings(cursor_key="short-secret")
+    assert "short-secret" not in str(refused.value)

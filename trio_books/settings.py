@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from trio_books.core.cursor import MIN_KEY_BYTES
 from trio_books.core.query import MAX_QUERY_LENGTH, MAX_RESULT_WINDOW, MAX_SIZE, MAX_TAGS, QueryCaps
 from trio_books.errors import UsageError
 from trio_books.es.connection import decode_cloud_id, parse_node, take_credentials
@@ -94,6 +96,8 @@ class Settings(BaseSettings):
     facet_size: int = Field(default=20, ge=1, le=1000)
     # Seconds one search may take in all; a client's ?timeout= may only shorten it.
     search_deadline: float = Field(default=2.0, gt=0, le=60)
+    # Seconds one completion may take in all (it answers each key typed: kept short).
+    complete_deadline: float = Field(default=0.3, gt=0, le=60)
     # A free-text search finding fewer books than this also asks for suggestions.
     suggest_below: int = Field(default=3, ge=0, le=10_000)
     # "production" turns off /docs and ?trace=1 unless they are set explicitly.
@@ -104,6 +108,12 @@ class Settings(BaseSettings):
     docs: bool = True
     # Whether /openapi.json is served (kept on in production: it is what clients generate from).
     openapi: bool = True
+    # Seals paging cursors (HMAC-SHA256). Unset: a random key each start, which every
+    # worker of one `serve` shares; instances behind one load balancer need one key
+    # set for all, or a cursor from one is refused by another.
+    cursor_key: SecretStr = Field(
+        default_factory=lambda: SecretStr(secrets.token_urlsafe(32)), min_length=MIN_KEY_BYTES
+    )
 
     # ---- Elasticsearch security, named after elastic-transport's options.
     # An Elastic Cloud deployment's id: it becomes es_urls, so the two exclude each other.
@@ -185,10 +195,12 @@ class Settings(BaseSettings):
         if str(data.get("preset", "")).lower() == "production":
             data = {**PRODUCTION_DEFAULTS, **data}
         # A read waits while a search runs: unless set, it outlasts a longer deadline.
-        if "read_timeout" not in data and "search_deadline" in data:
+        deadlines = [data[key] for key in ("search_deadline", "complete_deadline") if key in data]
+        if "read_timeout" not in data and deadlines:
             # A malformed deadline is left for the field's own validation to report.
             with contextlib.suppress(TypeError, ValueError):
-                data = {**data, "read_timeout": max(10.0, float(data["search_deadline"]) + 5)}
+                longest = max(float(deadline) for deadline in deadlines)
+                data = {**data, "read_timeout": max(10.0, longest + 5)}
         return data
 
     @model_validator(mode="before")
@@ -241,6 +253,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _timeouts_in_order(self) -> Settings:
+        if self.read_timeout <= self.complete_deadline:
+            raise ValueError(
+                f"read_timeout ({self.read_timeout} s) must be longer than "
+                f"complete_deadline ({self.complete_deadline} s): a read waits while it runs"
+            )
         if self.read_timeout <= self.search_deadline:
             raise ValueError(
                 f"read_timeout ({self.read_timeout} s) must be longer than "

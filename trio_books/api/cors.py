@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
-EXPOSED_HEADERS = "X-Process-Time, Server-Timing"
+EXPOSED_HEADERS = "X-Process-Time, Server-Timing, Link"
 PREFLIGHT_MAX_AGE = "600"
 
 

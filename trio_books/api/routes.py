@@ -1,8 +1,9 @@
-"""The routes: ping, health, readiness, search and book, identical in both builds."""
+"""The routes: ping, health, readiness, search, book, similar books and completion, identical in both builds."""
 
 from __future__ import annotations
 
 import logging
+from urllib.parse import parse_qsl
 
 from quart import Blueprint, Quart, Response, current_app, g, request
 from quart_schema import (
@@ -16,8 +17,11 @@ from trio_books.api.schemas import Engine, ErrorResponse, Health, Ping
 from trio_books.api.service import SERVICE_KEY as SERVICE_KEY
 from trio_books.api.service import SearchService
 from trio_books.core.books import Book
+from trio_books.core.completion import CompleteQuery, CompleteResponse
+from trio_books.core.paging import link_header
 from trio_books.core.query import SearchQuery
 from trio_books.core.results import SearchResponse
+from trio_books.core.similar import SimilarQuery, SimilarResponse
 from trio_books.errors import TrioBooksError, error_body
 from trio_books.settings import Settings
 
@@ -34,6 +38,10 @@ def service() -> SearchService:
     if found is None:
         raise RuntimeError("the app is not serving: its Elasticsearch client is closed")
     return found
+
+
+# The routes whose query string is read: refused early when it is not UTF-8.
+QUERIED = frozenset({"api.search", "api.similar", "api.complete"})
 
 
 def register_routes(app: Quart, settings: Settings) -> None:
@@ -74,7 +82,7 @@ def register_routes(app: Quart, settings: Settings) -> None:
     @api.before_request
     async def readable_query() -> None:
         # Before validation, which would see broken UTF-8 already replaced.
-        if request.endpoint == "api.search" and (problem := unreadable_query(request.query_string)):
+        if request.endpoint in QUERIED and (problem := unreadable_query(request.query_string)):
             raise problem
 
     @api.get("/search/")
@@ -95,10 +103,15 @@ def register_routes(app: Quart, settings: Settings) -> None:
         """
         search_service = service()
         g.timeline = search_service.new_timeline(g.get("started"))
-        found = await search_service.search(query_args, g.timeline)
+        # Readable UTF-8: checked before validation (readable_query).
+        params = parse_qsl(request.query_string.decode(), keep_blank_values=True)
+        found = await search_service.search(query_args, g.timeline, params)
         # Validated as it was built: encoded once, by pydantic's own serializer,
         # rather than dumped to dicts and lists and encoded again (the hot path).
-        return Response(found.model_dump_json(), content_type="application/json")
+        answer = Response(found.model_dump_json(), content_type="application/json")
+        if (links := link_header(found.next, found.prev)) is not None:
+            answer.headers["Link"] = links
+        return answer
 
     @api.get("/books/<int:book_id>")
     @validate_response(Book)
@@ -108,5 +121,37 @@ def register_routes(app: Quart, settings: Settings) -> None:
     async def book(book_id: int) -> Book:
         """One book by its id."""
         return await service().book(book_id)
+
+    @api.get("/books/<int:book_id>/similar")
+    @validate_querystring(SimilarQuery)
+    @validate_response(SimilarResponse)
+    @document_response(ErrorResponse, 404)
+    @document_response(ErrorResponse, 422)
+    @document_response(ErrorResponse, 502)
+    @document_response(ErrorResponse, 503)
+    @document_response(ErrorResponse, 504)
+    async def similar(book_id: int, query_args: SimilarQuery) -> SimilarResponse:
+        """Books like this one, by its title words, its authors and its tags; never itself."""
+        search_service = service()
+        g.timeline = search_service.new_timeline(g.get("started"))
+        return await search_service.similar(book_id, query_args, g.timeline)
+
+    @api.get("/complete")
+    @validate_querystring(CompleteQuery)
+    @validate_response(CompleteResponse)
+    @document_response(ErrorResponse, 422)
+    @document_response(ErrorResponse, 502)
+    @document_response(ErrorResponse, 503)
+    @document_response(ErrorResponse, 504)
+    async def complete(query_args: CompleteQuery) -> CompleteResponse:
+        """Titles and authors that complete what the user has typed (search as you type).
+
+        Two branches run together under ``COMPLETE_DEADLINE`` (300 ms by
+        default): titles, required, and authors with their book counts,
+        optional (``partial`` when they fail or run out of time).
+        """
+        search_service = service()
+        g.timeline = search_service.new_timeline(g.get("started"))
+        return await search_service.complete(query_args, g.timeline)
 
     app.register_blueprint(api)

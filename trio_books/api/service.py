@@ -16,16 +16,35 @@ from trio_books.api.branches import Answer, Branch, Call, Concurrency
 from trio_books.api.graceful import GRACEFUL_KEY
 from trio_books.api.readiness import Readiness
 from trio_books.core.books import Book, document_to_book
+from trio_books.core.completion import (
+    AUTHOR_BOOKS_BRANCH,
+    AUTHORS_BRANCH,
+    TITLES_BRANCH,
+    AuthorCompletion,
+    CompleteQuery,
+    CompleteResponse,
+    authors_body,
+    book_counts_body,
+    parse_author_names,
+    parse_book_counts,
+    parse_titles,
+    titles_body,
+)
+from trio_books.core.cursor import Cursor, CursorError, check_key, unseal
 from trio_books.core.mapping import index_body, replicas_for
+from trio_books.core.paging import Params, answer_paging
 from trio_books.core.query import (
     HITS_BRANCH,
+    SORTS,
     SearchQuery,
     check_caps,
     effective_deadline,
+    marks,
     search_requests,
     with_time_limit,
 )
-from trio_books.core.results import SearchResponse, parse_search
+from trio_books.core.results import BranchError, SearchResponse, parse_results, parse_search
+from trio_books.core.similar import SIMILAR_BRANCH, SimilarQuery, SimilarResponse, similar_body
 from trio_books.core.suggest import parse_suggestions, suggest_body, suggestion_head, with_tail
 from trio_books.core.timeline import Timeline, trace_of
 from trio_books.errors import (
@@ -76,6 +95,7 @@ class SearchService:
         for warning in self.warnings:
             log.warning(warning)
         self.readiness = Readiness(concurrency.lock())
+        self._cursor_key = check_key(settings.cursor_key.get_secret_value().encode())
         # Which engine answers: asked at start-up, else again by each /readyz until known.
         self.engine: EngineInfo | None = None
         self._engine_unknown_said = False
@@ -125,18 +145,39 @@ class SearchService:
 
         return call
 
-    async def search(self, query: SearchQuery, timeline: Timeline) -> SearchResponse:
-        """One search: the hits (required), each facet and maybe suggestions (optional), concurrently."""
+    async def search(
+        self, query: SearchQuery, timeline: Timeline, params: Params = ()
+    ) -> SearchResponse:
+        """One search: the hits (required), each facet and maybe suggestions (optional), concurrently.
+
+        *params*: the request's query parameters as sent, for the links to
+        the pages beside this one.
+        """
         if query.trace and not self.settings.allow_trace:
             raise InvalidParameter(
                 [FieldProblem("trace", "disabled", "tracing is turned off on this service")]
             )
         check_caps(query, self.settings.query_caps())
+        after = self._unseal(query)
         async with self.gate.admit():
-            return await self._search(query, timeline)
+            return await self._search(query, timeline, params, after)
 
-    async def _search(self, query: SearchQuery, timeline: Timeline) -> SearchResponse:
-        requests = search_requests(query, self.settings.facet_size)
+    def _unseal(self, query: SearchQuery) -> Cursor | None:
+        if query.cursor is None:
+            return None
+        try:
+            return unseal(
+                query.cursor, self._cursor_key, sort=query.sort, width=len(SORTS[query.sort])
+            )
+        except CursorError as error:
+            raise InvalidParameter([FieldProblem("cursor", "cursor", str(error))]) from None
+
+    async def _search(
+        self, query: SearchQuery, timeline: Timeline, params: Params, after: Cursor | None
+    ) -> SearchResponse:
+        requests = search_requests(
+            query, self.settings.facet_size, after.after if after is not None else None
+        )
 
         def after_hits(answer: Answer) -> list[Branch]:
             total = answer.get("hits", {}).get("total", {}).get("value", 0)
@@ -165,17 +206,88 @@ class SearchService:
             if query.q and head and SUGGEST_BRANCH in result.answers
             else []
         )
-        response = parse_search(result.answers, result.failures, suggestions)
+        response = parse_search(
+            result.answers, result.failures, suggestions, marked=marks(query), keep=query.size
+        )
+        hits = result.answers[HITS_BRANCH]
+        found, cursor = answer_paging(
+            params,
+            # Its shape was checked by parse_search.
+            hits["hits"]["hits"],
+            sort=query.sort,
+            page=query.page,
+            size=query.size,
+            total=response.count,
+            by_cursor=after is not None,
+            key=self._cursor_key,
+            window=self.settings.max_result_window,
+            complete=hits.get("timed_out") is not True,
+        )
+        response.page, response.size, response.pages = found.page, found.size, found.pages
+        response.next, response.prev, response.cursor = found.next, found.prev, cursor
         if query.trace:
             response.trace = trace_of(timeline)
         return response
 
     async def book(self, book_id: int) -> Book:
         async with self.gate.admit():
-            source = await self.es.get_source(self.settings.index, str(book_id))
+            return await self._book(book_id)
+
+    async def _book(self, book_id: int) -> Book:
+        source = await self.es.get_source(self.settings.index, str(book_id))
         if source is None:
             raise NotFound(f"no book with id {book_id}")
         return document_to_book(source)
+
+    async def similar(
+        self, book_id: int, query: SimilarQuery, timeline: Timeline
+    ) -> SimilarResponse:
+        """Books like book *book_id*: read it, then search by its title words, authors and tags."""
+        async with self.gate.admit():
+            book = await self._book(book_id)
+            # One branch, required: the search's deadline and error rules, and its span.
+            body = similar_body(book, query.size)
+            result = await self.concurrency.fan_out(
+                [Branch(SIMILAR_BRANCH, self._search_call(body), required=True)],
+                deadline=self.settings.search_deadline,
+                timeline=timeline,
+            )
+        books, _ = parse_results(result.answers[SIMILAR_BRANCH])
+        return SimilarResponse(results=list(books))
+
+    async def complete(self, query: CompleteQuery, timeline: Timeline) -> CompleteResponse:
+        """Titles and authors the prefix completes: two branches together, authors optional."""
+        authors: list[AuthorCompletion] = []
+
+        def count_books(answer: Answer) -> list[Branch]:
+            # A branch of its own, beside the titles if they are still in flight; an
+            # answer it cannot read fails it as an optional branch fails.
+            async def call(seconds_left: float) -> Answer:
+                nonlocal authors
+                names = parse_author_names(answer, query.prefix, query.size)
+                if names:
+                    counts = await self._search_call(book_counts_body(names))(seconds_left)
+                    authors = parse_book_counts(counts, names)
+                return {}
+
+            return [Branch(AUTHOR_BOOKS_BRANCH, call)]
+
+        branches = [
+            Branch(TITLES_BRANCH, self._search_call(titles_body(query)), required=True),
+            Branch(AUTHORS_BRANCH, self._search_call(authors_body(query)), then=count_books),
+        ]
+        async with self.gate.admit():
+            result = await self.concurrency.fan_out(
+                branches, deadline=self.settings.complete_deadline, timeline=timeline
+            )
+        errors = [BranchError(branch=name, reason=why) for name, why in result.failures.items()]
+        return CompleteResponse(
+            titles=parse_titles(result.answers[TITLES_BRANCH], query.size),
+            # The counts' branch sets them, once it has answered in full.
+            authors=authors if AUTHOR_BOOKS_BRANCH in result.answers else [],
+            partial=bool(errors),
+            errors=errors,
+        )
 
     async def identify_engine(self) -> EngineInfo | None:
         """The engine and version behind the client, asked until one answer names them.

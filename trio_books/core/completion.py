@@ -1,104 +1,34 @@
-"""Search as you type: titles and author names completed from the first character.
+"""Search as you type: the request for completions and the answer they make.
 
-The core server has no edge n-grams and no ``search_as_you_type`` field, but
-it has the ``completion`` field: an in-memory prefix structure, fuzzy on
-request. Each book feeds two of them (:data:`COMPLETION_MAPPING`):
-
-- ``title_complete``: the title without its series mark, the same without a
-  leading article, and the series name, so "hun" finds "The Hunger Games"
-  and "mis" finds "Les Misérables";
-- ``author_complete``: each author's name and every tail of it from a word
-  on, so "coll" finds "Suzanne Collins".
-
-No core analyser folds diacritics, so inputs are folded here (and the
-prefix the same way): "miserables" and "misérables" complete alike. The
-weight is the book's ratings count: the best-known books come first.
-
-A completion answers two branches run together, as a search's are: titles
-(one request) and authors (a completion request, then an aggregation for each
-name's book count).
+Titles and author names complete from what each book feeds the completion
+fields (:mod:`trio_books.core.completion_inputs`). A completion answers two
+branches run together, as a search's are: titles (one request) and authors
+(a completion request, then an aggregation for each name's book count).
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trio_books.core.books import Book
+from trio_books.core.completion_inputs import author_inputs, fold
+from trio_books.core.mapping import COMPLETION_INPUT_LENGTH
+from trio_books.core.results import BranchError
 from trio_books.errors import ResponseShapeError
 
 TITLES_BRANCH = "titles"
 AUTHORS_BRANCH = "authors"
-MAX_PREFIX = 100
+# The authors branch's second request, run once its first has answered.
+AUTHOR_BOOKS_BRANCH = "author-books"
+MAX_PREFIX = COMPLETION_INPUT_LENGTH
 MAX_COMPLETE_SIZE = 20
-# Completion options are per input, and one book (or a series, or an author)
-# has several that share a prefix: ask for more, keep one per book or name.
+# Several books share an author, and the suggester gives books: ask for more, keep
+# one per name.
 OVERFETCH = 3
 # One typo is forgiven after the first three characters, as a user expects.
 FUZZY = {"fuzziness": 1, "prefix_length": 3, "min_length": 4}
-
-COMPLETION_FIELD: dict[str, Any] = {
-    "type": "completion",
-    "analyzer": "simple",
-    # "hungerga" completes "Hunger Games": spaces and punctuation do not count.
-    "preserve_separators": False,
-    "max_input_length": MAX_PREFIX,
-}
-COMPLETION_MAPPING: dict[str, Any] = {
-    "title_complete": COMPLETION_FIELD,
-    "author_complete": COMPLETION_FIELD,
-}
-# Leading articles of the catalogue's main languages, dropped for a second input.
-ARTICLES = re.compile(
-    r"^(?:the|an?|les?|la|l'|une?|des|der|die|das|eine?|el|los|las|il|lo|gli|i|o|os|as)\s*(?<=\s|')",
-    re.IGNORECASE,
-)
-SERIES = re.compile(r"^(?P<title>.*?)\s*\((?P<series>[^()]*?),?\s*#[^()]*\)\s*$")
-# Characters a completion input may not hold (Elasticsearch reserves some controls).
-CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def fold(text: str) -> str:
-    """*text* without diacritics or compatibility forms, recomposed (Hangul stays whole)."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    bare = "".join(char for char in decomposed if unicodedata.category(char) != "Mn")
-    return unicodedata.normalize("NFC", bare)
-
-
-def _distinct(texts: list[str]) -> list[str]:
-    cleaned = (" ".join(CONTROLS.sub(" ", fold(text)).split()) for text in texts)
-    return list(dict.fromkeys(text for text in cleaned if text))
-
-
-def title_inputs(title: str) -> list[str]:
-    """What a title completes from: itself without series mark, without article, its series."""
-    found = SERIES.match(title)
-    bare, series = (found["title"], found["series"]) if found else (title, "")
-    texts = [bare, ARTICLES.sub("", bare), series, ARTICLES.sub("", series)]
-    return _distinct(texts if bare else [title, *texts[2:]])
-
-
-def author_inputs(name: str) -> list[str]:
-    """What an author's name completes from: every tail of it from a word on."""
-    words = name.split()
-    return _distinct([" ".join(words[at:]) for at in range(len(words))])
-
-
-def completion_document(book: Book) -> dict[str, Any]:
-    """The completion fields of *book*'s document."""
-    weight = min(book.ratings_count or 0, 2**31 - 1)
-    authors = [text for author in book.authors for text in author_inputs(author.name)]
-    document: dict[str, Any] = {
-        "title_complete": {"input": title_inputs(book.title), "weight": weight}
-    }
-    if authors:
-        document["author_complete"] = {"input": list(dict.fromkeys(authors)), "weight": weight}
-    return document
-
 
 # ---------------------------------------------------------------- the query
 
@@ -120,14 +50,18 @@ class CompleteQuery(BaseModel):
 
 
 def _suggest_body(field: str, prefix: str, size: int, source: list[str]) -> dict[str, Any]:
+    # *size* options: the suggester gives each document once.
     return {
+        # Suggestions only: no hits, no count.
+        "size": 0,
+        "track_total_hits": False,
         "_source": source,
         "suggest": {
             field: {
                 "prefix": fold(prefix),
                 "completion": {
                     "field": field,
-                    "size": size * OVERFETCH,
+                    "size": size,
                     "skip_duplicates": False,
                     "fuzzy": dict(FUZZY),
                 },
@@ -142,8 +76,11 @@ def titles_body(query: CompleteQuery) -> dict[str, Any]:
 
 
 def authors_body(query: CompleteQuery) -> dict[str, Any]:
-    """The authors branch's first request: books whose authors complete the prefix."""
-    return _suggest_body("author_complete", query.prefix, query.size, ["authors"])
+    """The authors branch's first request: books whose authors complete the prefix.
+
+    Several books share an author: more are asked for than names are wanted.
+    """
+    return _suggest_body("author_complete", query.prefix, query.size * OVERFETCH, ["authors"])
 
 
 def book_counts_body(names: list[str]) -> dict[str, Any]:
@@ -187,6 +124,20 @@ class AuthorCompletion(BaseModel):
     books: int = Field(ge=0, description="Books by this author in the catalogue.", examples=[3])
 
 
+class CompleteResponse(BaseModel):
+    """Titles and authors that complete the prefix, best known first.
+
+    ``partial`` is true when the authors could not be completed in time (or
+    at all); ``errors`` then says why. The titles are required: without them
+    the request fails.
+    """
+
+    titles: list[TitleCompletion]
+    authors: list[AuthorCompletion] = Field(default_factory=list)
+    partial: bool = False
+    errors: list[BranchError] = Field(default_factory=list)
+
+
 def _options(answer: Mapping[str, Any], field: str) -> list[Mapping[str, Any]]:
     entries = answer["suggest"][field]
     return [option for entry in entries for option in entry["options"]]
@@ -205,23 +156,34 @@ def parse_titles(answer: Mapping[str, Any], size: int) -> list[TitleCompletion]:
         raise ResponseShapeError(f"unexpected completion answer: {error!r:.200}") from error
 
 
-def _completes(name: str, prefix: str) -> bool:
-    # The part of the prefix that must match exactly (the fuzzy part is Elasticsearch's).
-    head = fold(prefix).casefold()[: FUZZY["prefix_length"]]
-    return any(tail.casefold().startswith(head) for tail in author_inputs(name))
+def _letters(text: str) -> str:
+    """*text* as the completion field compares it: folded, lower case, no separators."""
+    return "".join(char for char in fold(text).casefold() if char.isalnum())
+
+
+def _completes(name: str, prefix: str, length: int) -> bool:
+    """Whether a word-tail of *name* starts with the first *length* letters of *prefix*."""
+    head = _letters(prefix)[:length]
+    return any(_letters(tail).startswith(head) for tail in author_inputs(name))
 
 
 def parse_author_names(answer: Mapping[str, Any], prefix: str, size: int) -> list[str]:
     """The names the prefix completes, from the books the authors branch found, best first.
 
     A book may have several authors; only those whose name completes the
-    prefix are kept (the first of the book's, if a typo hides which).
+    whole prefix are kept, else those that complete its first three letters
+    (a typo after them), else the book's first author.
     """
+    exact = len(_letters(prefix))
     try:
         names: list[str] = []
         for option in _options(answer, "author_complete"):
             authors = [str(author["name"]) for author in option["_source"]["authors"]]
-            matching = [name for name in authors if _completes(name, prefix)] or authors[:1]
+            matching = (
+                [name for name in authors if _completes(name, prefix, exact)]
+                or [name for name in authors if _completes(name, prefix, FUZZY["prefix_length"])]
+                or authors[:1]
+            )
             names += [name for name in matching if name not in names]
         return names[:size]
     except (KeyError, TypeError, ValueError) as error:

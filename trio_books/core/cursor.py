@@ -19,13 +19,15 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 import orjson
 
-# Longer than any cursor this module seals (five sort values at most): refused unread.
-MAX_CURSOR_LENGTH = 512
+# Longer than any cursor this module seals: the longest is a title sort key of 256
+# characters, up to 6 bytes each once JSON-encoded, in base64. Refused unread.
+MAX_CURSOR_LENGTH = 2400
 TAG_BYTES = 16
 # The key's minimum length: a short key would let a client guess it from cursors.
 MIN_KEY_BYTES = 16
@@ -110,7 +112,7 @@ def unseal(text: str, key: bytes, *, sort: str, width: int) -> Cursor:
     return Cursor(sort=sealed_sort, after=tuple(after))
 
 
-def cursor_after(sort: str, last_hit: dict[str, Any]) -> Cursor | None:
+def cursor_after(sort: str, last_hit: Mapping[str, Any]) -> Cursor | None:
     """The cursor that continues after *last_hit* (a raw hit with its ``sort`` values)."""
     values = last_hit.get("sort")
     if not isinstance(values, list):

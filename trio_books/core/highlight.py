@@ -20,8 +20,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trio_books.core.books import Book
-
 START = "\ue000"
 END = "\ue001"
 # At most this many of a book's authors come back marked; the rest unmarked.
@@ -129,16 +127,17 @@ def _marked_authors(hit: Mapping[str, Any]) -> dict[int, str]:
     return marked
 
 
-def book_highlight(hit: Mapping[str, Any], book: Book) -> Highlight:
-    """The highlight of *book*, from its raw search hit; unmarked where the hit marks nothing."""
-    title = _first(hit.get("highlight"), "title")
+def book_highlight(hit: Mapping[str, Any], title: str, authors: list[str]) -> Highlight:
+    """The highlight of a book (its *title* and author names), from its raw search hit.
+
+    Unmarked wherever the hit marks nothing.
+    """
+    marked_title = _first(hit.get("highlight"), "title")
     marked = _marked_authors(hit)
     return Highlight(
-        title=segments(title, book.title) if title else [Segment(text=book.title, match=False)],
+        title=segments(marked_title, title) if marked_title else [Segment(text=title, match=False)],
         authors=[
-            segments(marked[at], author.name)
-            if at in marked
-            else [Segment(text=author.name, match=False)]
-            for at, author in enumerate(book.authors)
+            segments(marked[at], name) if at in marked else [Segment(text=name, match=False)]
+            for at, name in enumerate(authors)
         ],
     )

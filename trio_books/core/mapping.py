@@ -11,6 +11,19 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+# Completion inputs past this many characters are cut; prefixes are capped to match.
+COMPLETION_INPUT_LENGTH = 100
+COMPLETION_FIELD: dict[str, Any] = {
+    "type": "completion",
+    # standard, not simple: "198" completes "1984" (simple keeps letters only).
+    "analyzer": "standard",
+    # "hungerga" completes "Hunger Games": spaces and punctuation do not count.
+    "preserve_separators": False,
+    "max_input_length": COMPLETION_INPUT_LENGTH,
+}
+# Fed by :mod:`trio_books.core.completion`, for indexing only: never read back.
+COMPLETION_FIELDS = ("title_complete", "author_complete")
+
 BOOK_MAPPING: dict[str, Any] = {
     "dynamic": "strict",
     "properties": {
@@ -22,7 +35,8 @@ BOOK_MAPPING: dict[str, Any] = {
         "isbn13": {"type": "keyword"},
         "authors": {
             "type": "nested",
-            "properties": {"name": {"type": "text"}},
+            # raw: exact names, to count an author's books (completion).
+            "properties": {"name": {"type": "text", "fields": {"raw": {"type": "keyword"}}}},
         },
         "tags": {
             "type": "nested",
@@ -37,6 +51,7 @@ BOOK_MAPPING: dict[str, Any] = {
         "average_rating": {"type": "float"},
         "ratings_count": {"type": "long"},
         "small_image_url": {"type": "keyword", "index": False},
+        **{field: COMPLETION_FIELD for field in COMPLETION_FIELDS},
     },
 }
 

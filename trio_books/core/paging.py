@@ -16,13 +16,17 @@ cursor. Cursors only go forward: a page asked for by cursor has no ``prev``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlencode
 
+from trio_books.core.cursor import cursor_after, seal
 from trio_books.core.query import MAX_RESULT_WINDOW
 
 Params = Sequence[tuple[str, str]]
+# Bytes: within the 4 KB a reverse proxy's header buffer holds by default.
+MAX_LINK_HEADER = 2048
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,12 @@ class Paging:
     prev: str | None
 
 
-def page_count(total: int, size: int) -> int:
-    """Pages of *size* that *total* books fill, up to the last one a number can reach."""
-    return min(math.ceil(total / size), MAX_RESULT_WINDOW // size)
+def page_count(total: int, size: int, window: int = MAX_RESULT_WINDOW) -> int:
+    """Pages of *size* that *total* books fill, up to the last one a number can reach.
+
+    *window*: the deepest result a page may reach (``page × size``).
+    """
+    return min(math.ceil(total / size), window // size)
 
 
 def link(params: Params, **changes: str | None) -> str:
@@ -69,6 +76,7 @@ def paging(
     cursor: str | None,
     by_cursor: bool = False,
     more: bool = False,
+    window: int = MAX_RESULT_WINDOW,
 ) -> Paging:
     """The paging of one answer.
 
@@ -80,8 +88,9 @@ def paging(
         by_cursor: the page was asked for by cursor.
         more: a page asked for by cursor has books after it. (A numbered page
             knows from *total*; a cursor's page does not know where it is.)
+        window: the deepest result a numbered page may reach.
     """
-    pages = page_count(total, size)
+    pages = page_count(total, size, window)
     following: str | None = None
     if by_cursor:
         if more and cursor:
@@ -96,11 +105,54 @@ def paging(
     return Paging(page=page, size=size, pages=pages, next=following, prev=previous)
 
 
-def link_header(found: Paging) -> str | None:
-    """The RFC 8288 ``Link`` header for *found*'s neighbours, or None if it has none."""
+def link_header(next_page: str | None, prev_page: str | None) -> str | None:
+    """The RFC 8288 ``Link`` header for a page's neighbours, or None if it has none.
+
+    None too when it would pass :data:`MAX_LINK_HEADER` (a long text, encoded
+    twice): a proxy's header buffer would refuse the answer. The body keeps
+    the links.
+    """
     parts = [
         f'<{target}>; rel="{rel}"'
-        for rel, target in (("next", found.next), ("prev", found.prev))
+        for rel, target in (("next", next_page), ("prev", prev_page))
         if target is not None
     ]
-    return ", ".join(parts) or None
+    header = ", ".join(parts)
+    return header if 0 < len(header) <= MAX_LINK_HEADER else None
+
+
+def answer_paging(
+    params: Params,
+    hits: Sequence[Mapping[str, Any]],
+    *,
+    sort: str,
+    page: int,
+    size: int,
+    total: int,
+    by_cursor: bool,
+    key: bytes,
+    window: int = MAX_RESULT_WINDOW,
+    complete: bool = True,
+) -> tuple[Paging, str | None]:
+    """The paging of an answer with these raw *hits*, and the sealed cursor after its last.
+
+    A page by cursor asks for one hit more than it keeps, which tells whether
+    another follows; a numbered page knows from *total*. The last page has no
+    cursor, nor does a page Elasticsearch did not finish (*complete* false:
+    it timed out), whose last hit may not be the one before the next page's.
+    """
+    kept = hits[:size]
+    more = len(hits) > size if by_cursor else page * size < total
+    last = cursor_after(sort, kept[-1]) if kept and more and complete else None
+    sealed = seal(last, key) if last is not None else None
+    found = paging(
+        params,
+        page=1 if by_cursor else page,
+        size=size,
+        total=total,
+        cursor=sealed,
+        by_cursor=by_cursor,
+        more=more,
+        window=window,
+    )
+    return found, sealed

@@ -18,6 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from trio_books.core.cursor import MAX_CURSOR_LENGTH, SortValue
+from trio_books.core.highlight import author_inner_hits, title_highlight
+from trio_books.core.mapping import COMPLETION_FIELDS
 from trio_books.errors import FieldProblem, InvalidParameter
 
 MAX_RESULT_WINDOW = 10_000
@@ -96,6 +99,15 @@ class SearchQuery(BaseModel):
     trace: bool = Field(
         default=False, description="Add the request's task timeline (`trace`) to the answer."
     )
+    highlight: bool = Field(
+        default=True,
+        description="With `q`: mark the matched words of each result's title and authors.",
+    )
+    cursor: str | None = Field(
+        default=None,
+        max_length=MAX_CURSOR_LENGTH,
+        description="Continue after the page that gave this cursor (same sort); no depth limit.",
+    )
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -140,6 +152,16 @@ class SearchQuery(BaseModel):
                 {"limit": MAX_RESULT_WINDOW, "page": page, "size": size},
             )
         return page
+
+    @field_validator("cursor")
+    @classmethod
+    def _cursor_or_page(cls, cursor: str | None, info: ValidationInfo) -> str | None:
+        if cursor is not None and info.data.get("page", 1) != 1:
+            raise PydanticCustomError(
+                "cursor_page",
+                "a cursor continues where its page ended: give page or cursor, not both",
+            )
+        return cursor
 
     @field_validator("year_to")
     @classmethod
@@ -230,8 +252,18 @@ def with_time_limit(body: dict[str, Any], seconds: float) -> dict[str, Any]:
 # ---------------------------------------------------------------- query parts
 
 
-def text_query(text: str) -> dict[str, Any]:
-    """Free text over titles and author names; any word may match."""
+def text_query(text: str, *, marked_authors: bool = False) -> dict[str, Any]:
+    """Free text over titles and author names; any word may match.
+
+    With *marked_authors* the matching authors come back as highlighted inner hits.
+    """
+    authors: dict[str, Any] = {
+        "path": "authors",
+        "score_mode": "max",
+        "query": {"match": {"authors.name": {"query": text}}},
+    }
+    if marked_authors:
+        authors["inner_hits"] = author_inner_hits()
     return {
         "bool": {
             "should": [
@@ -242,13 +274,7 @@ def text_query(text: str) -> dict[str, Any]:
                         "type": "best_fields",
                     }
                 },
-                {
-                    "nested": {
-                        "path": "authors",
-                        "score_mode": "max",
-                        "query": {"match": {"authors.name": {"query": text}}},
-                    }
-                },
+                {"nested": authors},
             ],
             "minimum_should_match": 1,
         }
@@ -289,8 +315,10 @@ def filters(query: SearchQuery, *, except_facet: Facet | None = None) -> list[di
     return found
 
 
-def bool_query(query: SearchQuery, *, except_facet: Facet | None = None) -> dict[str, Any]:
-    must = [text_query(query.q)] if query.q else [{"match_all": {}}]
+def bool_query(
+    query: SearchQuery, *, except_facet: Facet | None = None, marked: bool = False
+) -> dict[str, Any]:
+    must = [text_query(query.q, marked_authors=marked)] if query.q else [{"match_all": {}}]
     return {"bool": {"must": must, "filter": filters(query, except_facet=except_facet)}}
 
 
@@ -316,16 +344,32 @@ SORTS: dict[SortOrder, list[Any]] = {
 # ---------------------------------------------------------------- request bodies
 
 
-def hits_body(query: SearchQuery) -> dict[str, Any]:
-    """The request for one page of matching books and their total count."""
-    return {
-        "query": bool_query(query),
+def marks(query: SearchQuery) -> bool:
+    """Whether *query*'s results carry highlights: asked for, and there is text to mark."""
+    return query.highlight and bool(query.q)
+
+
+def hits_body(query: SearchQuery, after: tuple[SortValue, ...] | None = None) -> dict[str, Any]:
+    """The request for one page of matching books and their total count.
+
+    *after*: a cursor's sort values, to continue after them (``search_after``)
+    rather than from the page number; one book more is asked for, which tells
+    whether another page follows.
+    """
+    marked = marks(query)
+    body: dict[str, Any] = {
+        "query": bool_query(query, marked=marked),
         "from": (query.page - 1) * query.size,
         "size": query.size,
         "sort": SORTS[query.sort],
         "track_total_hits": True,
-        "_source": {"excludes": ["title_sort"]},
+        "_source": {"excludes": [*COMPLETION_FIELDS, "title_sort"]},
     }
+    if after is not None:
+        body.update({"from": 0, "size": query.size + 1, "search_after": list(after)})
+    if marked:
+        body["highlight"] = title_highlight()
+    return body
 
 
 def facet_aggregation(facet: Facet, size: int) -> dict[str, Any]:
@@ -357,9 +401,11 @@ def facet_body(query: SearchQuery, facet: Facet, size: int) -> dict[str, Any]:
     }
 
 
-def search_requests(query: SearchQuery, facet_size: int) -> dict[str, dict[str, Any]]:
+def search_requests(
+    query: SearchQuery, facet_size: int, after: tuple[SortValue, ...] | None = None
+) -> dict[str, dict[str, Any]]:
     """Every request one search makes, by branch name: ``hits`` and ``facet-*``."""
-    requests = {HITS_BRANCH: hits_body(query)}
+    requests = {HITS_BRANCH: hits_body(query, after)}
     for facet in FACETS:
         requests[facet_branch(facet)] = facet_body(query, facet, facet_size)
     return requests

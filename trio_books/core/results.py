@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from trio_books.core.books import Book
+from trio_books.core.highlight import Highlight, book_highlight
 from trio_books.core.query import FACETS, HITS_BRANCH, Facet, facet_branch
 from trio_books.core.timeline import Trace
 from trio_books.errors import ResponseShapeError
@@ -56,15 +57,45 @@ class BranchError(BaseModel):
     reason: str = Field(examples=["timed out"])
 
 
+class Result(Book):
+    """A book found by a search, with why it matched."""
+
+    highlight: Highlight | None = Field(
+        default=None,
+        description="With `q` (unless `highlight=false`): the title and author names, "
+        "cut into segments marked where they matched.",
+    )
+
+
 class SearchResponse(BaseModel):
-    """One page of results, the total count, and the facets.
+    """One page of results, the total count, the facets, and where the page sits.
 
     ``partial`` is true when an optional part (a facet, the suggestions) failed
     or ran out of time; ``errors`` then says which and why.
     """
 
-    results: list[Book]
+    results: list[Result]
     count: int = Field(ge=0, description="Total number of matching books.")
+    page: int = Field(default=1, ge=1, description="This page's number (1 for a page by cursor).")
+    size: int = Field(default=20, ge=1, description="Results per page.")
+    pages: int = Field(
+        default=0, ge=0, description="Pages a `page` number can reach (the window ends at 10,000)."
+    )
+    next: str | None = Field(
+        default=None,
+        description="The next page, as a relative URL keeping every parameter; also in `Link`.",
+        examples=["?q=hunger%20games&page=2"],
+    )
+    prev: str | None = Field(
+        default=None,
+        description="The previous page (none for a page by cursor); also in `Link`.",
+        examples=[None],
+    )
+    cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` to continue after this page, past any depth; "
+        "none on the last page.",
+    )
     facets: Facets
     partial: bool = False
     errors: list[BranchError] = Field(default_factory=list)
@@ -78,7 +109,7 @@ class SearchResponse(BaseModel):
 
 T = TypeVar("T")
 
-_BOOKS = TypeAdapter(list[Book])
+_RESULTS = TypeAdapter(list[Result])
 
 
 def _shaped(what: str, parse: Callable[[], T]) -> T:
@@ -88,19 +119,6 @@ def _shaped(what: str, parse: Callable[[], T]) -> T:
         raise ResponseShapeError(
             f"unexpected Elasticsearch answer for {what}: {error!r:.200}"
         ) from error
-
-
-def parse_hits(answer: Mapping[str, Any]) -> tuple[list[Book], int]:
-    """The books of a hits answer and the total number of matches."""
-
-    def parse() -> tuple[list[Book], int]:
-        hits = answer["hits"]
-        # One validation call for the page, not one per book (fields the model
-        # does not know, such as ``title_sort``, are ignored).
-        books = _BOOKS.validate_python([hit["_source"] for hit in hits["hits"]])
-        return books, int(hits["total"]["value"])
-
-    return _shaped("hits", parse)
 
 
 def parse_facet(facet: Facet, answer: Mapping[str, Any]) -> list[Any]:
@@ -124,17 +142,48 @@ def parse_facet(facet: Facet, answer: Mapping[str, Any]) -> list[Any]:
     return _shaped(f"the {facet} facet", parse)
 
 
+def parse_results(
+    answer: Mapping[str, Any], *, marked: bool = False, keep: int | None = None
+) -> tuple[list[Result], int]:
+    """The first *keep* results of a hits answer (highlighted if *marked*), and the total."""
+
+    def parse() -> tuple[list[Result], int]:
+        hits = answer["hits"]
+        # One validation call for the page, not one per book (fields the model
+        # does not know, such as ``title_sort``, are ignored).
+        sources = [hit["_source"] for hit in hits["hits"][:keep]]
+        if marked:
+            sources = [
+                {
+                    **source,
+                    "highlight": book_highlight(
+                        hit,
+                        str(source["title"]),
+                        [str(author["name"]) for author in source.get("authors") or []],
+                    ),
+                }
+                for hit, source in zip(hits["hits"], sources, strict=False)
+            ]
+        return _RESULTS.validate_python(sources), int(hits["total"]["value"])
+
+    return _shaped("hits", parse)
+
+
 def parse_search(
     answers: Mapping[str, Mapping[str, Any]],
     failures: Mapping[str, str] | None = None,
     suggestions: list[str] | None = None,
+    *,
+    marked: bool = False,
+    keep: int | None = None,
 ) -> SearchResponse:
     """The response to a search, from the answers of its branches (by branch name).
 
     The hits answer is required; a facet without an answer is left empty and
-    its failure reported (*failures*: reason by branch name).
+    its failure reported (*failures*: reason by branch name). *keep* and
+    *marked* are :func:`parse_results`'; paging is the caller's to fill in.
     """
-    books, count = parse_hits(answers[HITS_BRANCH])
+    books, count = parse_results(answers[HITS_BRANCH], marked=marked, keep=keep)
     errors = [BranchError(branch=name, reason=reason) for name, reason in (failures or {}).items()]
     if answers[HITS_BRANCH].get("timed_out") is True:
         errors.insert(
