@@ -5,9 +5,14 @@
 (() => {
   const API = document.querySelector('meta[name="trio-books-api"]').content;
   const PAGE_SIZE = 10;
-  const MAX_WINDOW = 10000; // Elasticsearch's result window: page × size ≤ 10,000
-  const state = { q: "", tags: [], year: null, language: null, page: 1 };
+  const COMPLETE_DELAY_MS = 150; // wait for a pause in typing before asking
+  const COMPLETE_SIZE = 6;
+  const state = { q: "", tags: [], year: null, language: null, page: 1, similar: null };
   let inFlight = null;
+  let completing = null; // the completion request in flight
+  let completeTimer = null;
+  let completions = []; // what the list offers: { kind, label, value }
+  let active = -1; // the option chosen with the arrow keys
 
   const $ = (id) => document.getElementById(id);
 
@@ -31,6 +36,7 @@
     state.year = params.get("year");
     state.language = params.get("language");
     state.page = Math.max(1, parseInt(params.get("page") || "1", 10) || 1);
+    state.similar = /^\d+$/.test(params.get("similar") || "") ? params.get("similar") : null;
     $("q").value = state.q;
   }
 
@@ -47,17 +53,31 @@
 
   // ------------------------------------------------------------ talking to the API
 
-  async function search() {
+  function search() {
+    state.similar = null;
+    window.history.replaceState(null, "", `?${queryString(false)}`);
+    return ask(`${API}/search/?${queryString(true)}`, render);
+  }
+
+  function similar(bookId, title) {
+    state.similar = bookId;
+    window.history.replaceState(null, "", `?similar=${encodeURIComponent(bookId)}`);
+    return ask(`${API}/books/${encodeURIComponent(bookId)}/similar?size=${PAGE_SIZE}`, (body) =>
+      renderSimilar(body, title),
+    );
+  }
+
+  // One request to the API at a time: a newer one cancels the older, whose answer is dropped.
+  async function ask(url, show) {
     if (inFlight) inFlight.abort();
     const controller = new AbortController();
     inFlight = controller;
-    window.history.replaceState(null, "", `?${queryString(false)}`);
     $("status").textContent = "Searching…";
     document.body.setAttribute("aria-busy", "true");
     let response;
     let body = null;
     try {
-      response = await fetch(`${API}/search/?${queryString(true)}`, {
+      response = await fetch(url, {
         headers: { Accept: "application/json" },
         signal: controller.signal,
       });
@@ -83,7 +103,7 @@
       return;
     }
     hideError();
-    render(body);
+    show(body);
   }
 
   function finish(controller) {
@@ -113,44 +133,88 @@
       $(id).querySelector("ul").replaceChildren();
     }
     $("page-info").textContent = "";
-    $("previous").disabled = true;
-    $("next").disabled = true;
+    setPageLink($("previous"), null);
+    setPageLink($("next"), null);
   }
 
   // ------------------------------------------------------------ results, facets, paging
 
   function render(body) {
     const focused = document.activeElement && document.activeElement.dataset.key;
-    const pages = Math.max(1, Math.min(Math.ceil(body.count / PAGE_SIZE), Math.floor(MAX_WINDOW / PAGE_SIZE)));
+    $("pager").hidden = false;
     $("status").textContent =
       body.count === 1 ? "1 book found." : `${body.count.toLocaleString()} books found.`;
     $("results").replaceChildren(...body.results.map(bookItem));
     renderFacet("facet-tags", body.facets.tags, (t) => ({ key: `tags:${t.slug}`, label: t.title, count: t.count, pressed: state.tags.includes(t.slug), toggle: () => toggleTag(t.slug) }));
     renderFacet("facet-years", body.facets.years, (y) => ({ key: `year:${y.year}`, label: yearText(y.year), count: y.count, pressed: state.year === String(y.year), toggle: () => toggleSingle("year", String(y.year)) }));
     renderFacet("facet-languages", body.facets.languages, (l) => ({ key: `language:${l.code}`, label: l.code, count: l.count, pressed: state.language === l.code, toggle: () => toggleSingle("language", l.code) }));
-    $("page-info").textContent = `Page ${state.page} of ${pages}`;
-    $("previous").disabled = state.page <= 1;
-    $("next").disabled = state.page >= pages;
+    $("page-info").textContent = `Page ${body.page} of ${Math.max(1, body.pages)}`;
+    // The API's own links: query strings that keep every parameter, read back by readLocation.
+    setPageLink($("previous"), body.prev);
+    setPageLink($("next"), body.next);
     if (focused) {
       const again = document.querySelector(`[data-key="${CSS.escape(focused)}"]`);
       if (again && !again.disabled) again.focus();
     }
   }
 
+  function renderSimilar(body, title) {
+    $("status").textContent = `Books like ${title ? `“${title}”` : `book ${state.similar}`}:`;
+    $("results").replaceChildren(...body.results.map(bookItem));
+    for (const id of ["facet-tags", "facet-years", "facet-languages"]) {
+      $(id).querySelector("ul").replaceChildren();
+    }
+    $("pager").hidden = true;
+  }
+
+  // A numbered page only: a cursor link (past 10,000 results) is for API clients.
+  function setPageLink(link, target) {
+    if (target && new URLSearchParams(target).has("page")) {
+      link.href = target;
+      link.removeAttribute("aria-disabled");
+    } else {
+      link.removeAttribute("href");
+      link.setAttribute("aria-disabled", "true");
+    }
+  }
+
+  // Highlights are {text, match} segments: matched ones become <mark>, all of them text
+  // nodes. Nothing from the answer is ever parsed as HTML.
+  function segmentsInto(node, segments) {
+    for (const segment of segments) {
+      node.append(segment.match ? element("mark", { textContent: segment.text }) : segment.text);
+    }
+    return node;
+  }
+
   function bookItem(book) {
-    const authors = book.authors.map((a) => a.name).join(", ") || "unknown author";
-    const bits = [authors];
+    const meta = element("p", { className: "meta" });
+    const marked = book.highlight;
+    if (!book.authors.length) meta.append("unknown author");
+    book.authors.forEach((author, i) => {
+      if (i) meta.append(", ");
+      if (marked && marked.authors[i]) segmentsInto(meta, marked.authors[i]);
+      else meta.append(author.name);
+    });
+    const bits = [];
     if (book.original_publication_year !== null) bits.push(yearText(book.original_publication_year));
     if (book.average_rating !== null) {
       const votes = book.ratings_count !== null ? ` from ${book.ratings_count.toLocaleString()} ratings` : "";
       bits.push(`rated ${book.average_rating.toFixed(2)}${votes}`);
     }
-    return element(
-      "li",
-      { className: "book" },
-      element("h3", { textContent: book.title }),
-      element("p", { className: "meta", textContent: bits.join(" · ") }),
-    );
+    if (bits.length) meta.append(` · ${bits.join(" · ")}`);
+    const heading = marked ? segmentsInto(element("h3"), marked.title) : element("h3", { textContent: book.title });
+    const like = element("a", {
+      className: "similar",
+      href: `?similar=${book.book_id}`,
+      textContent: "Similar books",
+      dataset: { book: String(book.book_id) },
+    });
+    like.addEventListener("click", (event) => {
+      event.preventDefault();
+      similar(String(book.book_id), book.title);
+    });
+    return element("li", { className: "book" }, heading, meta, like);
   }
 
   function yearText(year) {
@@ -248,23 +312,146 @@
     );
   }
 
+  // ------------------------------------------------------------ search as you type
+
+  function scheduleCompletion() {
+    clearTimeout(completeTimer);
+    // What is typed now makes the request in flight stale: cancelled at once.
+    if (completing) completing.abort();
+    completing = null;
+    const prefix = $("q").value.trim();
+    if (!prefix) {
+      closeCompletions();
+      return;
+    }
+    completeTimer = setTimeout(() => {
+      completeTimer = null;
+      complete(prefix);
+    }, COMPLETE_DELAY_MS);
+  }
+
+  async function complete(prefix) {
+    // The older request is cancelled: its answer, however late, never replaces this one's.
+    if (completing) completing.abort();
+    const controller = new AbortController();
+    completing = controller;
+    let body = null;
+    try {
+      const params = new URLSearchParams({ prefix: prefix.slice(0, 100), size: String(COMPLETE_SIZE) });
+      const response = await fetch(`${API}/complete?${params}`, {
+        headers: { Accept: "application/json" },
+        signal: controller.signal,
+      });
+      body = response.ok ? await response.json() : null;
+    } catch (error) {
+      body = null; // cancelled, or the network: no list
+    }
+    if (controller !== completing) return;
+    completing = null;
+    if (body) showCompletions(prefix, body);
+    else closeCompletions();
+  }
+
+  function showCompletions(prefix, body) {
+    completions = [
+      ...body.titles.map((t) => ({ kind: "Title", label: t.title, value: t.title })),
+      ...body.authors.map((a) => ({
+        kind: "Author",
+        label: `${a.name} (${a.books} book${a.books === 1 ? "" : "s"})`,
+        value: a.name.trim(),
+      })),
+    ];
+    active = -1;
+    const list = $("completions");
+    list.replaceChildren(
+      ...completions.map((option, i) => {
+        const item = element(
+          "li",
+          { id: `completion-${i}`, role: "option", "aria-selected": "false" },
+          element("span", { className: "kind", textContent: option.kind }),
+          option.label,
+        );
+        // mousedown, not click: the search box keeps its focus.
+        item.addEventListener("mousedown", (event) => {
+          event.preventDefault();
+          pick(i);
+        });
+        return item;
+      }),
+    );
+    list.dataset.prefix = prefix;
+    list.hidden = completions.length === 0;
+    $("q").setAttribute("aria-expanded", String(!list.hidden));
+    $("q").removeAttribute("aria-activedescendant");
+  }
+
+  function closeCompletions() {
+    clearTimeout(completeTimer);
+    completeTimer = null;
+    if (completing) completing.abort();
+    completing = null;
+    completions = [];
+    active = -1;
+    $("completions").hidden = true;
+    $("completions").replaceChildren();
+    $("q").setAttribute("aria-expanded", "false");
+    $("q").removeAttribute("aria-activedescendant");
+  }
+
+  function moveActive(step) {
+    if (!completions.length) return;
+    active = (active + step + completions.length) % completions.length;
+    $("completions").querySelectorAll("li").forEach((item, i) => {
+      item.setAttribute("aria-selected", String(i === active));
+    });
+    $("q").setAttribute("aria-activedescendant", `completion-${active}`);
+  }
+
+  function pick(i) {
+    $("q").value = completions[i].value;
+    closeCompletions();
+    state.q = $("q").value;
+    state.page = 1;
+    search();
+  }
+
   // ------------------------------------------------------------ wiring
 
   $("search-form").addEventListener("submit", (event) => {
     event.preventDefault();
+    closeCompletions();
     state.q = $("q").value.trim();
     state.page = 1;
     search();
   });
-  $("previous").addEventListener("click", () => {
-    state.page = Math.max(1, state.page - 1);
-    search();
+  $("q").addEventListener("input", scheduleCompletion);
+  $("q").addEventListener("keydown", (event) => {
+    if (event.isComposing) return; // an input method is still composing the text
+    const open = !$("completions").hidden;
+    if ((event.key === "ArrowDown" || event.key === "ArrowUp") && open) {
+      event.preventDefault();
+      moveActive(event.key === "ArrowDown" ? 1 : -1);
+    } else if (event.key === "Enter" && open && active >= 0) {
+      event.preventDefault();
+      pick(active);
+    } else if (event.key === "Escape" && (open || completing || completeTimer !== null)) {
+      // Escape closes the list; a search box would also clear its text, so it goes no further.
+      event.preventDefault();
+      closeCompletions();
+    }
   });
-  $("next").addEventListener("click", () => {
-    state.page += 1;
-    search();
-  });
+  $("q").addEventListener("blur", closeCompletions);
+  for (const id of ["previous", "next"]) {
+    $(id).addEventListener("click", (event) => {
+      event.preventDefault();
+      const target = $(id).getAttribute("href");
+      if (!target) return;
+      state.page = Math.max(1, parseInt(new URLSearchParams(target).get("page") || "1", 10) || 1);
+      search();
+    });
+  }
 
   readLocation();
-  search();
+  if (state.similar !== null) similar(state.similar, null);
+  else search();
 })();
