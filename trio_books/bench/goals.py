@@ -98,3 +98,31 @@ def reference_share(options: BenchOptions, summary: dict[Key, dict[str, Any]]) -
         shown = "–" if reference is None else f"{reference:,.0f}"
         lines.append(f"| {level} | {shown} | " + " | ".join(cells) + " |")
     return lines
+
+
+# Completion's goal is read at this many clients (or the nearest level measured).
+COMPLETE_CLIENTS = 8
+
+
+def complete_goals(options: BenchOptions, summary: dict[Key, dict[str, Any]]) -> list[str]:
+    """Search as you type against search: p50 of ``complete`` over p50 of ``search``, per target."""
+    if not {"complete", "search"} <= set(options.workloads):
+        return []
+    level = min(options.concurrency, key=lambda clients: abs(clients - COMPLETE_CLIENTS))
+    lines = [
+        "",
+        "## Search as you type",
+        "",
+        f"Median latency of a completion over a search's, at {level} clients (medians over "
+        "rounds). Goal: ≤ 0.25×.",
+        "",
+        "| target | complete p50 ms | search p50 ms | complete / search |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for target in options.targets:
+        complete = summary.get(("complete", target, level), {}).get("p50_ms")
+        search = summary.get(("search", target, level), {}).get("p50_ms")
+        if complete is None or search is None:
+            continue
+        lines.append(f"| {target} | {complete:.2f} | {search:.2f} | {ratio(complete, search)} |")
+    return lines

@@ -2,8 +2,8 @@
 
 It is not Elasticsearch and never stands in for it in correctness tests. It
 answers every ``_search`` with one canned, well-formed Elasticsearch answer (a
-page of books, or none for a facet request, plus every facet's aggregation)
-after a fixed delay, so the
+page of books, or none for a facet request, plus every facet's aggregation;
+or both completion suggesters for a completion request) after a fixed delay, so the
 benchmark can isolate what the concurrency model costs and show the fan-out:
 four branches of X ms each should make a search take about X ms, not 4X.
 
@@ -26,27 +26,35 @@ from typing import Any, cast
 
 import orjson
 
-from trio_books.core.books import book_to_document
+from trio_books.core.books import Book, book_to_document
+from trio_books.core.mapping import COMPLETION_FIELDS
 from trio_books.core.synthetic import synthetic_books
 
 STANDIN_HEADER = b"X-Latency-Standin"
+
+
+def source_of(book: Book) -> dict[str, Any]:
+    """A book's ``_source`` as a search gets it: the index's completion inputs left out."""
+    document = book_to_document(book)
+    return {key: value for key, value in document.items() if key not in COMPLETION_FIELDS}
 
 
 def canned_search_answer(page: int = 20) -> bytes:
     """One answer that every branch of a search can parse: hits and all three facets.
 
     With *page* 0 it is the answer to a facet request (``"size":0``): as from
-    Elasticsearch, the total and the aggregations, no documents.
+    Elasticsearch, the total and the aggregations, no documents. It also counts
+    the books of a completion's authors.
     """
     books = list(synthetic_books(page))
+    suggested = list(synthetic_books(8))
     answer: dict[str, Any] = {
         "took": 1,
         "timed_out": False,
         "hits": {
             "total": {"value": 1234, "relation": "eq"},
             "hits": [
-                {"_index": "standin", "_id": str(b.book_id), "_source": book_to_document(b)}
-                for b in books
+                {"_index": "standin", "_id": str(b.book_id), "_source": source_of(b)} for b in books
             ],
         },
         "aggregations": {
@@ -70,6 +78,51 @@ def canned_search_answer(page: int = 20) -> bytes:
                     {"key": c, "doc_count": 90 - i} for i, c in enumerate(("eng", "fre", "ger"))
                 ]
             },
+            # A completion's author counts.
+            "authors": {
+                "doc_count": 100,
+                "names": {
+                    "buckets": [
+                        {"key": name, "doc_count": 2, "books": {"doc_count": 2}}
+                        for name in dict.fromkeys(a.name for b in suggested for a in b.authors)
+                    ]
+                },
+            },
+        },
+    }
+    return orjson.dumps(answer)
+
+
+def canned_complete_answer() -> bytes:
+    """The answer to a completion request: both suggesters, eight options each, no hits."""
+    suggested = list(synthetic_books(8))
+    answer: dict[str, Any] = {
+        "took": 1,
+        "timed_out": False,
+        "hits": {"total": {"value": 0, "relation": "eq"}, "hits": []},
+        "suggest": {
+            field: [
+                {
+                    "text": "s",
+                    "offset": 0,
+                    "length": 1,
+                    "options": [
+                        {
+                            "text": b.title,
+                            "_index": "standin",
+                            "_id": str(b.book_id),
+                            "_score": 1.0,
+                            "_source": {
+                                "book_id": b.book_id,
+                                "title": b.title,
+                                "authors": [{"name": a.name} for a in b.authors],
+                            },
+                        }
+                        for b in suggested
+                    ],
+                }
+            ]
+            for field in ("title_complete", "author_complete")
         },
     }
     return orjson.dumps(answer)
@@ -119,8 +172,12 @@ class StandIn(asyncio.Protocol):
         slot: list[bytes | None] = [None]
         self.pending.append(slot)
         if path.endswith(b"/_search"):
-            # A facet request asks for no documents and, as from Elasticsearch, gets none.
-            kind = "facets" if b'"size":0' in body else "search"
+            # A facet request asks for no documents and, as from Elasticsearch, gets none;
+            # a completion request asks for suggestions.
+            if b'"suggest"' in body:
+                kind = "complete"
+            else:
+                kind = "facets" if b'"size":0' in body else "search"
             asyncio.get_running_loop().call_later(
                 self.latency_s, self.ready, slot, self.answers[kind]
             )
@@ -147,6 +204,7 @@ async def serve_standin(host: str, port: int, latency_ms: float) -> None:
     answers = {
         "search": http_response("200 OK", canned_search_answer(), latency_ms),
         "facets": http_response("200 OK", canned_search_answer(page=0), latency_ms),
+        "complete": http_response("200 OK", canned_complete_answer(), latency_ms),
         "health": http_response("200 OK", b'{"status":"green","standin":true}', latency_ms),
         "head": http_response("200 OK", b"", latency_ms),
         "missing": http_response("404 Not Found", b'{"error":{"type":"not_found"}}', latency_ms),

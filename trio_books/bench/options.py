@@ -27,7 +27,8 @@ TARGETS = (
 )
 # ``ping`` is the bare ``GET /`` route, no Elasticsearch call: the serving stack's
 # own curve, against which the fan-out workloads' curves are read.
-WORKLOADS = ("search", "facets", "mixed", "ping")
+# ``complete`` is search as you type: a prefix completed into titles and authors.
+WORKLOADS = ("search", "facets", "mixed", "complete", "ping")
 DEFAULT_TARGETS = "trio,asyncio,asyncio-uvloop,fastapi,es-direct"
 DEFAULT_CONCURRENCY = "1,8,32,64,128"
 MIN_ROUNDS = 3

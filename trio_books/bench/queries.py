@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from trio_books.core.completion import CompleteQuery, authors_body, titles_body
 from trio_books.core.query import SearchQuery, search_requests
 from trio_books.es.client import Elasticsearch
 
@@ -102,6 +103,21 @@ def facet_params(rng: random.Random, vocabulary: Vocabulary) -> dict[str, Any]:
     return params
 
 
+def complete_query(
+    rng: random.Random, vocabulary: Vocabulary, index: str, api_prefix: str
+) -> Query:
+    """Search as you type: the first one to six characters of a catalogue word."""
+    word = rng.choice(vocabulary.words)
+    query = CompleteQuery(prefix=word[: rng.randint(1, min(6, len(word)))], size=8)
+    # es-direct sends the two completion requests; the service then counts the authors' books.
+    es_requests = [
+        ("POST", f"/{index}/_search", orjson.dumps(body))
+        for body in (titles_body(query), authors_body(query))
+    ]
+    path = f"{api_prefix}/complete?{urlencode(query.model_dump())}"
+    return Query(path=path, es_requests=es_requests)
+
+
 def build_queries(
     vocabulary: Vocabulary,
     workload: str,
@@ -112,13 +128,15 @@ def build_queries(
     api_prefix: str = "/api/v1",
     count: int = QUERY_COUNT,
 ) -> list[Query]:
-    """*count* queries for *workload* (``search``, ``facets`` or ``mixed``), the same for a seed.
+    """*count* queries for *workload* (``search``, ``facets``, ``mixed``, ``complete``), the same for a seed.
 
     ``ping`` is one request, the bare ``GET /`` route, with no Elasticsearch call.
     """
     if workload == "ping":
         return [Query(path="/", es_requests=[])]
     rng = random.Random(seed)
+    if workload == "complete":
+        return [complete_query(rng, vocabulary, index, api_prefix) for _ in range(count)]
     queries = []
     for number in range(count):
         if workload == "search" or (workload == "mixed" and number % 2 == 0):

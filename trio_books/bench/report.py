@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from trio_books.bench.goals import Key, ratio, shell_goals, tls_goals
+from trio_books.bench.goals import Key, complete_goals, ratio, shell_goals, tls_goals
 from trio_books.bench.options import BenchOptions
 from trio_books.bench.targets import TARGETS
 
@@ -198,6 +198,7 @@ def markdown(
     lines += _transport_goals(options, summary)
     lines += tls_goals(options, summary)
     lines += shell_goals(options, summary)
+    lines += complete_goals(options, summary)
     lines += _connections(results.get("connections", {}))
     lines += [
         "",
