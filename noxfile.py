@@ -229,6 +229,10 @@ COMPAT_TESTS = {
         "test_api_errors.py",
     ),
     "queries, mapping, facets, suggestions": ("test_elasticsearch_roundtrip.py",),
+    "highlights, paging, cursors, completion, similar books": (
+        "test_search_paging.py",
+        "test_complete_similar.py",
+    ),
     "loader: alias swap, 429 pushback, cancelling": ("test_loader.py", "test_loader_failures.py"),
     "deadlines and partial answers": ("test_deadlines.py",),
 }
