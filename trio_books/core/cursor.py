@@ -28,6 +28,8 @@ import orjson
 # Longer than any cursor this module seals: the longest is a title sort key of 256
 # characters, up to 6 bytes each once JSON-encoded, in base64. Refused unread.
 MAX_CURSOR_LENGTH = 2400
+# What a sealed cursor looks like (its two base64url parts), for the OpenAPI document.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
 TAG_BYTES = 16
 # The key's minimum length: a short key would let a client guess it from cursors.
 MIN_KEY_BYTES = 16

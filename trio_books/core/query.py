@@ -15,10 +15,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from trio_books.core.cursor import MAX_CURSOR_LENGTH, SortValue
+from trio_books.core.cursor import CURSOR_PATTERN, MAX_CURSOR_LENGTH, SortValue
 from trio_books.core.highlight import author_inner_hits, title_highlight
 from trio_books.core.mapping import COMPLETION_FIELDS
 from trio_books.errors import FieldProblem, InvalidParameter
@@ -32,6 +32,17 @@ MAX_TAGS = 20
 # and digits of any script, joined by single hyphens.
 MAX_TAG_LENGTH = 64
 TAG_SLUG = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
+# The blanks str.strip() removes that a query string may carry (api.guards refuses
+# the other C0 controls): around a tag or the text they are dropped.
+BLANK = r"[\t\n\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+# A tag parameter as the schema states it: a slug, blanks around it allowed. Its length
+# counts them, as the check below does, so that the schema and the service agree.
+TAG_ITEM_SCHEMA: dict[str, JsonValue] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_TAG_LENGTH,
+    "pattern": rf"^{BLANK}*{TAG_SLUG.pattern}{BLANK}*$",
+}
 MAX_SIZE = 100
 # Years are stored as Elasticsearch integers; past this they are no year of a book.
 MAX_YEAR = 100_000
@@ -55,7 +66,9 @@ def facet_branch(facet: Facet) -> str:
 class SearchQuery(BaseModel):
     """The query string of ``GET /search/``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    # Text is stripped by the validators below, after the length caps: a cap counts
+    # what was sent, as the OpenAPI document's maxLength does.
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     q: str | None = Field(
         default=None,
@@ -68,6 +81,7 @@ class SearchQuery(BaseModel):
         max_length=MAX_TAGS,
         description="Tag slugs (repeat the parameter for several); exact match.",
         examples=[["young-adult"]],
+        json_schema_extra={"items": TAG_ITEM_SCHEMA},
     )
     tags_mode: TagsMode = Field(
         default="any", description="`any`: a book has any of the tags; `all`: it has all of them."
@@ -82,14 +96,30 @@ class SearchQuery(BaseModel):
         default=None, ge=-MAX_YEAR, le=MAX_YEAR, description="Earliest publication year, inclusive."
     )
     year_to: int | None = Field(
-        default=None, ge=-MAX_YEAR, le=MAX_YEAR, description="Latest publication year, inclusive."
+        default=None,
+        ge=-MAX_YEAR,
+        le=MAX_YEAR,
+        description="Latest publication year, inclusive; not before `year_from`.",
     )
     language: str | None = Field(
         default=None, max_length=16, description="Language code, e.g. `eng`.", examples=["eng"]
     )
     size: int = Field(default=20, ge=1, le=MAX_SIZE, description="Results per page, 1-100.")
-    page: int = Field(default=1, ge=1, description="Page number from 1; page × size ≤ 10,000.")
-    sort: SortOrder = Field(default="relevance", description="Result order.")
+    page: int = Field(
+        default=1,
+        ge=1,
+        description="Page number from 1; page × size ≤ 10,000 (past that, page with `cursor`).",
+        # The cross-parameter rule is the validator's; the schema states what it can.
+        json_schema_extra={"maximum": MAX_RESULT_WINDOW},
+    )
+    sort: SortOrder = Field(
+        default="relevance",
+        description="Result order: `-year` is newest first.",
+        # Names for generated clients' enums (`-year` is no identifier).
+        json_schema_extra={
+            "x-enum-varnames": ["RELEVANCE", "YEAR", "YEAR_DESC", "TITLE", "RATING"]
+        },
+    )
     timeout: int | None = Field(
         default=None,
         ge=MIN_TIMEOUT_MS,
@@ -106,7 +136,9 @@ class SearchQuery(BaseModel):
     cursor: str | None = Field(
         default=None,
         max_length=MAX_CURSOR_LENGTH,
-        description="Continue after the page that gave this cursor (same sort); no depth limit.",
+        json_schema_extra={"pattern": CURSOR_PATTERN},
+        description="Continue after the page that gave this cursor (same sort); no depth "
+        "limit. Only a cursor the service issued, and only with page 1.",
     )
 
     @field_validator("tags", mode="before")
@@ -118,16 +150,17 @@ class SearchQuery(BaseModel):
     @field_validator("tags")
     @classmethod
     def _tags_are_slugs(cls, tags: list[str]) -> list[str]:
-        cleaned = [tag.strip() for tag in tags]
-        if any(not tag for tag in cleaned):
-            raise PydanticCustomError("empty_tag", "tags may not be empty")
-        for tag in cleaned:
+        for tag in tags:
             if len(tag) > MAX_TAG_LENGTH:
                 raise PydanticCustomError(
                     "tag_too_long",
                     "a tag is at most {limit} characters (one has {length})",
                     {"limit": MAX_TAG_LENGTH, "length": len(tag)},
                 )
+        cleaned = [tag.strip() for tag in tags]
+        if any(not tag for tag in cleaned):
+            raise PydanticCustomError("empty_tag", "tags may not be empty")
+        for tag in cleaned:
             if not TAG_SLUG.fullmatch(tag):
                 raise PydanticCustomError(
                     "tag_slug",
@@ -139,7 +172,7 @@ class SearchQuery(BaseModel):
     @field_validator("q", "language")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
-        return value or None
+        return (value or "").strip() or None
 
     @field_validator("page")
     @classmethod
