@@ -24,7 +24,7 @@ from trio_books.api.cors import cors_headers, preflight_headers
 from trio_books.api.graceful import GRACEFUL_KEY, MakeGracefulCut
 from trio_books.api.guards import oversized
 from trio_books.api.json_provider import use_orjson
-from trio_books.api.openapi import DocumentedErrors
+from trio_books.api.openapi import ClientReadyDocument
 from trio_books.api.request_ids import RequestIds
 from trio_books.api.routes import register_routes
 from trio_books.api.security import (
@@ -76,7 +76,7 @@ def configure_app(app: Quart, settings: Settings, graceful: MakeGracefulCut) -> 
         swagger_ui_path=DOCS_PATH if settings.docs and settings.openapi else None,
         redoc_ui_path=None,
         scalar_ui_path=None,
-        openapi_provider_class=DocumentedErrors,
+        openapi_provider_class=ClientReadyDocument,
     )
     # The API reads no body; Quart stops buffering one past this size.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from trio_books.api.asgi import ASGIApp, Headers, Message, Receive, Scope, Send, error_answer
 from trio_books.errors import ShuttingDown
+from trio_books.logs import current_request_id
 
 GRACEFUL_KEY = "trio_books.graceful"
 # The cut comes this long before the server's own (at most a quarter of the
@@ -64,5 +65,8 @@ def watch_start(send: Send, on_start: Callable[[], None]) -> Send:
 
 async def send_cut(send: Send) -> None:
     headers, body = cut_answer()
+    if (rid := current_request_id.get()) is not None:
+        # As on every answer: set where the request came in (api.request_ids).
+        headers = [*headers, (b"x-request-id", rid.encode())]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": body})

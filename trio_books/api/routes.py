@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from urllib.parse import parse_qsl
 
-from quart import Blueprint, Quart, Response, current_app, g, request
+from quart import Blueprint, Quart, Response, current_app, g, redirect, request
+from quart.typing import ResponseReturnValue
 from quart_schema import (
     document_response,
     validate_querystring,
@@ -62,14 +63,15 @@ def register_routes(app: Quart, settings: Settings) -> None:
     @app.get("/readyz")
     @validate_response(Health)
     @document_response(ErrorResponse, 503)
-    async def readyz() -> Health | tuple[dict[str, object], int]:
+    async def readyz() -> Health | tuple[dict[str, object], int, dict[str, str]]:
         """Readiness: 200 when searches can succeed (the cluster answers, the index exists); else 503."""
         try:
             status = await service().ready()
         except TrioBooksError as error:
             # The client gets the public message; the log line (with the request id) the detail.
             log.warning("not ready: %s", error.log_message)
-            return {**error_body(error), "request_id": g.request_id}, 503
+            body = {**error_body(error), "request_id": g.request_id}
+            return body, 503, {"Retry-After": str(settings.retry_after)}
         engine = await service().identify_engine()
         return Health(
             status=status,
@@ -112,6 +114,17 @@ def register_routes(app: Quart, settings: Settings) -> None:
         if (links := link_header(found.next, found.prev)) is not None:
             answer.headers["Link"] = links
         return answer
+
+    @api.get("/search")
+    async def search_redirect() -> ResponseReturnValue:
+        """Redirects to the canonical URL, `search/`, keeping the query string.
+
+        Declared rather than left to the router's own redirect, so that the
+        other methods get 405 with ``Allow`` here as on every path.
+        """
+        query = request.query_string.decode("latin-1")
+        # Relative to this path: right under any prefix a proxy adds.
+        return redirect("search/" + (f"?{query}" if query else ""), 308)
 
     @api.get("/books/<int:book_id>")
     @validate_response(Book)
