@@ -14,11 +14,13 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from observed import Observed, observed_transport
 from servers import api_client
 
 from trio_books.core.books import Book
 from trio_books.core.bulk import bulk_body
 from trio_books.core.mapping import index_body
+from trio_books.core.timing import parse_server_timing
 from trio_books.es.client import Elasticsearch
 from trio_books.settings import Settings
 
@@ -153,6 +155,26 @@ async def test_an_unknown_book_is_404(client: Client) -> None:
     response = await client.get("/api/v1/books/999999/similar")
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
+
+
+async def test_reading_the_book_and_searching_share_the_search_deadline(
+    build: str, api_settings: Settings
+) -> None:
+    # Each call takes 0.6 s on the production transport: the read and the search
+    # together pass a 1 s deadline (504); with the read outside it, the search alone
+    # fitted and the request took read + search, 1.2 s.
+    settings = api_settings.model_copy(update={"search_deadline": 1.0})
+    observed = Observed(delay=0.6)
+    transport = observed_transport(settings, build, observed)
+    async with api_client(build, settings, transport=transport) as client:
+        late = await client.get("/api/v1/books/1/similar")
+        observed.delay = 0.0
+        found = await client.get("/api/v1/books/1/similar")
+    assert late.status_code == 504, late.text
+    assert late.json()["error"] == "deadline_exceeded"
+    assert found.status_code == 200, found.text
+    # Both calls are spans of the request's one fan-out, as a search's branches are.
+    assert {"es-book", "es-similar"} <= set(parse_server_timing(found.headers["Server-Timing"]))
 
 
 @pytest.mark.parametrize("query", ["size=0", "size=51", "size=x", "colour=red"])

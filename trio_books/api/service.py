@@ -43,8 +43,14 @@ from trio_books.core.query import (
     search_requests,
     with_time_limit,
 )
-from trio_books.core.results import BranchError, SearchResponse, parse_results, parse_search
-from trio_books.core.similar import SIMILAR_BRANCH, SimilarQuery, SimilarResponse, similar_body
+from trio_books.core.results import SearchResponse, branch_errors, parse_results, parse_search
+from trio_books.core.similar import (
+    BOOK_BRANCH,
+    SIMILAR_BRANCH,
+    SimilarQuery,
+    SimilarResponse,
+    similar_body,
+)
 from trio_books.core.suggest import parse_suggestions, suggest_body, suggestion_head, with_tail
 from trio_books.core.timeline import Timeline, trace_of
 from trio_books.errors import (
@@ -242,13 +248,26 @@ class SearchService:
     async def similar(
         self, book_id: int, query: SimilarQuery, timeline: Timeline
     ) -> SimilarResponse:
-        """Books like book *book_id*: read it, then search by its title words, authors and tags."""
+        """Books like book *book_id*: read it, then search by its title words, authors and tags.
+
+        Both calls run under the search's deadline, in one fan-out: the read is
+        a required branch, and its answer starts the search (as a follower).
+        """
+
+        async def read(seconds_left: float) -> Answer:
+            # The fan-out's cancel scope bounds the read: no time limit of its own.
+            source = await self.es.get_source(self.settings.index, str(book_id))
+            if source is None:
+                raise NotFound(f"no book with id {book_id}")
+            return source
+
+        def search_like(source: Answer) -> list[Branch]:
+            body = similar_body(document_to_book(source), query.size)
+            return [Branch(SIMILAR_BRANCH, self._search_call(body), required=True)]
+
         async with self.gate.admit():
-            book = await self._book(book_id)
-            # One branch, required: the search's deadline and error rules, and its span.
-            body = similar_body(book, query.size)
             result = await self.concurrency.fan_out(
-                [Branch(SIMILAR_BRANCH, self._search_call(body), required=True)],
+                [Branch(BOOK_BRANCH, read, required=True, then=search_like)],
                 deadline=self.settings.search_deadline,
                 timeline=timeline,
             )
@@ -280,7 +299,7 @@ class SearchService:
             result = await self.concurrency.fan_out(
                 branches, deadline=self.settings.complete_deadline, timeline=timeline
             )
-        errors = [BranchError(branch=name, reason=why) for name, why in result.failures.items()]
+        errors = branch_errors(result.failures)
         return CompleteResponse(
             titles=parse_titles(result.answers[TITLES_BRANCH], query.size),
             # The counts' branch sets them, once it has answered in full.

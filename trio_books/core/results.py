@@ -169,6 +169,11 @@ def parse_results(
     return _shaped("hits", parse)
 
 
+def branch_errors(failures: Mapping[str, str]) -> list[BranchError]:
+    """What a partial answer says of the branches that failed (*failures*: reason by name)."""
+    return [BranchError(branch=name, reason=reason) for name, reason in failures.items()]
+
+
 def parse_search(
     answers: Mapping[str, Mapping[str, Any]],
     failures: Mapping[str, str] | None = None,
@@ -184,7 +189,7 @@ def parse_search(
     *marked* are :func:`parse_results`'; paging is the caller's to fill in.
     """
     books, count = parse_results(answers[HITS_BRANCH], marked=marked, keep=keep)
-    errors = [BranchError(branch=name, reason=reason) for name, reason in (failures or {}).items()]
+    errors = branch_errors(failures or {})
     if answers[HITS_BRANCH].get("timed_out") is True:
         errors.insert(
             0,

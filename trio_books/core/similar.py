@@ -21,6 +21,8 @@ from trio_books.core.mapping import COMPLETION_FIELDS
 
 MAX_SIMILAR = 50
 SIMILAR_BRANCH = "similar"
+# The read of the book the search starts from, before it under the same deadline.
+BOOK_BRANCH = "book"
 
 
 class SimilarQuery(BaseModel):
