@@ -6,11 +6,14 @@ exit code 0, memory bounded), never on speed: CI machines vary.
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 
 from trio_books.drills import run_drill
+from trio_books.drills.fuzz import tally as fuzz_tally
 from trio_books.drills.report import DrillOptions, Report
 from trio_books.es.connection import plain_config
 
@@ -70,6 +73,34 @@ async def test_soak_keeps_resources_level(es_url: str) -> None:
     figures = (await quick("soak", es_url)).figures
     assert figures["failures"] == 0
     assert figures["end"]["fds"] <= figures["start"]["fds"] + 5
+
+
+def test_the_fuzz_tally_reads_failed_checks_as_schemathesis_writes_them(tmp_path: Path) -> None:
+    # One event as schemathesis' NDJSON report has it: check results nested in the
+    # scenario, statuses in lower case, a failed one with its failure.
+    event = {
+        "ScenarioFinished": {
+            "status": "failure",
+            "recorder": {
+                "interactions": {"a1": {"response": {"status_code": 422}}},
+                "checks": {
+                    "a1": [
+                        {"name": "not_a_server_error", "status": "success"},
+                        {
+                            "name": "positive_data_acceptance",
+                            "status": "failure",
+                            "failure": {"title": "Schema-valid request rejected"},
+                        },
+                    ]
+                },
+            },
+        }
+    }
+    events = tmp_path / "events.ndjson"
+    events.write_text(json.dumps(event) + "\n")
+    statuses, failures = fuzz_tally(events)
+    assert statuses == {422: 1}
+    assert failures == {"positive_data_acceptance": 1}
 
 
 async def test_fuzz_finds_no_server_error_and_no_schema_breach(es_url: str) -> None:

@@ -73,7 +73,7 @@ async def drill(options: DrillOptions) -> Report:
                 env={**os.environ, "SCHEMATHESIS_HOOKS": RULES_MODULE},
             )
         output = result.stdout.decode(errors="replace")
-        statuses, failures = _tally(events)
+        statuses, failures = tally(events)
     print(output[-3000:])
     requests = sum(statuses.values())
     server_errors = sum(count for status, count in statuses.items() if status >= 500)
@@ -97,7 +97,7 @@ async def drill(options: DrillOptions) -> Report:
     return report
 
 
-def _tally(events: Path) -> tuple[Counter[int], dict[str, int]]:
+def tally(events: Path) -> tuple[Counter[int], dict[str, int]]:
     """Response statuses and failed checks, from schemathesis' NDJSON event report."""
     statuses: Counter[int] = Counter()
     failures: Counter[str] = Counter()
@@ -119,7 +119,10 @@ def _walk(node: object) -> list[tuple[int | None, str | None]]:
         response = node.get("response")
         if isinstance(response, dict) and isinstance(response.get("status_code"), int):
             found.append((response["status_code"], None))
-        if node.get("status") == "FAILURE" and isinstance(node.get("name"), str):
+        # A check's result: {"name", "status": "failure", "failure": {...}} (the
+        # status as schemathesis writes it, lower case).
+        failed = str(node.get("status")).lower() == "failure" and "failure" in node
+        if failed and isinstance(node.get("name"), str):
             found.append((None, node["name"]))
         for key, value in node.items():
             if key != "response":
