@@ -143,6 +143,13 @@ def test_the_requests_fold_the_prefix_and_overfetch() -> None:
         "size": 2,
     }
     assert names["aggs"] == {"books": {"reverse_nested": {}}}
+    # Only the books of those authors are aggregated, not the whole catalogue.
+    assert counts["query"] == {
+        "nested": {
+            "path": "authors",
+            "query": {"terms": {"authors.name.raw": ["Suzanne Collins", "Eric Carle"]}},
+        }
+    }
 
 
 def option(field: str, text: str, source: dict[str, Any]) -> dict[str, Any]:
