@@ -75,6 +75,22 @@ async def test_hun_completes_the_hunger_games_books(reference: Client) -> None:
     assert by_id[17] == "Catching Fire (The Hunger Games, #2)"
 
 
+async def test_suzanne_collins_is_marked_in_the_hunger_games_authors(reference: Client) -> None:
+    response = await reference.get("/api/v1/search/?" + urlencode({"q": "Suzanne Collins"}))
+    assert response.status_code == 200, response.text
+    results = {result["book_id"]: result for result in response.json()["results"]}
+    assert set(results) >= HUNGER_GAMES, sorted(results)
+    for book_id in HUNGER_GAMES:
+        authors = results[book_id]["highlight"]["authors"]
+        name = next(
+            segments for segments in authors if "Collins" in "".join(s["text"] for s in segments)
+        )
+        # The segments join back to the stored name; the matched words are marked.
+        assert "".join(segment["text"] for segment in name) == "Suzanne Collins"
+        assert {"text": "Collins", "match": True} in name, name
+        assert {"text": "Suzanne", "match": True} in name, name
+
+
 async def test_an_author_completes_from_any_word_with_the_books_counted(reference: Client) -> None:
     for prefix in ("suz", "coll", "Collins"):
         body = await complete(reference, prefix)
