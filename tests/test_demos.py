@@ -32,11 +32,11 @@ def test_deadlines_cancel_the_call_in_flight(es_url: str) -> None:
     # Both gave up at the deadline, long before the search would have answered.
     assert facts.move_on_ms < facts.uncancelled_ms
     assert facts.fail_after_ms < facts.uncancelled_ms
-    # Elasticsearch was still working when the client gave up, and it saw the
-    # connection close: its task list showed the search marked cancelled (while
-    # the search wound down), or dropped it before it could have answered on its
-    # own. Which one a poll catches depends on where the search was.
-    assert facts.es_search_listed_at_deadline, facts
+    # Elasticsearch saw the connection close: its task list showed the search
+    # marked cancelled (while the search wound down), or dropped it before it
+    # could have answered on its own. Which one a poll catches depends on where
+    # the search was; so does whether the first poll, sent as the client gave up,
+    # still finds it (once in a CI run it was already gone: the close came first).
     assert facts.es_search_gone_ms is not None, facts
     dropped_early = facts.move_on_ms + facts.es_search_gone_ms < facts.uncancelled_ms
     assert facts.es_task_marked_cancelled or dropped_early, facts
