@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import copy
 import inspect
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import core_schema
 from quart_schema import OpenAPIProvider
-from werkzeug.routing import BaseConverter, IntegerConverter
+from werkzeug.routing import BaseConverter, IntegerConverter, Rule
 
 ERROR_SCHEMA = "ErrorResponse"
 SCHEMAS = "#/components/schemas/"
@@ -158,6 +159,14 @@ class ClientReadyDocument(OpenAPIProvider):
         }
         return response, answer_schemas(model)
 
+    def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
+        paths, components = super().build_paths(rule)
+        if getattr(self._app.view_functions[rule.endpoint], REDIRECT_MARKER, False):
+            for operations in paths.values():
+                if "get" in operations:
+                    redirect_operation(operations["get"])
+        return paths, components
+
     def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
         parameter = super().build_path_parameter(name, converter)
         if isinstance(converter, IntegerConverter) and not converter.signed:
@@ -192,8 +201,6 @@ class ClientReadyDocument(OpenAPIProvider):
         paths: dict[str, dict[str, Any]] = document.get("paths", {})
         for path, operations in paths.items():
             ours = operations.get("get")
-            if ours is not None and REDIRECT_SUMMARY in ours.get("summary", ""):
-                redirect_operation(ours)
             in_path: list[dict[str, Any]] = []
             for operation in operations.values():
                 in_path = [p for p in operation.get("parameters", []) if p["in"] == "path"]
@@ -250,8 +257,16 @@ def options_operation(name: str, in_path: list[dict[str, Any]], *, shed: bool) -
     }
 
 
-# The summary line of the routes that only redirect (see routes.search_redirect).
-REDIRECT_SUMMARY = "Redirects to the canonical URL"
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+# Set on the view functions that only redirect (see routes.search_redirect).
+REDIRECT_MARKER = "_trio_books_redirects"
+
+
+def redirects(view: _View) -> _View:
+    """Mark *view* as one that only redirects: its document answers 308, nothing else."""
+    setattr(view, REDIRECT_MARKER, True)
+    return view
 
 
 def redirect_operation(operation: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from quart_schema import (
 )
 
 from trio_books.api.guards import unreadable_query
+from trio_books.api.openapi import redirects
 from trio_books.api.schemas import Engine, ErrorResponse, Health, Ping
 from trio_books.api.service import SERVICE_KEY as SERVICE_KEY
 from trio_books.api.service import SearchService
@@ -116,6 +117,7 @@ def register_routes(app: Quart, settings: Settings) -> None:
         return answer
 
     @api.get("/search")
+    @redirects
     async def search_redirect() -> ResponseReturnValue:
         """Redirects to the canonical URL, `search/`, keeping the query string.
 
