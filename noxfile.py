@@ -94,7 +94,9 @@ def install_locked(session: nox.Session, *names: str) -> None:
     session.install("--require-hashes", "-r", locked_file(session, *names))
 
 
-def ensure_debian(session: nox.Session, package: str, present: bool, needed_for: str) -> None:
+def ensure_debian(
+    session: nox.Session, package: str, present: bool, needed_for: str, *options: str
+) -> None:
     """Install Debian's *package* when it is not *present* (root only; otherwise say how)."""
     if present:
         return
@@ -102,7 +104,7 @@ def ensure_debian(session: nox.Session, package: str, present: bool, needed_for:
         session.error(f"{needed_for} needs {package}: sudo apt-get install {package}")
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     session.run("apt-get", "update", "-q", external=True, env=env)
-    session.run("apt-get", "install", "-y", "-q", package, external=True, env=env)
+    session.run("apt-get", "install", "-y", "-q", *options, package, external=True, env=env)
 
 
 def ensure_wrk(session: nox.Session) -> None:
@@ -120,6 +122,13 @@ def ensure_nginx(session: nox.Session) -> None:
     # /usr/sbin is often missing from a non-root PATH.
     present = shutil.which("nginx") is not None or os.path.exists("/usr/sbin/nginx")
     ensure_debian(session, "nginx", present, "the API key tests")
+
+
+def ensure_prometheus(session: nox.Session) -> None:
+    """The scraper the metrics tests run (never started as a system service: the test starts it)."""
+    present = shutil.which("prometheus") is not None
+    # Without the node exporter it recommends: nothing here reads the machine's own figures.
+    ensure_debian(session, "prometheus", present, "the metrics tests", "--no-install-recommends")
 
 
 def drill(session: nox.Session, *names: str) -> None:
@@ -160,7 +169,8 @@ def elasticsearch(session: nox.Session, port: int) -> Iterator[str]:
 @nox.parametrize("shell", ["lean", "hypercorn"])
 def tests(session: nox.Session, shell: str) -> None:
     """Run the test suite against a real Elasticsearch (the search page in Chromium; the
-    benchmark's harness test needs wrk; the API key tests run nginx as a TLS proxy).
+    benchmark's harness test needs wrk; the API key tests run nginx as a TLS proxy; the
+    metrics tests run Prometheus).
 
     Once for each of the Trio build's connection shells (``SERVER_SHELL``): every
     test and drill that serves the Trio build serves it on that shell. One of them:
@@ -170,6 +180,7 @@ def tests(session: nox.Session, shell: str) -> None:
     ensure_chromium(session)
     ensure_wrk(session)
     ensure_nginx(session)
+    ensure_prometheus(session)
     with elasticsearch(session, TEST_ES_PORT) as urls:
         session.run(
             "pytest",
@@ -195,6 +206,7 @@ def tests_under_load(session: nox.Session) -> None:
     ensure_chromium(session)
     ensure_wrk(session)
     ensure_nginx(session)
+    ensure_prometheus(session)
     ensure_debian(session, "stress-ng", shutil.which("stress-ng") is not None, "this session")
     hog = subprocess.Popen(["stress-ng", "--cpu", "0", "--quiet"])
     try:

@@ -137,7 +137,9 @@ async def test_the_apps_door_held_full_sheds_searches_but_not_health_checks(
         shedder.inside = shedder.limit  # every slot and queue place taken
         try:
             shed = await client.get(f"{api_prefix}/search/", query_string={"q": "dune"})
-            others = {path: await client.get(path) for path in ("/", "/healthz", "/readyz")}
+            others = {
+                path: await client.get(path) for path in ("/", "/healthz", "/readyz", "/metrics")
+            }
         finally:
             shedder.inside = 0
         after = await client.get(f"{api_prefix}/search/", query_string={"q": "dune"})
@@ -148,6 +150,7 @@ async def test_the_apps_door_held_full_sheds_searches_but_not_health_checks(
         "/": 200,
         "/healthz": 200,
         "/readyz": 200,
+        "/metrics": 200,
     }
     assert after.status_code == 200
 

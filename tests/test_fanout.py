@@ -161,3 +161,29 @@ async def test_outside_cancellation_marks_every_branch_cancelled(
             timeline=line,
         )
     assert outcomes(line) == {"hits": "cancelled", "f": "cancelled"}
+
+
+async def test_each_span_is_handed_on_as_it_ends_with_its_errors_code(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    ended: list[tuple[str, str, str | None, float]] = []
+    line = Timeline(
+        cancelled=trio.Cancelled,
+        clock=trio.current_time,
+        on_end=lambda span: ended.append((span.name, span.outcome, span.code, span.duration)),
+    )
+    await fan_out(
+        [
+            Branch("hits", sleeper(1), required=True),
+            Branch("bad", failing(0.5, ElasticsearchError("boom"))),
+            Branch("slow", sleeper(60)),
+        ],
+        deadline=2,
+        timeline=line,
+    )
+    # In the order they ended, each once, its outcome already final.
+    assert ended == [
+        ("bad", "error", "elasticsearch_error", pytest.approx(0.5)),
+        ("hits", "ok", None, pytest.approx(1)),
+        ("slow", "timed out", None, pytest.approx(2)),
+    ]

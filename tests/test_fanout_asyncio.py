@@ -135,3 +135,25 @@ def test_followers_join_the_same_task_group() -> None:
     assert spans["suggest"].end is not None
     assert spans["facet"].end is not None
     assert spans["suggest"].end <= spans["facet"].end
+
+
+def test_each_span_is_handed_on_as_it_ends_with_its_errors_code() -> None:
+    ended: list[tuple[str, str, str | None]] = []
+    line = Timeline(
+        cancelled=asyncio.CancelledError,
+        on_end=lambda span: ended.append((span.name, span.outcome, span.code)),
+    )
+    run(
+        fan_out(
+            [
+                Branch("hits", answering(), required=True),
+                Branch("bad", failing(ElasticsearchError("boom"))),
+                Branch("slow", waiting_for()),
+            ],
+            deadline=0.3,
+            timeline=line,
+        )
+    )
+    # Each once, its outcome already final; the one cut by the deadline last.
+    assert sorted(ended[:2]) == [("bad", "error", "elasticsearch_error"), ("hits", "ok", None)]
+    assert ended[2:] == [("slow", "timed out", None)]

@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     docs: bool = True
     # Whether /openapi.json is served (kept on in production: it is what clients generate from).
     openapi: bool = True
+    # Whether GET /metrics serves the service's figures in Prometheus's text format.
+    metrics: bool = True
     # Seals paging cursors (HMAC-SHA256). Unset: a random key each start, which every
     # worker of one `serve` shares; instances behind one load balancer need one key
     # set for all, or a cursor from one is refused by another.

@@ -51,6 +51,11 @@ class Gate(Protocol):
     @property
     def in_flight(self) -> int: ...
 
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a slot now."""
+        ...
+
     def admit(self) -> AbstractAsyncContextManager[None]:
         """Hold a slot for the body of the ``async with``; raises ``Overloaded`` when full."""
         ...
@@ -77,6 +82,10 @@ class CountingGate:
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    @property
+    def queued(self) -> int:
+        return 0  # it never queues
 
     @asynccontextmanager
     async def admit(self) -> AsyncIterator[None]:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 from quart import Quart, Response, current_app, g, request
-from quart_schema import Info, QuartSchema, RequestSchemaValidationError
+from quart_schema import Info, QuartSchema, RequestSchemaValidationError, hide
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from trio_books import __version__
@@ -24,9 +24,10 @@ from trio_books.api.cors import cors_headers, preflight_headers
 from trio_books.api.graceful import GRACEFUL_KEY, MakeGracefulCut
 from trio_books.api.guards import oversized
 from trio_books.api.json_provider import use_orjson
+from trio_books.api.metrics import CONTENT_TYPE, METRICS_PATH, LiveSources, ServiceMetrics
 from trio_books.api.openapi import ClientReadyDocument
 from trio_books.api.request_ids import RequestIds
-from trio_books.api.routes import register_routes
+from trio_books.api.routes import SERVICE_KEY, register_routes
 from trio_books.api.security import (
     HEADERS,
     POLICIES_KEY,
@@ -56,6 +57,8 @@ log = logging.getLogger("trio_books.api")
 access_log = logging.getLogger("trio_books.access")
 DOCS_PATH = "/docs"
 TALLY_KEY = "trio_books.tally"
+METRICS_KEY = "trio_books.metrics"
+SHEDDER_KEY = "trio_books.shedder"
 
 
 def configure_app(app: Quart, settings: Settings, graceful: MakeGracefulCut) -> None:
@@ -106,7 +109,7 @@ def configure_app(app: Quart, settings: Settings, graceful: MakeGracefulCut) -> 
         retry_after=settings.retry_after,
         access_log=settings.access_log,
     )
-    app.extensions["trio_books.shedder"] = shedder
+    app.extensions[SHEDDER_KEY] = shedder
     cut = graceful(shedder, settings.graceful_timeout)
     app.extensions[GRACEFUL_KEY] = cut
     # The door's own 503s, and those of the cut at shutdown, are requests begun and answered too.
@@ -114,6 +117,28 @@ def configure_app(app: Quart, settings: Settings, graceful: MakeGracefulCut) -> 
     # Outermost: the request's id, for every line logged for it, the server's included.
     app.asgi_app = RequestIds(tally)  # type: ignore[assignment, method-assign]
     app.extensions[TALLY_KEY] = tally
+    if settings.metrics:
+        _register_metrics(app)
+
+
+def _register_metrics(app: Quart) -> None:
+    """``GET /metrics``, outside the API's prefix; the service's figures read as it is scraped."""
+    metrics = ServiceMetrics()
+    app.extensions[METRICS_KEY] = metrics
+    metrics.watch(
+        lambda: LiveSources(
+            tally=app.extensions.get(TALLY_KEY),
+            shedder=app.extensions.get(SHEDDER_KEY),
+            service=app.extensions.get(SERVICE_KEY),
+        )
+    )
+
+    # Off the OpenAPI document: for the operator's scraper, not for API clients.
+    @app.get(METRICS_PATH)
+    @hide
+    async def prometheus_metrics() -> Response:
+        """The service's figures in Prometheus's text format (no Elasticsearch call)."""
+        return Response(metrics.render(), content_type=CONTENT_TYPE)
 
 
 def json_error(error: TrioBooksError, extra: dict[str, Any] | None = None) -> Response:
@@ -245,6 +270,9 @@ def _register_headers(app: Quart, settings: Settings) -> None:
         response.headers[REQUEST_ID_HEADER] = g.get("request_id") or request_id(None)
         if settings.access_log:
             _log_access(response, elapsed, settings.log_input_prefix)
+        if (metrics := app.extensions.get(METRICS_KEY)) is not None:
+            rule = request.url_rule.rule if request.url_rule is not None else None
+            metrics.observe_request(rule, request.method, response.status_code, elapsed)
         return response
 
     async def _secure(response: Response) -> None:

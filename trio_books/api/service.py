@@ -14,6 +14,7 @@ from typing import Any
 from trio_books.api.admission import Gate, GateLimits
 from trio_books.api.branches import Answer, Branch, Call, Concurrency
 from trio_books.api.graceful import GRACEFUL_KEY
+from trio_books.api.metrics import ServiceMetrics
 from trio_books.api.readiness import Readiness
 from trio_books.core.books import Book, document_to_book
 from trio_books.core.completion import (
@@ -81,10 +82,18 @@ HEDGE_DELAY_FLOOR = 0.002
 class SearchService:
     """The service's operations over one Elasticsearch client."""
 
-    def __init__(self, es: Elasticsearch, settings: Settings, concurrency: Concurrency) -> None:
+    def __init__(
+        self,
+        es: Elasticsearch,
+        settings: Settings,
+        concurrency: Concurrency,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
         self.es = es
         self.settings = settings
         self.concurrency = concurrency
+        # Counts each Elasticsearch call as its span ends, and the partial answers.
+        self.metrics = metrics
         # One gate per serving lifetime: searches and book look-ups share its slots.
         self.gate: Gate = concurrency.gate(
             GateLimits(
@@ -115,7 +124,11 @@ class SearchService:
 
     def new_timeline(self, started: float | None = None) -> Timeline:
         """A timeline for one request that started at *started* (``time.perf_counter``)."""
-        return Timeline(cancelled=self.concurrency.cancelled, origin=started)
+        return Timeline(
+            cancelled=self.concurrency.cancelled,
+            origin=started,
+            on_end=self.metrics.observe_span if self.metrics is not None else None,
+        )
 
     def _search_call(self, body: dict[str, Any]) -> Call:
         async def call(seconds_left: float) -> Answer:
@@ -215,6 +228,8 @@ class SearchService:
         response = parse_search(
             result.answers, result.failures, suggestions, marked=marks(query), keep=query.size
         )
+        if response.partial and self.metrics is not None:
+            self.metrics.partial("search")
         hits = result.answers[HITS_BRANCH]
         found, cursor = answer_paging(
             params,
@@ -300,6 +315,8 @@ class SearchService:
                 branches, deadline=self.settings.complete_deadline, timeline=timeline
             )
         errors = branch_errors(result.failures)
+        if errors and self.metrics is not None:
+            self.metrics.partial("complete")
         return CompleteResponse(
             titles=parse_titles(result.answers[TITLES_BRANCH], query.size),
             # The counts' branch sets them, once it has answered in full.

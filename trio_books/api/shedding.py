@@ -22,8 +22,9 @@ access_log = logging.getLogger("trio_books.access")
 SHED_LOG_EVERY = 100
 # Never shed, whatever the prefix (``API_PREFIX=""`` puts the API at the root): a
 # load balancer that sees its health check refused takes a busy worker out of
-# service, which turns an overload into an outage.
-NEVER_SHED = frozenset({"/", "/healthz", "/readyz"})
+# service, which turns an overload into an outage. Nor the metrics: an overloaded
+# service is the one whose figures matter most.
+NEVER_SHED = frozenset({"/", "/healthz", "/readyz", "/metrics"})
 
 
 class DoorShedder:

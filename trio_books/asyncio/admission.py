@@ -28,6 +28,10 @@ class AsyncioGate:
     def in_flight(self) -> int:
         return self._in_flight
 
+    @property
+    def queued(self) -> int:
+        return self._waiting
+
     @asynccontextmanager
     async def admit(self) -> AsyncIterator[None]:
         # locked() is also true while others wait: a newcomer never jumps the queue.

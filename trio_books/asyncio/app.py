@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator
 import httpx
 from quart import Quart
 
-from trio_books.api.application import TALLY_KEY, configure_app
+from trio_books.api.application import METRICS_KEY, TALLY_KEY, configure_app
 from trio_books.api.routes import install_service
 from trio_books.api.service import SearchService
 from trio_books.asyncio.fanout import CONCURRENCY
@@ -46,7 +46,7 @@ def create_app(
             connection_config(settings), "asyncio", transport=transport
         ) as es:
             app.extensions[TRANSPORT_KEY] = es.transport
-            service = SearchService(es, settings, CONCURRENCY)
+            service = SearchService(es, settings, CONCURRENCY, app.extensions.get(METRICS_KEY))
             install_service(app, service)
             # Logged once; an engine that does not answer yet is asked again by /readyz.
             await service.identify_engine()

@@ -49,6 +49,7 @@ async def fan_out(
                         timed_out = isinstance(error, DeadlineExceeded)
                         span.outcome = "timed out" if timed_out else "error"
                         span.detail = error.message
+                        span.code = error.code
                         if branch.required and timed_out:
                             raise DeadlineExceeded(missed_deadline(deadline)) from error
                         if branch.required:

@@ -25,6 +25,9 @@ async def hedged(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds_left
     parent = current_span.get()
+    if parent is not None:
+        # Its calls are the attempts' sub-spans: the metrics count those, not it.
+        parent.hedged = True
     answers: list[Answer] = []
     errors: list[TrioBooksError] = []
     spans: dict[str, Span] = {}
@@ -40,7 +43,7 @@ async def hedged(
                 answer = await call(deadline - loop.time())
             except TrioBooksError as error:
                 errors.append(error)
-                span.outcome, span.detail = "error", error.message
+                span.outcome, span.detail, span.code = "error", error.message, error.code
                 return
             finally:
                 if label == "first":

@@ -33,6 +33,10 @@ class Span:
     node: str | None = None
     outcome: Outcome = "running"
     detail: str | None = None
+    # The error's stable name (``TrioBooksError.code``) when it ended in one.
+    code: str | None = None
+    # Its calls ran as sub-spans (``<name>#first``, ``<name>#hedge``): a hedged call.
+    hedged: bool = False
 
     @property
     def duration(self) -> float:
@@ -55,22 +59,30 @@ def attempt_started() -> float | None:
 
 
 def record_attempt(
-    suffix: str, started: float | None, *, node: str | None, outcome: Outcome, detail: str
+    suffix: str,
+    started: float | None,
+    *,
+    node: str | None,
+    outcome: Outcome,
+    detail: str,
+    code: str | None = None,
 ) -> None:
     """Add a finished sub-span ``<task>#<suffix>`` (a failed attempt, retried) to the running task's timeline."""
     timeline, span = current_timeline.get(), current_span.get()
     if timeline is None or span is None or started is None:
         return
-    timeline.spans.append(
-        Span(
-            f"{span.name}#{suffix}",
-            start=started,
-            end=timeline.now(),
-            node=node,
-            outcome=outcome,
-            detail=detail[:200],
-        )
+    attempt = Span(
+        f"{span.name}#{suffix}",
+        start=started,
+        end=timeline.now(),
+        node=node,
+        outcome=outcome,
+        detail=detail[:200],
+        code=code,
     )
+    timeline.spans.append(attempt)
+    if timeline.on_end is not None:
+        timeline.on_end(attempt)
 
 
 @dataclass
@@ -82,12 +94,15 @@ class Timeline:
             (``trio.Cancelled`` or ``asyncio.CancelledError``).
         clock: seconds, monotonic.
         origin: the request's start on *clock*; now if not given.
+        on_end: called with each span as it ends (the metrics count Elasticsearch
+            calls from here: one bookkeeping, not two).
     """
 
     cancelled: type[BaseException]
     clock: Callable[[], float] = time.perf_counter
     origin: float | None = None
     spans: list[Span] = field(default_factory=list)
+    on_end: Callable[[Span], None] | None = None
 
     def __post_init__(self) -> None:
         if self.origin is None:
@@ -119,6 +134,7 @@ class Timeline:
             if span.outcome == "running":
                 span.outcome = "error"
                 span.detail = str(error)[:200]
+                span.code = getattr(error, "code", None)
             raise
         else:
             if span.outcome == "running":
@@ -127,6 +143,8 @@ class Timeline:
             span.end = self.now()
             current_span.reset(token)
             current_timeline.reset(timeline_token)
+            if self.on_end is not None:
+                self.on_end(span)
 
 
 class TraceTask(BaseModel):

@@ -275,7 +275,12 @@ class Elasticsearch:
             finally:
                 self.in_flight -= 1
             record_attempt(
-                f"try{attempt}", started, node=node, outcome="error", detail=failure.message
+                f"try{attempt}",
+                started,
+                node=node,
+                outcome="error",
+                detail=failure.message,
+                code=failure.code,
             )
         raise failure or ElasticsearchUnavailable("no Elasticsearch node left to try in time")
 

@@ -27,6 +27,10 @@ class TrioGate:
     def in_flight(self) -> int:
         return self._limiter.borrowed_tokens
 
+    @property
+    def queued(self) -> int:
+        return self._waiting
+
     @asynccontextmanager
     async def admit(self) -> AsyncIterator[None]:
         # Each request is its own borrower: Trio's default (the current task)

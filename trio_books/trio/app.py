@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator
 import httpx
 from quart_trio import QuartTrio
 
-from trio_books.api.application import TALLY_KEY, configure_app
+from trio_books.api.application import METRICS_KEY, TALLY_KEY, configure_app
 from trio_books.api.routes import install_service
 from trio_books.api.service import SearchService
 from trio_books.es.connection import connection_config
@@ -57,7 +57,7 @@ def create_app(
             connection_config(settings), "trio", transport=transport, drains=TrioDrains(app.nursery)
         ) as es:
             app.extensions[TRANSPORT_KEY] = es.transport
-            service = SearchService(es, settings, CONCURRENCY)
+            service = SearchService(es, settings, CONCURRENCY, app.extensions.get(METRICS_KEY))
             install_service(app, service)
             # Logged once; an engine that does not answer yet is asked again by /readyz.
             await service.identify_engine()
