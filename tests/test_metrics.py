@@ -8,6 +8,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from trio_books.api.metrics import LiveSources, ServiceMetrics
+from trio_books.api.metrics_listener import MetricsListener
 from trio_books.api.shedding import DoorShedder
 from trio_books.api.tally import RequestTally
 from trio_books.core.timeline import Outcome, Span
@@ -40,14 +41,16 @@ def ended(
     hedged: bool = False,
     seconds: float = 0.02,
 ) -> Span:
-    return Span(
-        name, start=0.0, end=seconds, node=node, outcome=outcome, code=code, hedged=hedged
-    )
+    return Span(name, start=0.0, end=seconds, node=node, outcome=outcome, code=code, hedged=hedged)
 
 
 def call_count(found: Samples, branch: str, outcome: str, node: str = NODE) -> float | None:
     return value(
-        found, "trio_books_es_call_duration_seconds_count", branch=branch, node=node, outcome=outcome
+        found,
+        "trio_books_es_call_duration_seconds_count",
+        branch=branch,
+        node=node,
+        outcome=outcome,
     )
 
 
@@ -175,3 +178,39 @@ async def test_the_live_counters_are_read_at_scrape_time() -> None:
     # Not serving: no gate, pool or node figures, and it says so.
     assert value(after, "trio_books_serving") == 0
     assert not any(name.startswith("trio_books_gate_") for name, _ in after)
+
+
+async def test_the_metrics_port_answers_the_metrics_only_and_the_public_port_goes_to_the_app() -> (
+    None
+):
+    reached: list[str] = []
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        reached.append(str(scope["path"]))
+
+    metrics = ServiceMetrics()
+    metrics.observe_request("/healthz", "GET", 200, 0.001)
+    listener = MetricsListener(app, port=9464, metrics=metrics, path="/metrics")  # type: ignore[arg-type]
+
+    async def call(port: int, path: str, method: str = "GET") -> tuple[int, bytes]:
+        sent: list[dict[str, object]] = []
+
+        async def send(message: dict[str, object]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "server": ("127.0.0.1", port), "path": path, "method": method}
+        await listener(scope, None, send)  # type: ignore[arg-type]
+        if not sent:
+            return 0, b""
+        return int(sent[0]["status"]), bytes(sent[1]["body"])  # type: ignore[call-overload]
+
+    status, body = await call(9464, "/metrics")
+    assert status == 200
+    assert b'trio_books_request_duration_seconds_count{method="GET",route="/healthz"' in body
+    assert (await call(9464, "/api/v1/search/"))[0] == 404
+    assert (await call(9464, "/metrics", "POST"))[0] == 405
+    assert (await call(9464, "/metrics", "HEAD")) == (200, b"")
+    # The public port: the app answers (it has no /metrics route then), the listener nothing.
+    assert await call(5000, "/metrics") == (0, b"")
+    assert await call(5000, "/api/v1/search/") == (0, b"")
+    assert reached == ["/metrics", "/api/v1/search/"]

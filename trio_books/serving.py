@@ -13,6 +13,7 @@ from functools import partial
 import trio
 from hypercorn.config import Config
 
+from trio_books.api.metrics_listener import metrics_bind
 from trio_books.api.service import SearchService
 from trio_books.errors import TrioBooksError, UsageError
 from trio_books.es.connection import connection_config
@@ -70,7 +71,11 @@ def hypercorn_config(
 ) -> Config:
     """Hypercorn's configuration: ``worker_class`` is ``trio``, ``asyncio`` or ``uvloop``."""
     config = Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.bind = [metrics_bind(host, port)]
+    if settings.metrics and settings.metrics_port is not None and workers == 1:
+        # One process: the metrics port is a second listener of the same server.
+        # Several: each worker binds its own (api.metrics_listener.worker_metrics).
+        config.bind.append(metrics_bind(host, settings.metrics_port))
     config.worker_class = worker_class
     config.workers = workers
     # The app writes its own access lines (with the request id); Hypercorn's
@@ -124,6 +129,14 @@ def run(args: argparse.Namespace) -> int:
     port = settings.port if args.port is None else args.port
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be 0-65535, not {port}")
+    if settings.metrics and settings.metrics_port is not None:
+        metrics_ports = range(settings.metrics_port, settings.metrics_port + args.workers)
+        if port in metrics_ports or metrics_ports.stop - 1 > 65535:
+            raise UsageError(
+                f"TRIO_BOOKS_METRICS_PORT: {args.workers} worker(s) serve metrics on ports "
+                f"{metrics_ports.start}-{metrics_ports.stop - 1}, which must be ≤ 65535 and "
+                f"leave out the public port {port}"
+            )
     if args.ensure_index or args.demo_catalogue:
         trio.run(_prepare_index, settings, args.demo_catalogue)
     worker_class = "trio" if args.build == "trio" else loop

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     openapi: bool = True
     # Whether GET /metrics serves the service's figures in Prometheus's text format.
     metrics: bool = True
+    # Serve /metrics on this port (same host) instead of the public one; with
+    # `serve --workers N`, worker i serves its own on METRICS_PORT + i.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Seals paging cursors (HMAC-SHA256). Unset: a random key each start, which every
     # worker of one `serve` shares; instances behind one load balancer need one key
     # set for all, or a cursor from one is refused by another.

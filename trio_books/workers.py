@@ -53,10 +53,17 @@ def run_workers(
     context = get_context("spawn")
     shutdown = context.Event()
 
-    def start() -> BaseProcess:
+    def start(index: int) -> BaseProcess:
+        # *index* stays with the slot: a replacement serves where its predecessor did
+        # (its own metrics port, METRICS_PORT + index).
         process = context.Process(
             target=worker,
-            kwargs={"config": config, "shutdown_event": shutdown, "sockets": sockets},
+            kwargs={
+                "config": config,
+                "shutdown_event": shutdown,
+                "sockets": sockets,
+                "index": index,
+            },
         )
         process.daemon = config.daemon
         process.start()
@@ -67,7 +74,7 @@ def run_workers(
 
     # Workers inherit SIGINT ignored: the parent alone turns a signal into the shutdown event.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    processes = [start() for _ in range(config.workers)]
+    slots = {index: start(index) for index in range(config.workers)}
     if started is not None:
         started(binds(sockets))
     signal.signal(signal.SIGINT, stop)
@@ -78,16 +85,16 @@ def run_workers(
     previous_wakeup = signal.set_wakeup_fd(wake)
     exitcode = 0
     try:
-        while processes and not shutdown.is_set():
-            wait([woken, *(process.sentinel for process in processes)], timeout=1.0)
-            for process in [p for p in processes if p.exitcode is not None]:
+        while slots and not shutdown.is_set():
+            wait([woken, *(process.sentinel for process in slots.values())], timeout=1.0)
+            for index, process in [(i, p) for i, p in slots.items() if p.exitcode is not None]:
                 process.join()
-                processes.remove(process)
+                del slots[index]
                 if process.exitcode != 0:
                     exitcode = exitcode or process.exitcode or 1
                     shutdown.set()
                 elif not shutdown.is_set():
-                    processes.append(start())  # max_requests reached: a fresh one
+                    slots[index] = start(index)  # max_requests reached: a fresh one
         # Told to stop. The workers close their listening sockets; the
         # parent's copies go too, so a new connection is refused at once
         # instead of waiting in the backlog for a worker that will not accept it.
@@ -95,7 +102,7 @@ def run_workers(
         # Every worker drains its in-flight requests, then exits.
         # One deadline for all: they drain at the same time, not one after another.
         deadline = time.monotonic() + config.graceful_timeout + EXIT_MARGIN
-        for process in processes:
+        for process in slots.values():
             process.join(max(0.0, deadline - time.monotonic()))
             if process.exitcode is None:
                 process.kill()

@@ -25,6 +25,7 @@ from trio_books.api.graceful import GRACEFUL_KEY, MakeGracefulCut
 from trio_books.api.guards import oversized
 from trio_books.api.json_provider import use_orjson
 from trio_books.api.metrics import CONTENT_TYPE, METRICS_PATH, LiveSources, ServiceMetrics
+from trio_books.api.metrics_listener import MetricsListener
 from trio_books.api.openapi import ClientReadyDocument
 from trio_books.api.request_ids import RequestIds
 from trio_books.api.routes import SERVICE_KEY, register_routes
@@ -118,11 +119,19 @@ def configure_app(app: Quart, settings: Settings, graceful: MakeGracefulCut) -> 
     app.asgi_app = RequestIds(tally)  # type: ignore[assignment, method-assign]
     app.extensions[TALLY_KEY] = tally
     if settings.metrics:
-        _register_metrics(app)
+        metrics = _register_metrics(app, public=settings.metrics_port is None)
+        if settings.metrics_port is not None:
+            # Outermost: a request on the metrics port never reaches the app.
+            app.asgi_app = MetricsListener(  # type: ignore[assignment, method-assign]
+                app.asgi_app,  # type: ignore[arg-type]
+                port=settings.metrics_port,
+                metrics=metrics,
+                path=METRICS_PATH,
+            )
 
 
-def _register_metrics(app: Quart) -> None:
-    """``GET /metrics``, outside the API's prefix; the service's figures read as it is scraped."""
+def _register_metrics(app: Quart, *, public: bool) -> ServiceMetrics:
+    """The app's metrics; ``GET /metrics`` on the public port too when *public*."""
     metrics = ServiceMetrics()
     app.extensions[METRICS_KEY] = metrics
     metrics.watch(
@@ -133,12 +142,17 @@ def _register_metrics(app: Quart) -> None:
         )
     )
 
+    if not public:
+        return metrics
+
     # Off the OpenAPI document: for the operator's scraper, not for API clients.
     @app.get(METRICS_PATH)
     @hide
     async def prometheus_metrics() -> Response:
         """The service's figures in Prometheus's text format (no Elasticsearch call)."""
         return Response(metrics.render(), content_type=CONTENT_TYPE)
+
+    return metrics
 
 
 def json_error(error: TrioBooksError, extra: dict[str, Any] | None = None) -> Response:

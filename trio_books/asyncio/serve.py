@@ -16,6 +16,7 @@ from hypercorn.config import Config, Sockets
 from hypercorn.utils import check_multiprocess_shutdown_event, repr_socket_addr
 from quart import Quart
 
+from trio_books.api.metrics_listener import worker_metrics
 from trio_books.api.service import draining_after
 from trio_books.asyncio.app import create_app
 from trio_books.asyncio.hypercorn_shell import patch_hypercorn_run
@@ -115,6 +116,7 @@ def serve_worker(
     config: Config,
     sockets: Sockets | None = None,
     shutdown_event: EventType | None = None,
+    index: int = 0,
 ) -> None:
     """One worker process of several (``serve --workers N``), as :func:`~trio_books.workers.run_workers` starts it.
 
@@ -131,6 +133,8 @@ def serve_worker(
     """
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(settings)
+    # Worker *index* (0 to N-1) serves its own metrics, on METRICS_PORT + index.
+    settings, sockets = worker_metrics(settings, config, sockets, index)
     loop_factory = None
     if config.worker_class == "uvloop":
         import uvloop

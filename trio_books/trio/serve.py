@@ -16,6 +16,7 @@ from hypercorn.trio import tcp_server as hypercorn_shell
 from hypercorn.utils import check_multiprocess_shutdown_event
 from quart_trio import QuartTrio
 
+from trio_books.api.metrics_listener import worker_metrics
 from trio_books.api.service import draining_after
 from trio_books.gc_tuning import tune_gc_for_serving
 from trio_books.http1_only import patch_hypercorn_shell
@@ -104,6 +105,7 @@ def serve_worker(
     config: Config,
     sockets: Sockets | None = None,
     shutdown_event: EventType | None = None,
+    index: int = 0,
 ) -> None:
     """One worker process of several (``serve --workers N``), as :func:`~trio_books.workers.run_workers` starts it.
 
@@ -119,6 +121,8 @@ def serve_worker(
     """
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(settings)
+    # Worker *index* (0 to N-1) serves its own metrics, on METRICS_PORT + index.
+    settings, sockets = worker_metrics(settings, config, sockets, index)
     if sockets is not None:
         # The parent only binds; each worker listens once it is about to serve
         # (in the asyncio build, asyncio.start_server does).
