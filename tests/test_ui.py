@@ -155,7 +155,10 @@ async def test_page_and_assets_are_served_with_a_strict_policy(client: httpx.Asy
     assert "default-src 'self'" in policy
     assert "'unsafe-inline'" not in policy
     html = page.text
-    assert '<meta name="trio-books-api" content="/api/v1">' in html
+    # Relative, as the assets' URLs: the page works under any prefix a proxy mounts it at.
+    assert '<meta name="trio-books-api" content="api/v1">' in html
+    assert 'href="ui/style.css"' in html
+    assert 'src="ui/app.js"' in html
     assert "<script>" not in html  # no inline script: only /ui/app.js
     script = await client.get("/ui/app.js")
     assert script.headers["content-type"].startswith("text/javascript")

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=0, le=65535)
     api_prefix: str = Field(default="/api/v1", pattern=r"^(/[A-Za-z0-9_\-.]+)*$")
+    # The path prefix a reverse proxy mounts the service under (e.g. /books): served
+    # with or without it in the path (see trio_books.api.proxying).
+    root_path: str = Field(default="", pattern=r"^(/[A-Za-z0-9_\-.]+)*$")
+    # How many reverse proxies in front append to X-Forwarded-For / Forwarded: the
+    # client's address is read from there. 0: the headers are ignored (never trusted).
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
     # No cross-origin access unless configured; "*" allows any origin, never with credentials.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Seconds for one Elasticsearch call (connect, write, read and pool wait).
@@ -296,13 +302,13 @@ class Settings(BaseSettings):
     # are rejected unread, so one bad line cannot take the loader's memory.
     load_max_record_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
 
-    @field_validator("api_prefix")
+    @field_validator("api_prefix", "root_path")
     @classmethod
-    def _prefix_without_dot_segments(cls, prefix: str) -> str:
+    def _prefix_without_dot_segments(cls, prefix: str, info: ValidationInfo) -> str:
         # Clients remove "." and ".." from a path before sending it (RFC 3986
         # §5.2.4): routes under such a prefix could never be reached.
         if any(segment in {".", ".."} for segment in prefix.split("/")):
-            raise ValueError("api_prefix must not hold '.' or '..' segments")
+            raise ValueError(f"{info.field_name} must not hold '.' or '..' segments")
         return prefix
 
     @field_validator("es_urls", "cors_origins", mode="before")

@@ -27,6 +27,7 @@ from trio_books.api.json_provider import use_orjson
 from trio_books.api.metrics import CONTENT_TYPE, METRICS_PATH, LiveSources, ServiceMetrics
 from trio_books.api.metrics_listener import MetricsListener
 from trio_books.api.openapi import ClientReadyDocument
+from trio_books.api.proxying import behind_proxies
 from trio_books.api.request_ids import RequestIds
 from trio_books.api.routes import SERVICE_KEY, register_routes
 from trio_books.api.security import (
@@ -128,6 +129,12 @@ def configure_app(app: Quart, settings: Settings, graceful: MakeGracefulCut) -> 
                 metrics=metrics,
                 path=METRICS_PATH,
             )
+    # Outermost of all: the client's address and the path as the proxy in front saw them.
+    app.asgi_app = behind_proxies(  # type: ignore[assignment, method-assign]
+        app.asgi_app,  # type: ignore[arg-type]
+        hops=settings.trusted_proxy_hops,
+        root_path=settings.root_path,
+    )
 
 
 def _register_metrics(app: Quart, *, public: bool) -> ServiceMetrics:

@@ -24,6 +24,7 @@ import orjson
 from hypercorn.config import Config, Sockets
 
 from trio_books.api.asgi import ASGIApp, Receive, Scope, Send
+from trio_books.api.proxying import app_path
 
 if TYPE_CHECKING:
     from trio_books.api.metrics import ServiceMetrics
@@ -49,7 +50,7 @@ class MetricsListener:
         if scope["type"] != "http" or server is None or server[1] != self.port:
             await self.app(scope, receive, send)
             return
-        if scope["path"] != self.path:
+        if app_path(scope) != self.path:
             await _answer(send, 404, b"application/json", _NOT_FOUND)
         elif scope["method"] not in ("GET", "HEAD"):
             await _answer(send, 405, b"application/json", _NOT_ALLOWED, (b"allow", b"GET, HEAD"))

@@ -198,6 +198,10 @@ class ClientReadyDocument(OpenAPIProvider):
 
             schemas.update(answer_schemas(ErrorResponse))
         components["headers"] = copy.deepcopy(HEADER_DOCS)
+        root_path = getattr(self._app.config.get("TRIO_BOOKS_SETTINGS"), "root_path", "")
+        if root_path:
+            # Mounted under a proxy's prefix: the paths below are relative to it.
+            document["servers"] = [{"url": root_path}]
         paths: dict[str, dict[str, Any]] = document.get("paths", {})
         for path, operations in paths.items():
             ours = operations.get("get")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 
 from trio_books.api.asgi import ASGIApp, Receive, Scope, Send, error_answer
+from trio_books.api.proxying import app_path
 from trio_books.errors import Overloaded
 from trio_books.logs import bounded, current_request_id, printable, request_id
 
@@ -50,7 +51,7 @@ class DoorShedder:
         self._headers, self._body = error_answer(error, ("retry-after", str(retry_after)))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
+        path = app_path(scope)
         if scope["type"] != "http" or not path.startswith(self.prefix) or path in NEVER_SHED:
             await self.app(scope, receive, send)
             return
@@ -74,7 +75,7 @@ class DoorShedder:
         # door exists because each shed request must cost next to nothing.
         if self.access_log and (self.shed == 1 or self.shed % SHED_LOG_EVERY == 0):
             current_request_id.set(rid)  # this request's task only
-            path = printable(bounded(scope["path"], 256))
+            path = printable(bounded(app_path(scope), 256))
             method = printable(bounded(scope["method"], 16))
             access_log.info(
                 "%s %s 503 shed at the door (%d so far)",

@@ -40,13 +40,20 @@ def _headers(content_type: str) -> dict[str, str]:
     }
 
 
+def relative_api(api_prefix: str) -> str:
+    """The API's prefix relative to the page at ``/ui``: ``/api/v1`` → ``api/v1``, ``""`` → ``.``."""
+    return api_prefix.lstrip("/") or "."
+
+
 def register_ui(app: Quart, settings: Settings) -> None:
     """Serve the page at ``/ui`` and its two assets at ``/ui/app.js`` and ``/ui/style.css``.
 
     The page learns where the API lives (``settings.api_prefix``) from a meta tag.
+    Its every URL is relative to the page's own, so it works unchanged under a
+    prefix a proxy mounts the service at (``ROOT_PATH``, :mod:`trio_books.api.proxying`).
     """
     page = _read("index.html").replace(
-        "{{API_PREFIX}}", html.escape(settings.api_prefix, quote=True)
+        "{{API_PREFIX}}", html.escape(relative_api(settings.api_prefix), quote=True)
     )
     assets = {name: _read(name) for name in ASSETS}
 
