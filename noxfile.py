@@ -34,6 +34,8 @@ CHROMIUM = "/usr/bin/chromium"
 # Every package a session installs, pinned with its hashes, resolved for the Python and
 # platform below (CI's): `nox -s lock` writes it from pyproject.toml.
 LOCK = "deploy/requirements.lock"
+# Serving only: the package's own dependencies and what builds it, at the same versions.
+SERVE_LOCK = "deploy/requirements-serve.lock"
 LOCK_PYTHON = "3.11"
 LOCK_PLATFORM = "x86_64-unknown-linux-gnu"
 
@@ -51,6 +53,12 @@ def install(session: nox.Session) -> None:
     lock's setuptools rather than one fetched for an isolated build.
     """
     session.install("--require-hashes", "-r", LOCK)
+    session.install("--no-deps", "--no-build-isolation", "-e", ".")
+
+
+def install_serving(session: nox.Session) -> None:
+    """What serving needs and nothing else (``deploy/requirements-serve.lock``), then the project."""
+    session.install("--require-hashes", "-r", SERVE_LOCK)
     session.install("--no-deps", "--no-build-isolation", "-e", ".")
 
 
@@ -475,7 +483,7 @@ def serve(session: nox.Session) -> None:
 
     Arguments after ``--`` go to ``python -m trio_books serve`` (e.g. ``-- --workers 2``).
     """
-    install(session)
+    install_serving(session)
     urls = os.environ.get("TRIO_BOOKS_ES_URLS")
     if not urls:
         session.run("python", "-m", "trio_books", "es", "start", "--port", str(SERVE_ES_PORT))
@@ -596,13 +604,15 @@ def audit(session: nox.Session) -> None:
 
 @nox.session
 def lock(session: nox.Session) -> None:
-    """Write ``deploy/requirements.lock`` from pyproject.toml with uv, hashes included.
+    """Write ``deploy/requirements.lock`` from pyproject.toml with uv, hashes included, and
+    ``deploy/requirements-serve.lock``, what serving alone needs, at the same versions.
 
     Every extra and the ``tools`` group, for CPython 3.11 on x86_64 Linux whatever the
     machine. Pins that still fit are kept; ``-- --upgrade`` moves every package to its
     newest allowed release, ``-- --upgrade-package NAME`` one of them.
     """
     install_locked(session, "uv")
+    target = ["--python-version", LOCK_PYTHON, "--python-platform", LOCK_PLATFORM]
     session.run(
         "uv",
         "pip",
@@ -612,16 +622,41 @@ def lock(session: nox.Session) -> None:
         "--group",
         "tools",
         "--generate-hashes",
-        "--python-version",
-        LOCK_PYTHON,
-        "--python-platform",
-        LOCK_PLATFORM,
+        *target,
         "--custom-compile-command",
         "nox -s lock",
         "--output-file",
         LOCK,
         *session.posargs,
         # uv prints the whole file too; its summary (stderr) is enough here.
+        stdout=subprocess.DEVNULL,
+        stderr=None,
+    )
+    # The serving lock may only hold versions the whole lock holds: it is resolved
+    # under the whole lock's pins, hashes left out (a constraint takes none).
+    pins = Path(session.create_tmp(), "pins.txt")
+    pins.write_text(
+        "".join(
+            line.split(" ")[0] + "\n"
+            for line in Path(LOCK).read_text().splitlines()
+            if re.match(r"[A-Za-z0-9]", line)
+        )
+    )
+    session.run(
+        "uv",
+        "pip",
+        "compile",
+        "pyproject.toml",
+        "--group",
+        "build",
+        "--constraint",
+        str(pins),
+        "--generate-hashes",
+        *target,
+        "--custom-compile-command",
+        "nox -s lock",
+        "--output-file",
+        SERVE_LOCK,
         stdout=subprocess.DEVNULL,
         stderr=None,
     )

@@ -22,6 +22,7 @@ PYPROJECT = ROOT / "pyproject.toml"
 NOXFILE = ROOT / "noxfile.py"
 CI = ROOT / ".ci" / "run"
 LOCK = ROOT / "deploy" / "requirements.lock"
+SERVE_LOCK = ROOT / "deploy" / "requirements-serve.lock"
 # What the lock is resolved for: CI's CPython 3.11 on x86_64 Linux.
 LOCK_ENVIRONMENT = {
     "implementation_name": "cpython",
@@ -64,16 +65,22 @@ def declared() -> list[Requirement]:
     lines = [
         *project["dependencies"],
         *(line for extra in project["optional-dependencies"].values() for line in extra),
-        *(line for group in pyproject["dependency-groups"].values() for line in group),
+        # A group's {include-group = ...} entries name other groups, listed here anyway.
+        *(
+            line
+            for group in pyproject["dependency-groups"].values()
+            for line in group
+            if isinstance(line, str)
+        ),
         *pyproject["build-system"]["requires"],
     ]
     return [Requirement(line) for line in lines]
 
 
-def locked() -> dict[str, tuple[Requirement, list[str]]]:
+def locked(lock: Path = LOCK) -> dict[str, tuple[Requirement, list[str]]]:
     """The lock's entries by name: each requirement and its options, read as pip reads them."""
     # pip joins a line ending in a backslash with the next, and drops comments.
-    logical = re.sub(r"\\\n", " ", LOCK.read_text())
+    logical = re.sub(r"\\\n", " ", lock.read_text())
     entries: dict[str, tuple[Requirement, list[str]]] = {}
     for line in logical.splitlines():
         words = line.split("#", 1)[0].split()
@@ -96,6 +103,18 @@ def test_every_locked_package_is_pinned_exactly_with_its_hashes() -> None:
         assert not requirement.marker, f"{requirement}: the lock is for one platform"
         assert options, f"{name} has no hash"
         assert all(HASH.fullmatch(option) for option in options), (name, options)
+
+
+def test_the_serving_lock_is_the_whole_locks_runtime_part_and_nothing_else() -> None:
+    whole, serving = locked(), locked(SERVE_LOCK)
+    # The same pins, hashes included, for every package it holds.
+    assert {name: whole[name] for name in serving} == serving
+    runtime = tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]
+    for requirement in map(Requirement, runtime):
+        assert canonicalize_name(requirement.name) in serving, requirement
+    assert "setuptools" in serving  # the project is built from it, unisolated
+    for development_only in ("pytest", "playwright", "matplotlib", "schemathesis", "mypy"):
+        assert development_only not in serving, development_only
 
 
 def test_the_lock_pins_every_declared_dependency_within_its_specifier() -> None:
