@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import logging
 import math
+import socket
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -143,6 +144,12 @@ def run(args: argparse.Namespace) -> int:
     config = hypercorn_config(
         settings, host=host, port=port, workers=args.workers, worker_class=worker_class
     )
+    check_binds(config)
+    if settings.metrics and settings.metrics_port is not None and args.workers > 1:
+        # Each worker binds its own metrics port: checked here too, for one clear line.
+        ports = Config()
+        ports.bind = [metrics_bind(host, settings.metrics_port + i) for i in range(args.workers)]
+        check_binds(ports)
     configure_logging(settings)
     if settings.preset == "development" and not is_loopback(host):
         log.warning(
@@ -175,6 +182,31 @@ def run(args: argparse.Namespace) -> int:
     # Announced once bound, as with one process (so ``--port 0`` tells which port it got).
     announce = partial(_announce, f"{label}, {args.workers} workers")
     return run_workers(config, partial(serve_worker, settings), started=announce)
+
+
+def check_binds(config: Config) -> None:
+    """Fail with one line, before any worker starts, if an address cannot be listened on.
+
+    Each ``host:port`` of ``config.bind`` is bound as Hypercorn will bind it
+    (``SO_REUSEADDR``), then let go.
+
+    Raises:
+        UsageError: a port in use, one only root may take, a host not on this machine.
+    """
+    for bind in config.bind:
+        host, _, port = bind.rpartition(":")
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host.strip("[]"), int(port), type=socket.SOCK_STREAM
+            )[0]
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise UsageError(
+                f"cannot listen on {bind}: {reason} (choose another --port, or stop what holds it)"
+            ) from None
 
 
 def _announce(label: str, binds: list[str]) -> None:
