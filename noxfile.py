@@ -103,21 +103,35 @@ def install_locked(session: nox.Session, *names: str) -> None:
 
 
 def ensure_debian(
-    session: nox.Session, package: str, present: bool, needed_for: str, *options: str
+    session: nox.Session,
+    package: str,
+    present: bool,
+    needed_for: str,
+    *options: str,
+    required: bool = False,
 ) -> None:
-    """Install Debian's *package* when it is not *present* (root only; otherwise say how)."""
+    """Install Debian's *package* when it is not *present*: as root, with apt-get.
+
+    Without root, a package that only some tests need is left out: those tests skip
+    and say how to install it (tests/tools.py); a *required* one stops the session.
+    """
     if present:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        session.error(f"{needed_for} needs {package}: sudo apt-get install {package}")
+        advice = f"{needed_for} needs {package}: sudo apt-get install {package}"
+        if required:
+            session.error(advice)
+        session.warn(f"{advice}; they are skipped until then")
+        return
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     session.run("apt-get", "update", "-q", external=True, env=env)
     session.run("apt-get", "install", "-y", "-q", *options, package, external=True, env=env)
 
 
-def ensure_wrk(session: nox.Session) -> None:
-    """The benchmark's load generator."""
-    ensure_debian(session, "wrk", shutil.which("wrk") is not None, "the benchmark")
+def ensure_wrk(session: nox.Session, *, required: bool = False) -> None:
+    """The benchmark's load generator (some tests and drills drive it too)."""
+    present = shutil.which("wrk") is not None
+    ensure_debian(session, "wrk", present, "the benchmark", required=required)
 
 
 def ensure_chromium(session: nox.Session) -> None:
@@ -215,7 +229,13 @@ def tests_under_load(session: nox.Session) -> None:
     ensure_wrk(session)
     ensure_nginx(session)
     ensure_prometheus(session)
-    ensure_debian(session, "stress-ng", shutil.which("stress-ng") is not None, "this session")
+    ensure_debian(
+        session,
+        "stress-ng",
+        shutil.which("stress-ng") is not None,
+        "this session",
+        required=True,
+    )
     hog = subprocess.Popen(["stress-ng", "--cpu", "0", "--quiet"])
     try:
         with elasticsearch(session, TEST_ES_PORT) as urls:
@@ -225,7 +245,12 @@ def tests_under_load(session: nox.Session) -> None:
                     session.run(
                         "pytest",
                         *pytest_args,
-                        env={"TRIO_BOOKS_ES_URLS": urls, "TRIO_BOOKS_SERVER_SHELL": shell},
+                        env={
+                            "TRIO_BOOKS_ES_URLS": urls,
+                            "TRIO_BOOKS_SERVER_SHELL": shell,
+                            # The robustness run skips nothing.
+                            "TRIO_BOOKS_REQUIRE_TOOLS": "1",
+                        },
                     )
     finally:
         hog.terminate()
@@ -526,7 +551,7 @@ def bench(session: nox.Session) -> None:
     Results go to ``bench-results/<time>/`` unless ``--out`` says otherwise.
     """
     install(session)
-    ensure_wrk(session)
+    ensure_wrk(session, required=True)
     with elasticsearch(session, SERVE_ES_PORT) as urls:
         session.run(
             "python",

@@ -24,6 +24,7 @@ import pytest
 import trio
 from log_lines import Lines, lines_of
 from servers import BUILDS, api_client
+from tools import REQUIRED, missing_reason
 
 from trio_books.errors import TrioBooksError
 from trio_books.es import local, security
@@ -146,6 +147,16 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.needs(tool, ...)``: skip without the tool, or fail where CI requires it."""
+    for mark in item.iter_markers("needs"):
+        for tool in mark.args:
+            if (reason := missing_reason(tool)) is not None:
+                if REQUIRED:
+                    pytest.fail(f"{reason} (TRIO_BOOKS_REQUIRE_TOOLS=1)")
+                pytest.skip(reason)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

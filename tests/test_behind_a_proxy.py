@@ -75,6 +75,7 @@ async def test_under_a_root_path_with_or_without_the_prefix_in_the_path(
     assert 'url: "/books/openapi.json"' in docs.text
 
 
+@pytest.mark.needs("nginx")
 async def test_the_deploy_nginx_conf_in_front_of_the_service(
     api_settings: Settings, tmp_path: Path, log_lines: Lines
 ) -> None:

@@ -51,6 +51,7 @@ async def run_bench(
     return out, results
 
 
+@pytest.mark.needs("wrk")
 async def test_quick_bench_writes_well_formed_outputs(
     tmp_path: Path, es_url: str, index_name: str
 ) -> None:
@@ -103,6 +104,7 @@ async def test_quick_bench_writes_well_formed_outputs(
         assert len(data) > 5_000
 
 
+@pytest.mark.needs("wrk")
 async def test_quick_bench_against_the_latency_standin(
     tmp_path: Path, es_url: str, index_name: str
 ) -> None:
@@ -125,6 +127,7 @@ async def test_quick_bench_against_the_latency_standin(
     assert "latency stand-in, not Elasticsearch" in (out / "report.md").read_text()
 
 
+@pytest.mark.needs("wrk")
 async def test_quick_bench_interleaves_workloads_and_reads_scaling_against_ping(
     tmp_path: Path, es_url: str, index_name: str
 ) -> None:
@@ -168,6 +171,7 @@ async def test_quick_bench_interleaves_workloads_and_reads_scaling_against_ping(
         assert (out / plot).read_bytes().startswith(PNG_MAGIC)
 
 
+@pytest.mark.needs("wrk")
 async def test_quick_bench_over_tls_counts_connections_and_keeps_secrets_out(
     tmp_path: Path, es_url: str, index_name: str, secure_es: security.SecureInfo
 ) -> None:

@@ -34,6 +34,7 @@ async def quick(name: str, es_url: str, build: str = "trio") -> Report:
 
 
 @pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.needs("wrk")
 async def test_overload_is_shed_with_503_and_recovers(es_url: str, build: str) -> None:
     figures = (await quick("overload", es_url, build)).figures
     flood = figures["flood"]["wrk"]
@@ -51,6 +52,7 @@ async def test_overload_is_shed_with_503_and_recovers(es_url: str, build: str) -
 
 
 @pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.needs("wrk")
 async def test_slow_clients_are_cut_off(es_url: str, build: str) -> None:
     figures = (await quick("slow-clients", es_url, build)).figures
     for kind in ("trickling", "non-reading", "idle"):

@@ -162,6 +162,7 @@ async def wait_for_total(prometheus: PrometheusInfo, expression: str, total: flo
             await trio.sleep(0.25)
 
 
+@pytest.mark.needs("prometheus")
 @pytest.mark.parametrize("build", ["trio", "asyncio"])
 async def test_with_workers_each_serves_its_own_metrics_port_and_prometheus_sums_them(
     build: str, es_url: str, catalogue_index: str, tmp_path: Path
@@ -219,6 +220,7 @@ async def test_with_workers_each_serves_its_own_metrics_port_and_prometheus_sums
     assert sum(admitted.values()) == searches
 
 
+@pytest.mark.needs("prometheus")
 async def test_a_real_prometheus_scrapes_the_service(
     api_settings: Settings, tmp_path: Path
 ) -> None:

@@ -21,7 +21,7 @@ import trio
 import trustme
 from nginx_proxy import UNAUTHORIZED_BODY, ProxyInfo, serve_api_key_proxy
 
-pytestmark = pytest.mark.elasticsearch
+pytestmark = [pytest.mark.elasticsearch, pytest.mark.needs("nginx")]
 
 
 @pytest.fixture

@@ -209,6 +209,7 @@ async def test_tls_connections_are_kept_alive_not_made_per_search(
 # ---------------------------------------------------------------- an API key, through a proxy
 
 
+@pytest.mark.needs("nginx")
 async def test_an_api_key_through_a_tls_proxy_with_a_path_prefix(
     secure_es: SecureInfo, secure_catalogue: str, tmp_path: Path
 ) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,12 +24,12 @@ import trio
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, Request, Route, expect, sync_playwright
 from relay import Relay
+from tools import CHROMIUM
 
 from trio_books.serving import hypercorn_config
 from trio_books.settings import Settings
 from trio_books.trio.serve import serve_trio
 
-CHROMIUM = os.environ.get("TRIO_BOOKS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
@@ -170,11 +169,10 @@ async def test_page_and_assets_are_served_with_a_strict_policy(client: httpx.Asy
     assert not any(path.startswith("/ui") for path in spec["paths"])
 
 
+@pytest.mark.needs("chromium")
 async def test_search_page_in_a_real_browser(
     nursery: trio.Nursery, api_settings: Settings, tmp_path: Path
 ) -> None:
-    if not await trio.Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium (nox -s tests does)")
     target = urlsplit(api_settings.es_urls[0])
     relay = Relay()
     relay_url = await nursery.start(relay.serve, target.hostname, target.port or 9200)
@@ -312,8 +310,6 @@ def drive_a_slow_early_completion(base_url: str) -> str:
 
 @pytest.fixture
 async def page_server(nursery: trio.Nursery, api_settings: Settings) -> str:
-    if not await trio.Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium (nox -s tests does)")
     config = hypercorn_config(api_settings, host="127.0.0.1", port=0)
     binds: list[str] = await nursery.start(
         functools.partial(serve_trio, api_settings, config, stop_on_signals=False)
@@ -321,10 +317,12 @@ async def page_server(nursery: trio.Nursery, api_settings: Settings) -> str:
     return binds[0]
 
 
+@pytest.mark.needs("chromium")
 async def test_search_features_in_a_real_browser(page_server: str, tmp_path: Path) -> None:
     await trio.to_thread.run_sync(drive_search_features, page_server, tmp_path)
 
 
+@pytest.mark.needs("chromium")
 async def test_a_slow_early_completion_never_replaces_a_later_one(page_server: str) -> None:
     shown = await trio.to_thread.run_sync(drive_a_slow_early_completion, page_server)
     assert "George Orwell" in shown
