@@ -153,6 +153,12 @@ def ensure_prometheus(session: nox.Session) -> None:
     ensure_debian(session, "prometheus", present, "the metrics tests", "--no-install-recommends")
 
 
+def ensure_systemd_analyze(session: nox.Session) -> None:
+    """What checks the systemd unit in deploy/ (a container may lack systemd)."""
+    present = shutil.which("systemd-analyze") is not None
+    ensure_debian(session, "systemd", present, "the systemd unit's test")
+
+
 def drill(session: nox.Session, *names: str) -> None:
     """Run drills against a real Elasticsearch (``-- --quick`` for the short versions)."""
     install(session)
@@ -203,6 +209,7 @@ def tests(session: nox.Session, shell: str) -> None:
     ensure_wrk(session)
     ensure_nginx(session)
     ensure_prometheus(session)
+    ensure_systemd_analyze(session)
     with elasticsearch(session, TEST_ES_PORT) as urls:
         session.run(
             "pytest",
@@ -229,6 +236,7 @@ def tests_under_load(session: nox.Session) -> None:
     ensure_wrk(session)
     ensure_nginx(session)
     ensure_prometheus(session)
+    ensure_systemd_analyze(session)
     ensure_debian(
         session,
         "stress-ng",
