@@ -14,21 +14,11 @@ from __future__ import annotations
 import os
 import re
 import ssl
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import trio
-from nginx_proxy import (
-    BIND_ATTEMPTS,
-    _free_port,
-    _quoted,
-    _stop,
-    _tail,
-    _wait_until_serving,
-    _write_certificates,
-    ensure_nginx,
-)
+from nginx_proxy import _quoted, _write_certificates, ensure_nginx, run_nginx
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 # A directive whose comment marks it as this host's own value.
@@ -112,9 +102,9 @@ async def serve_front(
     workdir = files.workdir
     client_context = ssl.create_default_context(cafile=str(files.ca))
     site = workdir / "trio_books.conf"
-    for _ in range(BIND_ATTEMPTS):
-        port = _free_port()
-        await trio.Path(site).write_text(
+
+    def config_for(port: int) -> str:
+        site.write_text(
             deploy_config(
                 port=port,
                 upstream_port=upstream_port,
@@ -123,34 +113,13 @@ async def serve_front(
                 proxy_conf=DEPLOY / "trio_books_proxy.conf",
             )
         )
-        await trio.Path(files.config).write_text(
-            main_config(workdir, files.error_log, files.access_log, site, os.geteuid() == 0)
-        )
-        await trio.Path(files.error_log).write_text("")
-        process = await trio.lowlevel.open_process(
-            [nginx, "-p", str(workdir), "-c", str(files.config), "-e", str(files.error_log)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            if not await _wait_until_serving(process, port, client_context, files.error_log):
-                log = await trio.Path(files.error_log).read_text()
-                if "Address already in use" in log:
-                    continue
-                raise RuntimeError(f"nginx exited with {process.returncode}:\n{_tail(log)}")
-            task_status.started(
-                FrontInfo(
-                    url=f"https://127.0.0.1:{port}",
-                    ca_certs=str(files.ca),
-                    access_log=files.access_log,
-                )
+        return main_config(workdir, files.error_log, files.access_log, site, os.geteuid() == 0)
+
+    def started(port: int) -> None:
+        task_status.started(
+            FrontInfo(
+                url=f"https://127.0.0.1:{port}", ca_certs=str(files.ca), access_log=files.access_log
             )
-            await process.wait()
-            log = await trio.Path(files.error_log).read_text()
-            raise RuntimeError(f"nginx exited with {process.returncode}:\n{_tail(log)}")
-        finally:
-            with trio.CancelScope(shield=True):
-                await _stop(process)
-    raise RuntimeError(f"nginx could not bind a free port in {BIND_ATTEMPTS} attempts")
+        )
+
+    await run_nginx(nginx, files, config_for, client_context, started)

@@ -25,6 +25,7 @@ import signal
 import socket
 import ssl
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -111,9 +112,8 @@ async def serve_api_key_proxy(
     api_key = base64.b64encode(f"{API_KEY_ID}:{secrets.token_urlsafe(16)}".encode()).decode()
     client_context = ssl.create_default_context(cafile=str(files.ca))
 
-    for _ in range(BIND_ATTEMPTS):
-        port = _free_port()
-        config = _nginx_config(
+    def config_for(port: int) -> str:
+        return _nginx_config(
             workdir=workdir,
             files=files,
             port=port,
@@ -125,10 +125,39 @@ async def serve_api_key_proxy(
             prefix=prefix,
             as_root=os.geteuid() == 0,
         )
-        await trio.Path(files.config).write_text(config)
+
+    def started(port: int) -> None:
+        task_status.started(
+            ProxyInfo(
+                url=f"https://127.0.0.1:{port}{prefix}",
+                ca_certs=str(files.ca),
+                api_key=api_key,
+                access_log=files.access_log,
+            )
+        )
+
+    await run_nginx(nginx, files, config_for, client_context, started)
+
+
+async def run_nginx(
+    nginx: str,
+    files: _Files,
+    config_for: Callable[[int], str],
+    client_context: ssl.SSLContext,
+    started: Callable[[int], None],
+) -> None:
+    """Run nginx with ``config_for(port)`` on a free port until cancelled; ``started(port)`` once
+    it accepts TLS (another port is tried if one is taken between the probe and nginx's bind).
+
+    Raises:
+        RuntimeError: nginx exited (the message ends with its error log).
+    """
+    for _ in range(BIND_ATTEMPTS):
+        port = _free_port()
+        await trio.Path(files.config).write_text(config_for(port))
         await trio.Path(files.error_log).write_text("")
         process = await trio.lowlevel.open_process(
-            [nginx, "-p", str(workdir), "-c", str(files.config), "-e", str(files.error_log)],
+            [nginx, "-p", str(files.workdir), "-c", str(files.config), "-e", str(files.error_log)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             # nginx logs to -e's file from the start; stderr only says what it cannot log.
@@ -142,14 +171,7 @@ async def serve_api_key_proxy(
                 if "Address already in use" in log:
                     continue  # another process took the port between our probe and nginx's bind
                 raise RuntimeError(f"nginx exited with {process.returncode}:\n{_tail(log)}")
-            task_status.started(
-                ProxyInfo(
-                    url=f"https://127.0.0.1:{port}{prefix}",
-                    ca_certs=str(files.ca),
-                    api_key=api_key,
-                    access_log=files.access_log,
-                )
-            )
+            started(port)
             await process.wait()
             log = await trio.Path(files.error_log).read_text()
             raise RuntimeError(f"nginx exited with {process.returncode}:\n{_tail(log)}")
