@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from trio_books.core.timeline import current_span
+from trio_books.core.trace_context import current_trace
 from trio_books.settings import Settings
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -65,6 +67,11 @@ class JsonFormatter(logging.Formatter):
         }
         if (rid := current_request_id.get()) is not None:
             entry["request_id"] = rid
+        if (trace := current_trace.get()) is not None:
+            # ECS's names, which Kibana and the APM UI join traces and logs by.
+            span = current_span.get()
+            entry["trace.id"] = trace.trace_id
+            entry["span.id"] = span.span_id if span is not None else trace.span_id
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

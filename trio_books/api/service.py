@@ -54,6 +54,7 @@ from trio_books.core.similar import (
 )
 from trio_books.core.suggest import parse_suggestions, suggest_body, suggestion_head, with_tail
 from trio_books.core.timeline import Timeline, trace_of
+from trio_books.core.trace_context import current_trace
 from trio_books.errors import (
     ElasticsearchUnavailable,
     FieldProblem,
@@ -128,6 +129,7 @@ class SearchService:
             cancelled=self.concurrency.cancelled,
             origin=started,
             on_end=self.metrics.observe_span if self.metrics is not None else None,
+            trace=current_trace.get(),
         )
 
     def _search_call(self, body: dict[str, Any]) -> Call:

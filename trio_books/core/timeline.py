@@ -20,6 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trio_books.core.trace_context import TraceContext, new_span_id
+
 Outcome = Literal["ok", "error", "cancelled", "timed out", "lost a hedge", "running"]
 
 
@@ -37,6 +39,9 @@ class Span:
     code: str | None = None
     # Its calls ran as sub-spans (``<name>#first``, ``<name>#hedge``): a hedged call.
     hedged: bool = False
+    # Its W3C span id, and its parent's (the request's own span, or the task it ran in).
+    span_id: str = field(default_factory=new_span_id)
+    parent_id: str | None = None
 
     @property
     def duration(self) -> float:
@@ -79,6 +84,7 @@ def record_attempt(
         outcome=outcome,
         detail=detail[:200],
         code=code,
+        parent_id=span.span_id,
     )
     timeline.spans.append(attempt)
     if timeline.on_end is not None:
@@ -96,6 +102,7 @@ class Timeline:
         origin: the request's start on *clock*; now if not given.
         on_end: called with each span as it ends (the metrics count Elasticsearch
             calls from here: one bookkeeping, not two).
+        trace: the request's W3C trace context; its spans are the request span's children.
     """
 
     cancelled: type[BaseException]
@@ -103,6 +110,7 @@ class Timeline:
     origin: float | None = None
     spans: list[Span] = field(default_factory=list)
     on_end: Callable[[Span], None] | None = None
+    trace: TraceContext | None = None
 
     def __post_init__(self) -> None:
         if self.origin is None:
@@ -120,7 +128,14 @@ class Timeline:
         The caller may set ``outcome`` itself (to "timed out", "lost a hedge"…)
         before the block ends; an exception only fills an outcome not yet set.
         """
-        span = Span(name=name, start=self.now())
+        # The task this one runs in, when it is this request's (a hedge's attempts
+        # under their branch); else the request itself.
+        enclosing = current_span.get()
+        if enclosing is not None and current_timeline.get() is self:
+            parent_id: str | None = enclosing.span_id
+        else:
+            parent_id = self.trace.span_id if self.trace is not None else None
+        span = Span(name=name, start=self.now(), parent_id=parent_id)
         self.spans.append(span)
         token = current_span.set(span)
         timeline_token = current_timeline.set(self)

@@ -32,6 +32,7 @@ import httpx
 import orjson
 
 from trio_books.core.timeline import attempt_started, current_span, record_attempt
+from trio_books.core.trace_context import current_trace
 from trio_books.errors import (
     AnswerTooLarge,
     CertificateRefused,
@@ -164,6 +165,13 @@ class Elasticsearch:
         if (request_id := current_request_id.get()) is not None:
             # Elasticsearch logs it with slow queries and tasks: back to our request.
             extra.append((b"x-opaque-id", request_id.encode("ascii", "replace")))
+        if (trace := current_trace.get()) is not None:
+            # The task's span as the parent: Elasticsearch's own spans hang under it.
+            span = current_span.get()
+            header = trace.traceparent(span.span_id if span is not None else None)
+            extra.append((b"traceparent", header.encode()))
+            if trace.state is not None:
+                extra.append((b"tracestate", trace.state.encode()))
         if content and self.config.http_compress:
             content = gzip.compress(content, compresslevel=1)
             extra.append((b"content-encoding", b"gzip"))
