@@ -24,9 +24,17 @@ from trio_books.api.cors import cors_headers, preflight_headers
 from trio_books.api.graceful import GRACEFUL_KEY, MakeGracefulCut
 from trio_books.api.guards import oversized
 from trio_books.api.json_provider import use_orjson
-from trio_books.api.metrics import CONTENT_TYPE, METRICS_PATH, LiveSources, ServiceMetrics
+from trio_books.api.metrics import (
+    CONTENT_TYPE,
+    METRICS_PATH,
+    UNMATCHED,
+    LiveSources,
+    ServiceMetrics,
+    method_label,
+)
 from trio_books.api.metrics_listener import MetricsListener
 from trio_books.api.openapi import ClientReadyDocument
+from trio_books.api.otel import TimelineExporter, exporter_from_environment
 from trio_books.api.proxying import behind_proxies
 from trio_books.api.request_ids import RequestIds
 from trio_books.api.routes import SERVICE_KEY, register_routes
@@ -60,6 +68,7 @@ access_log = logging.getLogger("trio_books.access")
 DOCS_PATH = "/docs"
 TALLY_KEY = "trio_books.tally"
 METRICS_KEY = "trio_books.metrics"
+OTEL_KEY = "trio_books.otel"
 SHEDDER_KEY = "trio_books.shedder"
 
 
@@ -119,6 +128,8 @@ def configure_app(app: Quart, settings: Settings, graceful: MakeGracefulCut) -> 
     # Outermost: the request's id, for every line logged for it, the server's included.
     app.asgi_app = RequestIds(tally)  # type: ignore[assignment, method-assign]
     app.extensions[TALLY_KEY] = tally
+    if (exporter := exporter_from_environment()) is not None:
+        _register_export(app, exporter)
     if settings.metrics:
         metrics = _register_metrics(app, public=settings.metrics_port is None)
         if settings.metrics_port is not None:
@@ -135,6 +146,28 @@ def configure_app(app: Quart, settings: Settings, graceful: MakeGracefulCut) -> 
         hops=settings.trusted_proxy_hops,
         root_path=settings.root_path,
     )
+
+
+def _register_export(app: Quart, exporter: TimelineExporter) -> None:
+    """Export each answered request that has a timeline; flush and stop when serving ends."""
+    app.extensions[OTEL_KEY] = exporter
+
+    @app.after_request
+    async def export_trace(response: Response) -> Response:
+        if (timeline := g.get("timeline")) is not None:
+            rule = request.url_rule.rule if request.url_rule is not None else UNMATCHED
+            exporter.export(
+                timeline,
+                name=f"{method_label(request.method)} {rule}",
+                attributes={"http.request.method": request.method, "http.route": rule},
+                status=response.status_code,
+            )
+        return response
+
+    @app.after_serving
+    async def flush_traces() -> None:
+        # The processor's flush and join block: in a worker thread, off the event loop.
+        await app.sync_to_async(exporter.close)()
 
 
 def _register_metrics(app: Quart, *, public: bool) -> ServiceMetrics:

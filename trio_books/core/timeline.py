@@ -115,6 +115,8 @@ class Timeline:
     def __post_init__(self) -> None:
         if self.origin is None:
             self.origin = self.clock()
+        # The request's start on the wall clock, for exporters that need one (OTLP).
+        self.wall_origin_ns = time.time_ns() - int((self.clock() - self.origin) * 1e9)
 
     def now(self) -> float:
         """Seconds since the request started."""
