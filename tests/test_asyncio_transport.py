@@ -38,10 +38,17 @@ def test_asyncio_transport_reuses_connections_and_fails_over(es_url: str, raw: b
             assert stats.opened <= 4
             assert (stats.in_use, stats.waiting) == (0, 0)
             # Cancelled mid-flight: the slots come back, nothing half-read stays pooled.
-            tasks = [asyncio.create_task(es.cluster_health()) for _ in range(8)]
-            async with asyncio.timeout(10):  # until they hold every connection
+            # Each call waits (up to 30 s) for a node that will never join, so all four
+            # connections are held at once however slowly the machine runs; a plain
+            # health call could end before the fourth connection was even taken.
+            held = {"wait_for_nodes": "99", "timeout": "30s"}
+            tasks = [
+                asyncio.create_task(es.request("GET", "/_cluster/health", params=held))
+                for _ in range(8)
+            ]
+            async with asyncio.timeout(30):  # until they hold every connection
                 while transport.stats()[es_url.removeprefix("http://")].in_use < 4:
-                    await asyncio.sleep(0)
+                    await asyncio.sleep(0.01)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
