@@ -79,7 +79,10 @@ async def serve_otlp(*, task_status: trio.TaskStatus[Receiver] = trio.TASK_STATU
     receiver = Receiver()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
             return
         body = b""
         while True:

@@ -8,6 +8,7 @@ that "the client" and "the proxy" are told apart in the service's access log.
 
 from __future__ import annotations
 
+import logging
 import ssl
 from pathlib import Path
 
@@ -23,6 +24,14 @@ from trio_books.settings import Settings
 pytestmark = pytest.mark.elasticsearch
 
 CLIENT = "127.0.0.2"
+
+
+@pytest.fixture(autouse=True)
+def access_lines(caplog: pytest.LogCaptureFixture) -> None:
+    """The access log's lines reach the log_lines handler (the root logger's level is higher)."""
+    caplog.set_level(logging.INFO, logger="trio_books.access")
+
+
 FORGED = "203.0.113.66"
 
 
