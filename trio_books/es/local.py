@@ -382,6 +382,9 @@ async def start(
                 stdout=output_file,
                 stderr=output_file,
                 check=False,
+                # A session of its own: the Ctrl-C that stops `nox -s serve` (sent to the
+                # terminal's whole process group) leaves the node running, as it says.
+                start_new_session=True,
                 user=owner.uid if owner else None,
                 group=owner.gid if owner else None,
                 extra_groups=[] if owner else None,
