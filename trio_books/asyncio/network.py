@@ -4,7 +4,11 @@ It mirrors :mod:`trio_books.trio.network` so the benchmark compares
 concurrency models rather than clients: a connection owns a non-blocking
 socket, calls ``send``/``recv`` directly, and waits (``loop.add_reader`` /
 ``add_writer`` on a future, under ``asyncio.timeout_at``) only when the kernel
-has nothing yet.
+has nothing yet. Every receive still yields to the loop once, as Trio's
+checkpoint does: an ``await`` in asyncio yields only when it must wait, and on
+a busy machine (where Elasticsearch has answered before the worker runs again)
+a branch of the fan-out would then send, read and parse its whole exchange
+before the next branch had sent its request, one after another.
 """
 
 from __future__ import annotations
@@ -19,13 +23,24 @@ from trio_books.transport.backend import READ_SIZE, NonBlockingSocket
 
 
 class AsyncioSocket(NonBlockingSocket):
-    """One connected non-blocking socket (a :class:`~trio_books.transport.backend.RawStream`)."""
+    """One connected non-blocking socket (a :class:`~trio_books.transport.backend.RawStream`).
 
-    __slots__ = ("loop",)
+    Bytes read just before a cancellation are kept (``unread``) and returned by
+    the next read: a cut exchange's connection can then be read to its end.
+    """
+
+    __slots__ = ("loop", "unread")
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(sock)
         self.loop = loop
+        self.unread = b""
+
+    def receive_nowait(self) -> bytes | None:
+        if self.unread:
+            data, self.unread = self.unread, b""
+            return data
+        return super().receive_nowait()
 
     async def send_all(self, data: bytes, deadline: float) -> None:
         view = memoryview(data)
@@ -38,11 +53,26 @@ class AsyncioSocket(NonBlockingSocket):
             view = view[sent:]
 
     async def receive_some(self, deadline: float) -> bytes:
+        try:
+            data = self.unread or self.sock.recv(READ_SIZE)
+        except BlockingIOError:
+            pass
+        else:
+            self.unread = b""
+            try:
+                # Trio's checkpoint: the other tasks run (and send) before this one goes on.
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                # Read, but not taken: the next read returns it (see the class).
+                self.unread = data
+                raise
+            return data
         while True:
+            await _wait(self.loop, self.sock, deadline, writable=False)
             try:
                 return self.sock.recv(READ_SIZE)
             except BlockingIOError:
-                await _wait(self.loop, self.sock, deadline, writable=False)
+                continue
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
