@@ -22,7 +22,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from urllib.parse import urlsplit
 
 import trio
 import trustme
+from processes import free_port
 
 NGINX = "/usr/sbin/nginx"
 STARTUP_LIMIT = 10.0
@@ -153,7 +153,7 @@ async def run_nginx(
         RuntimeError: nginx exited (the message ends with its error log).
     """
     for _ in range(BIND_ATTEMPTS):
-        port = _free_port()
+        port = free_port()
         await trio.Path(files.config).write_text(config_for(port))
         await trio.Path(files.error_log).write_text("")
         process = await trio.lowlevel.open_process(
@@ -213,13 +213,6 @@ def _write_certificates(workdir: Path) -> _Files:
     for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (workdir / f"{name}_temp").mkdir(exist_ok=True)
     return files
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _quoted(value: str) -> str:

@@ -9,14 +9,13 @@ is cancelled; :meth:`PrometheusInfo.query` asks its HTTP API.
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import trio
+from processes import free_port, run_program
 
 SCRAPE_INTERVAL = "500ms"
 STARTUP_LIMIT = 60.0
@@ -48,13 +47,6 @@ def find_prometheus() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def scrape_config(targets: list[str]) -> str:
     quoted = ", ".join(f'"{target}"' for target in targets)
     return (
@@ -84,45 +76,20 @@ async def serve_prometheus(
     await trio.Path(workdir).mkdir(parents=True, exist_ok=True)
     config = workdir / "prometheus.yml"
     await trio.Path(config).write_text(scrape_config(targets))
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = workdir / "prometheus.log"
-    with log.open("wb") as output:
-        process = await trio.lowlevel.open_process(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=output,
-        )
-        try:
-            with trio.fail_after(STARTUP_LIMIT):
-                while not await _ready(url):
-                    if process.poll() is not None:
-                        raise RuntimeError(
-                            f"prometheus exited with {process.returncode}:\n{await _tail(log)}"
-                        )
-                    await trio.sleep(0.1)
-            task_status.started(PrometheusInfo(url))
-            await process.wait()
-            raise RuntimeError(f"prometheus exited with {process.returncode}:\n{await _tail(log)}")
-        finally:
-            with trio.CancelScope(shield=True):
-                process.terminate()
-                with trio.move_on_after(10):
-                    await process.wait()
-                if process.poll() is None:
-                    process.kill()
-                    await process.wait()
-
-
-async def _tail(log: Path) -> str:
-    text = await trio.Path(log).read_text(errors="replace")
-    return text[-2000:]
+    await run_program(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        workdir / "prometheus.log",
+        lambda: _ready(url),
+        lambda: task_status.started(PrometheusInfo(url)),
+        startup_limit=STARTUP_LIMIT,
+    )
 
 
 async def _ready(url: str) -> bool:
