@@ -39,7 +39,6 @@ class ReceivedSpan:
 class Receiver:
     url: str = ""
     spans: list[ReceivedSpan] = field(default_factory=list)
-    posts: int = 0
 
     def of_trace(self, trace_id: str) -> list[ReceivedSpan]:
         return [span for span in self.spans if span.trace_id == trace_id]
@@ -96,7 +95,6 @@ async def serve_otlp(*, task_status: trio.TaskStatus[Receiver] = trio.TASK_STATU
             if headers.get(b"content-encoding") == b"gzip":
                 body = gzip.decompress(body)
             receiver.spans.extend(decode(body))
-            receiver.posts += 1
             status, answer = 200, ExportTraceServiceResponse().SerializeToString()
         await send(
             {

@@ -24,6 +24,7 @@ import orjson
 from hypercorn.config import Config, Sockets
 
 from trio_books.api.asgi import ASGIApp, Receive, Scope, Send
+from trio_books.api.metrics import CONTENT_TYPE
 from trio_books.api.proxying import app_path
 
 if TYPE_CHECKING:
@@ -55,8 +56,6 @@ class MetricsListener:
         elif scope["method"] not in ("GET", "HEAD"):
             await _answer(send, 405, b"application/json", _NOT_ALLOWED, (b"allow", b"GET, HEAD"))
         else:
-            from trio_books.api.metrics import CONTENT_TYPE
-
             body = self.metrics.render() if scope["method"] == "GET" else b""
             await _answer(send, 200, CONTENT_TYPE.encode(), body)
 
