@@ -9,11 +9,18 @@ the same to a real Jaeger.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
 
+import httpx
 import pytest
 import trio
 from log_lines import Lines
 from otlp_receiver import ReceivedSpan, Receiver, serve_otlp
+from processes import ANNOUNCED, WORKER_RUNNING, Output
 from servers import api_client
 
 from trio_books.api.otel import wanted
@@ -58,7 +65,16 @@ async def test_a_search_arrives_as_a_server_span_over_its_overlapping_branches(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
     monkeypatch.setenv("OTEL_SERVICE_NAME", "trio_books-test")
+    unsampled = "0af7651916cd43dd8448eb211c80319c"
     async with api_client(build, api_settings) as http:
+        # Not sampled by the caller: nothing is exported for it. Asked first: the
+        # processor sends in order, so once the second search's spans have arrived,
+        # any of the first's would have too.
+        await http.get(
+            "/api/v1/search/",
+            params={"q": "dune"},
+            headers={"traceparent": f"00-{unsampled}-{PARENT}-00"},
+        )
         answer = await http.get(
             "/api/v1/search/",
             params={"q": "dune"},
@@ -66,14 +82,6 @@ async def test_a_search_arrives_as_a_server_span_over_its_overlapping_branches(
         )
         assert answer.status_code == 200
         spans = await arrived(receiver, TRACE, 1 + len(BRANCHES))
-        # Not sampled by the caller: nothing is exported for it.
-        unsampled = "0af7651916cd43dd8448eb211c80319c"
-        await http.get(
-            "/api/v1/search/",
-            params={"q": "dune"},
-            headers={"traceparent": f"00-{unsampled}-{PARENT}-00"},
-        )
-    # Serving has ended: the processor was flushed, so whatever was sent has arrived.
     assert receiver.of_trace(unsampled) == []
     (server,) = [span for span in spans if span.kind == SERVER]
     assert server.name == "GET /api/v1/search/"
@@ -94,3 +102,50 @@ async def test_a_search_arrives_as_a_server_span_over_its_overlapping_branches(
     # The request's log lines name the same trace.
     traced = [line for line in log_lines.lines if line.get("trace.id") == TRACE]
     assert any(line.get("logger") == "trio_books.access" for line in traced)
+
+
+@pytest.mark.elasticsearch
+async def test_spans_still_queued_when_serving_stops_are_sent_before_it_exits(
+    build: str, es_url: str, catalogue_index: str, nursery: trio.Nursery
+) -> None:
+    """``python -m trio_books serve``, stopped by SIGTERM with a search's spans still queued."""
+    receiver = await nursery.start(serve_otlp)
+    env = {
+        **os.environ,
+        "TRIO_BOOKS_ES_URLS": es_url,
+        "TRIO_BOOKS_INDEX": catalogue_index,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+        # Nothing leaves on the processor's schedule: only the flush at the stop sends.
+        "OTEL_BSP_SCHEDULE_DELAY": "600000",
+    }
+    command = [sys.executable, "-m", "trio_books", "serve", "--build", build, "--port", "0"]
+    process = await trio.lowlevel.open_process(
+        command, env=env, stderr=subprocess.STDOUT, stdout=subprocess.PIPE
+    )
+    assert process.stdout is not None
+    output = Output()
+    trace_id = secrets.token_hex(16)
+    try:
+        async with trio.open_nursery() as reading:
+            reading.start_soon(output.read, process.stdout)
+            with trio.fail_after(60):
+                url = (await output.wait_for(ANNOUNCED)).group(1).decode()
+                await output.wait_for(WORKER_RUNNING)
+            async with httpx.AsyncClient(base_url=url) as http:
+                answer = await http.get(
+                    "/api/v1/search/",
+                    params={"q": "dune"},
+                    headers={"traceparent": f"00-{trace_id}-{PARENT}-01"},
+                )
+            assert answer.status_code == 200
+            await trio.sleep(0.5)
+            assert receiver.of_trace(trace_id) == []  # still in the processor's queue
+            process.send_signal(signal.SIGTERM)
+            with trio.fail_after(60):
+                assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    names = {span.name for span in receiver.of_trace(trace_id)}
+    assert names >= {"GET /api/v1/search/", *BRANCHES}, output.seen[-2000:]
