@@ -153,6 +153,11 @@ def ensure_prometheus(session: nox.Session) -> None:
     ensure_debian(session, "prometheus", present, "the metrics tests", "--no-install-recommends")
 
 
+def ensure_curl(session: nox.Session) -> None:
+    """What runs the compose file's healthcheck in its test."""
+    ensure_debian(session, "curl", shutil.which("curl") is not None, "the compose file's test")
+
+
 def ensure_systemd_analyze(session: nox.Session) -> None:
     """What checks the systemd unit in deploy/ (a container may lack systemd)."""
     present = shutil.which("systemd-analyze") is not None
@@ -210,6 +215,7 @@ def tests(session: nox.Session, shell: str) -> None:
     ensure_nginx(session)
     ensure_prometheus(session)
     ensure_systemd_analyze(session)
+    ensure_curl(session)
     with elasticsearch(session, TEST_ES_PORT) as urls:
         session.run(
             "pytest",
@@ -237,6 +243,7 @@ def tests_under_load(session: nox.Session) -> None:
     ensure_nginx(session)
     ensure_prometheus(session)
     ensure_systemd_analyze(session)
+    ensure_curl(session)
     ensure_debian(
         session,
         "stress-ng",

@@ -12,21 +12,24 @@
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
 import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
 import yaml
+from processes import free_port
 from tools import find
 
 from trio_books.settings import Settings
@@ -50,13 +53,6 @@ def instructions(dockerfile: str) -> list[tuple[str, str]]:
 
 def dockerfile_env(rest: str) -> dict[str, str]:
     return dict(word.split("=", 1) for word in shlex.split(rest))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_the_dockerfile_install_cmd_and_healthcheck_work_from_a_fresh_venv(
@@ -210,6 +206,62 @@ def test_compose_takes_its_secrets_from_the_environment_and_waits_for_a_healthy_
     # Every setting named in the service's environment is one the service reads.
     for name in api["environment"]:
         assert name.removeprefix("TRIO_BOOKS_").lower() in Settings.model_fields, name
+
+
+# Quotes, a backslash, a space and what a shell would expand: the password must reach
+# Elasticsearch as it is.
+HOSTILE_PASSWORD = 'pa"ss\\wo rd $HOME `id` %s'
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers 200 and keeps the ``Authorization`` header of each request."""
+
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.headers.get("Authorization", ""))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.needs("curl")
+def test_the_nodes_healthcheck_passes_a_hostile_password_to_curl_intact() -> None:
+    """The node's healthcheck, run by the shell, against a loopback server that records it.
+
+    The command is compose's, with its address swapped for the recorder's: the password
+    goes to curl as a config file on standard input, quoted and escaped, never in argv.
+    """
+    check = compose()["services"]["elasticsearch"]["healthcheck"]["test"]
+    assert check[0] == "CMD-SHELL"
+    command = check[1].replace("$$", "$")
+    # Never in a command line: the password variable is read by the shell's printf alone.
+    assert re.findall(r"(\S+) '%s' \"\$ELASTIC_PASSWORD\"", command) == ["printf"]
+    assert command.count("$ELASTIC_PASSWORD") == 1
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    recording = threading.Thread(target=server.serve_forever, daemon=True)
+    recording.start()
+    try:
+        address = f"http://127.0.0.1:{server.server_address[1]}"
+        assert "https://localhost:9200" in command
+        ran = subprocess.run(
+            ["sh", "-c", command.replace("https://localhost:9200", address)],
+            env={"PATH": os.environ["PATH"], "ELASTIC_PASSWORD": HOSTILE_PASSWORD},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert ran.returncode == 0, ran.stderr
+    (authorization,) = _Recorder.seen
+    scheme, _, encoded = authorization.partition(" ")
+    assert scheme == "Basic"
+    assert base64.b64decode(encoded).decode() == f"elastic:{HOSTILE_PASSWORD}"
 
 
 def test_the_kubernetes_example_probes_drains_and_keeps_secrets_in_a_secret() -> None:

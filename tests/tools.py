@@ -17,6 +17,7 @@ CHROMIUM = os.environ.get("TRIO_BOOKS_CHROMIUM", "/usr/bin/chromium")
 # Each program: where to find it, and the Debian package that brings it.
 TOOLS = {
     "chromium": (CHROMIUM, "chromium"),
+    "curl": ("curl", "curl"),
     "nginx": ("nginx", "nginx"),
     "prometheus": ("prometheus", "prometheus"),
     "wrk": ("wrk", "wrk"),
