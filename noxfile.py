@@ -1,6 +1,7 @@
-"""Sessions for developers and CI: ``nox -s tests``, ``compat``, ``lint``, ``typecheck``, ``serve``,
-``demos``, ``bench``, ``bench_load``, and the hardening drills: ``fuzz``, ``soak``, ``drills``
-and ``audit``; ``lock`` refreshes the lock file the others install from.
+"""Sessions for developers and CI: ``nox -s tests``, ``jaeger``, ``compat``, ``lint``,
+``typecheck``, ``serve``, ``demos``, ``bench``, ``bench_load``, and the hardening drills:
+``fuzz``, ``soak``, ``drills`` and ``audit``; ``lock`` refreshes the lock file the others
+install from.
 
 Every session installs what it needs into its own virtualenv, at the versions of
 ``deploy/requirements.lock``, each file checked against its hash; ``tests`` and
@@ -221,6 +222,78 @@ def tests(session: nox.Session, shell: str) -> None:
             "pytest",
             *session.posargs,
             env={"TRIO_BOOKS_ES_URLS": urls, "TRIO_BOOKS_SERVER_SHELL": shell},
+        )
+
+
+# Jaeger's version, and every Go module its build fetches (by hash, in go.sum).
+JAEGER_MODULE = Path("tests/jaeger")
+JAEGER_PACKAGE = "github.com/jaegertracing/jaeger/cmd/jaeger"
+
+
+def jaeger_version() -> str:
+    """The Jaeger release that ``tests/jaeger/go.mod`` requires (e.g. ``v1.75.0``)."""
+    text = (JAEGER_MODULE / "go.mod").read_text()
+    found = re.search(r"^\s*github\.com/jaegertracing/jaeger (v[0-9.]+)", text, re.MULTILINE)
+    if found is None:
+        raise LookupError(f"{JAEGER_MODULE}/go.mod requires no github.com/jaegertracing/jaeger")
+    return found.group(1)
+
+
+def build_jaeger(session: nox.Session) -> str:
+    """Jaeger's binary, built from ``tests/jaeger`` once per version, kept in the session's folder.
+
+    Go builds it from source: ``go install`` refuses Jaeger's own module (its replace
+    directives), so a module of ours names it as a tool. The first build fetches
+    about 1.3 GB of modules and takes minutes and 2 GB of memory on two cores; Go's
+    caches make a rebuild (after ``nox -s jaeger --reuse-venv=no``) a matter of linking.
+    """
+    if shutil.which("go") is None:
+        session.error(
+            "nox -s jaeger builds Jaeger from source and needs Go 1.24 or later: "
+            "sudo apt-get install golang-go, or Go's own release"
+        )
+    version = jaeger_version()
+    binary = Path(session.bin, f"jaeger-{version}")
+    if binary.exists():
+        session.log(f"Jaeger {version}: {binary}")
+        return str(binary)
+    session.log(f"building Jaeger {version} from {JAEGER_MODULE} (minutes, the first time)")
+    partial = binary.with_name(binary.name + ".partial")
+    session.run(
+        "go",
+        "-C",
+        str(JAEGER_MODULE),
+        "build",
+        "-trimpath",
+        "-buildvcs=false",
+        "-o",
+        str(partial.resolve()),
+        JAEGER_PACKAGE,
+        external=True,
+    )
+    # Renamed once whole: a build stopped halfway is never taken for a finished one.
+    partial.rename(binary)
+    return str(binary)
+
+
+@nox.session
+def jaeger(session: nox.Session) -> None:
+    """Send the service's traces to a real Jaeger (``tests/test_jaeger.py``, both builds).
+
+    Builds Jaeger from ``tests/jaeger/go.mod`` the first time (Go needed), starts it
+    on free loopback ports for each test, and asks its query API for each search's
+    trace. ``nox -s tests`` deselects these tests and checks the same export against
+    a receiver in the test process. Arguments after ``--`` go to pytest.
+    """
+    install(session)
+    binary = build_jaeger(session)
+    with elasticsearch(session, TEST_ES_PORT) as urls:
+        session.run(
+            "pytest",
+            "tests/test_jaeger.py",
+            f"--jaeger={binary}",
+            *session.posargs,
+            env={"TRIO_BOOKS_ES_URLS": urls},
         )
 
 
