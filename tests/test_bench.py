@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,7 @@ async def test_quick_bench_against_the_latency_standin(
         es_url,
         index_name,
         "--targets",
-        "trio,es-direct",
+        "trio,trio-otel,es-direct",
         "--concurrency",
         "2",
         "--rounds",
@@ -124,7 +125,14 @@ async def test_quick_bench_against_the_latency_standin(
     assert results["options"]["upstream"] == "latency:5ms"
     assert {r["upstream"] for r in results["runs"]} == {"latency:5ms"}
     assert all(r["errors"] == 0 and r["rps"] > 0 for r in results["runs"])
-    assert "latency stand-in, not Elasticsearch" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "latency stand-in, not Elasticsearch" in report
+    # The traced target's spans left it: the sink stand-in took them, and the
+    # report reads its rate against the untraced build's.
+    assert results["otlp_sink"]["exports"] > 0
+    assert results["otlp_sink"]["bytes"] > 100 * results["otlp_sink"]["exports"]
+    assert "| workload | clients | trio-otel / trio |" in report
+    assert re.search(r"\| search \| 2 \| \d+\.\d\d× \|", report)
 
 
 @pytest.mark.needs("wrk")

@@ -1,4 +1,4 @@
-"""The benchmark's goals as ratios between targets: TLS's price, and the Trio build's two shells."""
+"""The benchmark's goals as ratios between targets: TLS's and tracing's prices, the Trio build's two shells."""
 
 from __future__ import annotations
 
@@ -45,6 +45,44 @@ def tls_goals(options: BenchOptions, summary: dict[Key, dict[str, Any]]) -> list
                 for a, b in pairs
             ]
             lines.append(f"| {workload} | {level} | " + " | ".join(cells) + " |")
+    return lines
+
+
+# Tracing's price is read at this many clients.
+OTEL_CLIENTS = 64
+
+
+def otel_goals(
+    options: BenchOptions, summary: dict[Key, dict[str, Any]], exported: dict[str, int]
+) -> list[str]:
+    """Tracing's price: ``trio-otel`` (every request's spans exported) over ``trio``, per level.
+
+    *exported*: what the sink stand-in took over the run (``exports``, ``bytes``).
+    """
+    if not {"trio", "trio-otel"} <= set(options.targets):
+        return []
+    took = (
+        f"The sink took {exported['exports']:,} exports ({exported['bytes'] / 2**20:,.1f} MiB "
+        "of protobuf) over the run."
+        if {"exports", "bytes"} <= set(exported)
+        else "The sink did not say what it took."
+    )
+    lines = [
+        "",
+        "## Tracing",
+        "",
+        "requests/s of `trio-otel` (every request's spans exported over OTLP/HTTP to a sink "
+        "stand-in) over `trio`'s (medians over rounds). "
+        f"Goal: ≥ 0.9× on search at {OTEL_CLIENTS} clients. {took}",
+        "",
+        "| workload | clients | trio-otel / trio |",
+        "| --- | ---: | ---: |",
+    ]
+    for workload in options.workloads:
+        for level in options.concurrency:
+            traced = summary.get((workload, "trio-otel", level), {}).get("rps")
+            plain = summary.get((workload, "trio", level), {}).get("rps")
+            lines.append(f"| {workload} | {level} | {ratio(traced, plain)} |")
     return lines
 
 

@@ -15,6 +15,7 @@ from trio_books.settings import invalid_settings, load_settings
 TARGETS = (
     "trio",
     "trio-hypercorn",
+    "trio-otel",
     "trio-stock",
     "trio-sharded",
     "asyncio",

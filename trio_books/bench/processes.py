@@ -199,6 +199,28 @@ def start_standin(port: int, latency_ms: float, log: Path) -> Server:
     )
 
 
+def start_otlp_sink(port: int, log: Path) -> Server:
+    """The OTLP trace sink STAND-IN (:mod:`.otlp_sink`, not a trace backend) on 127.0.0.1:*port*."""
+    return start_server(
+        "otlp-sink",
+        [sys.executable, "-m", "trio_books.bench.otlp_sink", "--port", str(port)],
+        env={},
+        url=f"http://127.0.0.1:{port}",
+        ready_path="/stats",
+        log=log,
+    )
+
+
+def otlp_sink_stats(sink: Server) -> dict[str, int]:
+    """How many exports and bytes the sink stand-in took; empty if it did not say."""
+    try:
+        with httpx.Client(base_url=sink.url, timeout=5) as http:
+            stats = http.get("/stats").json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+    return {key: int(stats[key]) for key in ("exports", "bytes") if key in stats}
+
+
 def stop_server(server: Server, grace: float = 15.0) -> None:
     """SIGTERM (a graceful stop), then SIGKILL after *grace* seconds."""
     if server.process.poll() is None:

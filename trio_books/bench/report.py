@@ -18,7 +18,14 @@ from typing import Any
 
 import orjson
 
-from trio_books.bench.goals import Key, complete_goals, ratio, shell_goals, tls_goals
+from trio_books.bench.goals import (
+    Key,
+    complete_goals,
+    otel_goals,
+    ratio,
+    shell_goals,
+    tls_goals,
+)
 from trio_books.bench.options import BenchOptions
 from trio_books.bench.targets import TARGETS
 
@@ -197,6 +204,7 @@ def markdown(
             lines += _table(options, summary, workload, concurrency)
     lines += _transport_goals(options, summary)
     lines += tls_goals(options, summary)
+    lines += otel_goals(options, summary, results.get("otlp_sink", {}))
     lines += shell_goals(options, summary)
     lines += complete_goals(options, summary)
     lines += _connections(results.get("connections", {}))

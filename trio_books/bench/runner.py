@@ -147,6 +147,7 @@ def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig
     first = next(iter(queries.values()))
     scripts = options.out / "wrk"
     runs: list[dict[str, Any]] = []
+    otlp_sink: dict[str, int] = {}
     started = time.time()
     with ExitStack() as stack:
         upstream = config
@@ -164,6 +165,22 @@ def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig
                 f"upstream: latency stand-in ({options.upstream.label()}, NOT Elasticsearch) at {standin.url}"
             )
         node = upstream.nodes[0]
+        traced: dict[str, str] = {}
+        if any(TARGETS[name].traced for name in options.targets):
+            port = processes.free_port(ports)
+            ports.append(port)
+            sink = processes.start_otlp_sink(port, options.out / "logs" / "otlp-sink.log")
+            stack.callback(processes.stop_server, sink)
+
+            def count_exports(sink: processes.Server = sink) -> None:
+                otlp_sink.update(processes.otlp_sink_stats(sink))
+                log(f"traces: the sink took {otlp_sink} from the traced targets")
+
+            # Runs before the sink stops and after every server has (each flushes its
+            # spans as it stops): what the sink counted is all that was exported.
+            stack.callback(count_exports)
+            traced = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}
+            log(f"traces: OTLP sink stand-in (counts exports, NOT a trace backend) at {sink.url}")
         endpoints: list[Endpoint] = []
         for name in options.targets:
             target = TARGETS[name]
@@ -200,6 +217,7 @@ def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig
                     "TRIO_BOOKS_INDEX": options.index,
                     **SERVER_SETTINGS,
                     **dict(target.env),
+                    **(traced if target.traced else {}),
                 },
                 connection=es,
                 url=f"http://127.0.0.1:{port}",
@@ -267,6 +285,8 @@ def run_benchmark(options: BenchOptions, wrk_path: str, config: ConnectionConfig
         "runs": runs,
         # Read once the servers have stopped: each logs its counters as it closes its client.
         "connections": connections(options, endpoints),
+        # What the traced targets exported, as the OTLP sink stand-in counted it.
+        "otlp_sink": otlp_sink,
         "elapsed_s": round(time.time() - started, 1),
     }
 

@@ -20,6 +20,8 @@ class Target:
             file, as the reader user; else from the run's Elasticsearch.
         workloads: the only workloads it takes part in (``None``: all of them).
         one_process: serves with one process whatever ``--workers`` says.
+        traced: exports every request's spans over OTLP/HTTP (``OTEL_EXPORTER_OTLP_ENDPOINT``)
+            to the benchmark's sink stand-in (:mod:`.otlp_sink`).
     """
 
     name: str
@@ -30,6 +32,7 @@ class Target:
     secure: bool = False
     workloads: tuple[str, ...] | None = None
     one_process: bool = False
+    traced: bool = False
 
     def takes(self, workload: str) -> bool:
         """Whether this target takes part in *workload*."""
@@ -70,6 +73,14 @@ TARGETS: dict[str, Target] = {
             "httpx (one shared AsyncClient) over trio_books' Trio transport (h11), fan-out in a Trio nursery",
             ("trio_books", "serve", "--build", "trio"),
             env=(("TRIO_BOOKS_SERVER_SHELL", "hypercorn"),),
+        ),
+        Target(
+            "trio-otel",
+            "Quart-Trio in the lean Trio shell (the Trio build), every request's spans "
+            "exported over OTLP/HTTP (the otel extra) to a sink stand-in",
+            "httpx (one shared AsyncClient) over trio_books' Trio transport (h11), fan-out in a Trio nursery",
+            ("trio_books", "serve", "--build", "trio"),
+            traced=True,
         ),
         Target(
             "trio-stock",
